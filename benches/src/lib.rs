@@ -1,0 +1,1 @@
+//! Benchmarks and load generation for Parley (see `benches/` and `src/bin`).

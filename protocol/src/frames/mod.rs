@@ -1,0 +1,19 @@
+//! Domain types for everything carried in a `Frame`, converted from the wire types with
+//! validation (`TryFrom`) and back.
+
+mod common;
+mod request;
+mod response;
+
+pub use common::{ContentType, ConversationKind, CursorKind, Device, GoAwayReason, Platform};
+pub use request::{
+    ClientFrame, Credential, PeerRef, RejectedFrame, Request, SendRequest, SyncRequest,
+    MAX_GROUP_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES,
+};
+pub use response::{
+    ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push, Receipt,
+    Response, SendAck, ServerFrame, SyncResponse,
+};
+
+#[cfg(test)]
+mod tests;

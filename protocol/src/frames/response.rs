@@ -1,0 +1,536 @@
+//! Server → client frames: responses to requests and pushes. The client decodes them through
+//! the same validation, so a buggy or hostile server cannot feed the SDK nonsense ids.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message as _;
+
+use super::common::{ContentType, ConversationKind, CursorKind, GoAwayReason, WireErrorCode};
+use crate::codec::encode_prefixed;
+use crate::error::{DecodeError, ErrorCode, InvalidInput};
+use crate::ids::{ClientMsgId, ConversationId, DeviceId, MessageId, RequestId, Seq, UserId};
+use crate::wire as w;
+use crate::wire::frame::Body;
+
+/// Limits announced at login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `Limits` in the .proto file
+pub struct Limits {
+    pub max_frame_bytes: u32,
+    pub max_message_bytes: u32,
+    pub max_inflight_sends: u32,
+    pub max_sync_page: u32,
+}
+
+/// A successful login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `LoginResult` in the .proto file
+pub struct LoginResult {
+    pub user: UserId,
+    pub account: String,
+    pub device: DeviceId,
+    pub access_token: String,
+    pub access_expires_at_ms: u64,
+    pub refresh_token: String,
+    pub refresh_expires_at_ms: u64,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub limits: Limits,
+    pub server_time_ms: u64,
+    pub epoch: u64,
+    pub session_id: u64,
+}
+
+/// Durable acknowledgement of a send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `SendAck` in the .proto file
+pub struct SendAck {
+    pub message_id: MessageId,
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub server_time_ms: u64,
+    pub duplicate: bool,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `Message` in the .proto file
+pub struct Message {
+    pub id: MessageId,
+    pub conversation: ConversationId,
+    pub seq: Seq,
+    pub sender: UserId,
+    pub sender_device: DeviceId,
+    pub content_type: ContentType,
+    pub content: Bytes,
+    pub client_msg_id: ClientMsgId,
+    pub server_time_ms: u64,
+    pub reply_to: Seq,
+    pub mentions: Vec<UserId>,
+}
+
+/// A conversation as one member sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `ConversationInfo` in the .proto file
+pub struct ConversationInfo {
+    pub id: ConversationId,
+    pub kind: ConversationKind,
+    pub name: String,
+    pub members: Vec<UserId>,
+    pub head: Seq,
+    pub delivered: Seq,
+    pub read: Seq,
+    pub unread: u64,
+    pub owner: Option<UserId>,
+    pub visible_from: Seq,
+}
+
+/// A cursor moved by some user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `ReceiptPush` in the .proto file
+pub struct Receipt {
+    pub conversation: ConversationId,
+    pub user: UserId,
+    pub kind: CursorKind,
+    pub seq: Seq,
+    pub unread: u64,
+}
+
+/// One page of sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // see `SyncResponse` in the .proto file
+pub struct SyncResponse {
+    pub epoch: u64,
+    pub reset: bool,
+    pub conversations: Vec<ConversationInfo>,
+    pub messages: Vec<Message>,
+    pub receipts: Vec<Receipt>,
+    pub has_more: bool,
+}
+
+/// An error reported by the server.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct ErrorInfo {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+    /// The server closes the connection after it.
+    pub fatal: bool,
+}
+
+impl ErrorInfo {
+    /// A non-fatal error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            fatal: false,
+        }
+    }
+}
+
+/// A change of group membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `MembershipPush` in the .proto file
+pub struct MembershipChange {
+    pub conversation: ConversationInfo,
+    pub added: Vec<UserId>,
+    pub removed: Vec<UserId>,
+    pub by: UserId,
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Response {
+    Login(LoginResult),
+    SendAck(SendAck),
+    Sync(SyncResponse),
+    Pong {
+        client_time_ms: u64,
+        server_time_ms: u64,
+    },
+    Error(ErrorInfo),
+    Conversation(ConversationInfo),
+    Ok,
+}
+
+/// Something the server tells the client unasked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Push {
+    Message(Message),
+    Receipt(Receipt),
+    GoAway {
+        reason: GoAwayReason,
+        message: String,
+    },
+    SyncNeeded,
+    Typing {
+        conversation: ConversationId,
+        user: UserId,
+    },
+    Membership(MembershipChange),
+    /// An error not tied to a request (e.g. an undecodable frame).
+    Error(ErrorInfo),
+}
+
+/// Any frame the server sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerFrame {
+    /// The answer to the request with this id.
+    Response(RequestId, Response),
+    /// A push.
+    Push(Push),
+}
+
+// ---- domain -> wire -------------------------------------------------------------------------
+
+impl From<Message> for w::Message {
+    fn from(m: Message) -> Self {
+        w::Message {
+            message_id: m.id.get(),
+            conversation_id: m.conversation.get(),
+            seq: m.seq.get(),
+            sender_user_id: m.sender.get(),
+            sender_device_id: m.sender_device.into(),
+            content_type: m.content_type.to_wire(),
+            content: m.content,
+            client_msg_id: m.client_msg_id.into(),
+            server_time_ms: m.server_time_ms,
+            reply_to_seq: m.reply_to.get(),
+            mention_user_ids: m.mentions.into_iter().map(u64::from).collect(),
+        }
+    }
+}
+
+impl From<ConversationInfo> for w::ConversationInfo {
+    fn from(c: ConversationInfo) -> Self {
+        w::ConversationInfo {
+            conversation_id: c.id.get(),
+            kind: c.kind.to_wire(),
+            name: c.name,
+            member_user_ids: c.members.into_iter().map(u64::from).collect(),
+            head_seq: c.head.get(),
+            delivered_seq: c.delivered.get(),
+            read_seq: c.read.get(),
+            unread: c.unread,
+            owner_user_id: c.owner.map_or(0, u64::from),
+            visible_from_seq: c.visible_from.get(),
+        }
+    }
+}
+
+impl From<Receipt> for w::ReceiptPush {
+    fn from(r: Receipt) -> Self {
+        w::ReceiptPush {
+            conversation_id: r.conversation.get(),
+            user_id: r.user.get(),
+            kind: r.kind.to_wire(),
+            seq: r.seq.get(),
+            unread: r.unread,
+        }
+    }
+}
+
+impl From<ErrorInfo> for w::Error {
+    fn from(e: ErrorInfo) -> Self {
+        w::Error {
+            code: WireErrorCode::from(e.code).to_wire(),
+            message: e.message,
+            fatal: e.fatal,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl From<Response> for Body {
+    fn from(r: Response) -> Body {
+        match r {
+            Response::Login(l) => Body::LoginResult(w::LoginResult {
+                user_id: l.user.get(),
+                account: l.account,
+                device_id: l.device.into(),
+                access_token: l.access_token,
+                access_expires_at_ms: l.access_expires_at_ms,
+                refresh_token: l.refresh_token,
+                refresh_expires_at_ms: l.refresh_expires_at_ms,
+                heartbeat_interval_ms: ms(l.heartbeat_interval),
+                heartbeat_timeout_ms: ms(l.heartbeat_timeout),
+                limits: Some(w::Limits {
+                    max_frame_bytes: l.limits.max_frame_bytes,
+                    max_message_bytes: l.limits.max_message_bytes,
+                    max_inflight_sends: l.limits.max_inflight_sends,
+                    max_sync_page: l.limits.max_sync_page,
+                }),
+                server_time_ms: l.server_time_ms,
+                epoch: l.epoch,
+                session_id: l.session_id,
+            }),
+            Response::SendAck(a) => Body::SendAck(w::SendAck {
+                message_id: a.message_id.get(),
+                conversation_id: a.conversation.get(),
+                seq: a.seq.get(),
+                server_time_ms: a.server_time_ms,
+                duplicate: a.duplicate,
+            }),
+            Response::Sync(s) => Body::SyncResponse(w::SyncResponse {
+                epoch: s.epoch,
+                reset: s.reset,
+                conversations: s.conversations.into_iter().map(Into::into).collect(),
+                messages: s.messages.into_iter().map(Into::into).collect(),
+                receipts: s.receipts.into_iter().map(Into::into).collect(),
+                has_more: s.has_more,
+            }),
+            Response::Pong {
+                client_time_ms,
+                server_time_ms,
+            } => Body::Pong(w::Pong {
+                client_time_ms,
+                server_time_ms,
+            }),
+            Response::Error(e) => Body::Error(e.into()),
+            Response::Conversation(c) => Body::Conversation(c.into()),
+            Response::Ok => Body::Ok(w::Ok {}),
+        }
+    }
+}
+
+impl From<Push> for Body {
+    fn from(p: Push) -> Body {
+        match p {
+            Push::Message(m) => Body::Message(w::MessagePush {
+                message: Some(m.into()),
+            }),
+            Push::Receipt(r) => Body::Receipt(r.into()),
+            Push::GoAway { reason, message } => Body::GoAway(w::GoAway {
+                reason: reason.to_wire(),
+                message,
+            }),
+            Push::SyncNeeded => Body::SyncNeeded(w::SyncNeeded {}),
+            Push::Typing { conversation, user } => Body::TypingPush(w::TypingPush {
+                conversation_id: conversation.get(),
+                user_id: user.get(),
+            }),
+            Push::Membership(m) => Body::Membership(w::MembershipPush {
+                conversation: Some(m.conversation.into()),
+                added_user_ids: m.added.into_iter().map(u64::from).collect(),
+                removed_user_ids: m.removed.into_iter().map(u64::from).collect(),
+                by_user_id: m.by.get(),
+            }),
+            Push::Error(e) => Body::Error(e.into()),
+        }
+    }
+}
+
+// ---- wire -> domain -------------------------------------------------------------------------
+
+fn ids<T: TryFrom<u64, Error = InvalidInput>>(v: Vec<u64>) -> Result<Vec<T>, InvalidInput> {
+    v.into_iter().map(T::try_from).collect()
+}
+
+impl TryFrom<w::Message> for Message {
+    type Error = InvalidInput;
+    fn try_from(m: w::Message) -> Result<Self, InvalidInput> {
+        Ok(Message {
+            id: MessageId::try_from(m.message_id)?,
+            conversation: ConversationId::try_from(m.conversation_id)?,
+            seq: Seq(m.seq),
+            sender: UserId::try_from(m.sender_user_id)?,
+            sender_device: DeviceId::try_from(m.sender_device_id)?,
+            content_type: ContentType::from_wire(m.content_type),
+            content: m.content,
+            client_msg_id: ClientMsgId::try_from(m.client_msg_id)?,
+            server_time_ms: m.server_time_ms,
+            reply_to: Seq(m.reply_to_seq),
+            mentions: ids(m.mention_user_ids)?,
+        })
+    }
+}
+
+impl TryFrom<w::ConversationInfo> for ConversationInfo {
+    type Error = InvalidInput;
+    fn try_from(c: w::ConversationInfo) -> Result<Self, InvalidInput> {
+        Ok(ConversationInfo {
+            id: ConversationId::try_from(c.conversation_id)?,
+            kind: ConversationKind::from_wire(c.kind),
+            name: c.name,
+            members: ids(c.member_user_ids)?,
+            head: Seq(c.head_seq),
+            delivered: Seq(c.delivered_seq),
+            read: Seq(c.read_seq),
+            unread: c.unread,
+            owner: UserId::try_from(c.owner_user_id).ok(),
+            visible_from: Seq(c.visible_from_seq),
+        })
+    }
+}
+
+impl TryFrom<w::ReceiptPush> for Receipt {
+    type Error = InvalidInput;
+    fn try_from(r: w::ReceiptPush) -> Result<Self, InvalidInput> {
+        Ok(Receipt {
+            conversation: ConversationId::try_from(r.conversation_id)?,
+            user: UserId::try_from(r.user_id)?,
+            kind: CursorKind::from_wire(r.kind)?,
+            seq: Seq(r.seq),
+            unread: r.unread,
+        })
+    }
+}
+
+impl From<w::Error> for ErrorInfo {
+    fn from(e: w::Error) -> Self {
+        ErrorInfo {
+            code: WireErrorCode::from_wire(e.code).into(),
+            message: e.message,
+            fatal: e.fatal,
+        }
+    }
+}
+
+fn response(body: Body) -> Result<Response, DecodeError> {
+    Ok(match body {
+        Body::LoginResult(l) => {
+            let limits = l.limits.unwrap_or_default();
+            Response::Login(LoginResult {
+                user: UserId::try_from(l.user_id)?,
+                account: l.account,
+                device: DeviceId::try_from(l.device_id)?,
+                access_token: l.access_token,
+                access_expires_at_ms: l.access_expires_at_ms,
+                refresh_token: l.refresh_token,
+                refresh_expires_at_ms: l.refresh_expires_at_ms,
+                heartbeat_interval: Duration::from_millis(l.heartbeat_interval_ms.into()),
+                heartbeat_timeout: Duration::from_millis(l.heartbeat_timeout_ms.into()),
+                limits: Limits {
+                    max_frame_bytes: limits.max_frame_bytes,
+                    max_message_bytes: limits.max_message_bytes,
+                    max_inflight_sends: limits.max_inflight_sends,
+                    max_sync_page: limits.max_sync_page,
+                },
+                server_time_ms: l.server_time_ms,
+                epoch: l.epoch,
+                session_id: l.session_id,
+            })
+        }
+        Body::SendAck(a) => Response::SendAck(SendAck {
+            message_id: MessageId::try_from(a.message_id)?,
+            conversation: ConversationId::try_from(a.conversation_id)?,
+            seq: Seq(a.seq),
+            server_time_ms: a.server_time_ms,
+            duplicate: a.duplicate,
+        }),
+        Body::SyncResponse(s) => Response::Sync(SyncResponse {
+            epoch: s.epoch,
+            reset: s.reset,
+            conversations: s
+                .conversations
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            messages: s
+                .messages
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            receipts: s
+                .receipts
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: s.has_more,
+        }),
+        Body::Pong(p) => Response::Pong {
+            client_time_ms: p.client_time_ms,
+            server_time_ms: p.server_time_ms,
+        },
+        Body::Error(e) => Response::Error(e.into()),
+        Body::Conversation(c) => Response::Conversation(c.try_into()?),
+        Body::Ok(_) => Response::Ok,
+        _ => return Err(DecodeError::Unexpected("not a response")),
+    })
+}
+
+fn push(body: Body) -> Result<Push, DecodeError> {
+    Ok(match body {
+        Body::Message(m) => Push::Message(
+            m.message
+                .ok_or(InvalidInput::new("message push without a message"))?
+                .try_into()?,
+        ),
+        Body::Receipt(r) => Push::Receipt(r.try_into()?),
+        Body::GoAway(g) => Push::GoAway {
+            reason: GoAwayReason::from_wire(g.reason),
+            message: g.message,
+        },
+        Body::SyncNeeded(_) => Push::SyncNeeded,
+        Body::TypingPush(t) => Push::Typing {
+            conversation: ConversationId::try_from(t.conversation_id)?,
+            user: UserId::try_from(t.user_id)?,
+        },
+        Body::Membership(m) => Push::Membership(MembershipChange {
+            conversation: m
+                .conversation
+                .ok_or(InvalidInput::new("membership push without a conversation"))?
+                .try_into()?,
+            added: ids(m.added_user_ids)?,
+            removed: ids(m.removed_user_ids)?,
+            by: UserId::try_from(m.by_user_id)?,
+        }),
+        Body::Error(e) => Push::Error(e.into()),
+        _ => return Err(DecodeError::Unexpected("not a push")),
+    })
+}
+
+impl ServerFrame {
+    /// Decodes and validates one frame body (without its length prefix).
+    pub fn decode(body: Bytes) -> Result<ServerFrame, DecodeError> {
+        let frame = w::Frame::decode(body)?;
+        let body = frame
+            .body
+            .ok_or(DecodeError::Unexpected("frame without a body"))?;
+        match RequestId::try_from(frame.request_id) {
+            Ok(id) => Ok(ServerFrame::Response(id, response(body)?)),
+            Err(_) => Ok(ServerFrame::Push(push(body)?)),
+        }
+    }
+
+    /// Encodes as one length-prefixed frame, ready to be shared between connections.
+    pub fn encode(self) -> Bytes {
+        let (request_id, body) = match self {
+            ServerFrame::Response(id, r) => (id.get(), Body::from(r)),
+            ServerFrame::Push(p) => (0, Body::from(p)),
+        };
+        encode_prefixed(&w::Frame {
+            request_id,
+            body: Some(body),
+        })
+    }
+
+    /// An error frame answering `request_id` (0 = not tied to a request).
+    pub fn error(request_id: u64, error: ErrorInfo) -> ServerFrame {
+        match RequestId::try_from(request_id) {
+            Ok(id) => ServerFrame::Response(id, Response::Error(error)),
+            Err(_) => ServerFrame::Push(Push::Error(error)),
+        }
+    }
+}
+
+impl Message {
+    /// Stable binary encoding of a message (the wire `Message`), used for storage.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        w::Message::from(self.clone()).encode_to_vec()
+    }
+
+    /// Decodes [`Message::to_bytes`] output.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Message, DecodeError> {
+        Ok(w::Message::decode(bytes)?.try_into()?)
+    }
+}

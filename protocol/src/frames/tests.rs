@@ -1,0 +1,138 @@
+use bytes::{Bytes, BytesMut};
+use prost::Message as _;
+
+use super::*;
+use crate::codec::FrameCodec;
+use crate::error::{DecodeError, ErrorCode};
+use crate::ids::*;
+use crate::wire as w;
+
+fn body_of(encoded: Bytes) -> Bytes {
+    let mut buf = BytesMut::from(&encoded[..]);
+    FrameCodec::new(1 << 20).decode(&mut buf).unwrap().unwrap()
+}
+
+fn device() -> Device {
+    Device {
+        id: DeviceId::try_from("phone-1").unwrap(),
+        platform: Platform::Ios,
+    }
+}
+
+#[test]
+fn requests_round_trip() {
+    let conv = ConversationId::try_from(9).unwrap();
+    let requests = vec![
+        Request::Register {
+            account: Account::try_from("alice").unwrap(),
+            password: "correct horse".into(),
+            device: device(),
+        },
+        Request::Login {
+            credential: Credential::AccessToken("tok".into()),
+            device: device(),
+        },
+        Request::Send(SendRequest {
+            conversation: conv,
+            content_type: ContentType::Text,
+            content: Bytes::from_static(b"hi"),
+            client_msg_id: ClientMsgId::try_from("c1").unwrap(),
+            reply_to: Seq(3),
+            mentions: vec![UserId::try_from(4).unwrap()],
+        }),
+        Request::CursorAck {
+            conversation: conv,
+            kind: CursorKind::Read,
+            seq: Seq(5),
+        },
+        Request::Sync(SyncRequest {
+            epoch: 77,
+            positions: vec![(conv, Seq(2))],
+            limit: 10,
+        }),
+        Request::OpenDirect(PeerRef::Account(Account::try_from("bob").unwrap())),
+        Request::Logout,
+    ];
+    for (i, request) in requests.into_iter().enumerate() {
+        let frame = ClientFrame {
+            request_id: RequestId::try_from(i as u64 + 1).unwrap(),
+            request,
+        };
+        let decoded = ClientFrame::decode(body_of(frame.clone().encode())).unwrap();
+        assert_eq!(decoded, frame);
+    }
+}
+
+#[test]
+fn server_frames_round_trip() {
+    let msg = Message {
+        id: MessageId::try_from(1).unwrap(),
+        conversation: ConversationId::try_from(2).unwrap(),
+        seq: Seq(1),
+        sender: UserId::try_from(3).unwrap(),
+        sender_device: DeviceId::try_from("d").unwrap(),
+        content_type: ContentType::Text,
+        content: Bytes::from_static(b"x"),
+        client_msg_id: ClientMsgId::try_from("c").unwrap(),
+        server_time_ms: 1234,
+        reply_to: Seq::ZERO,
+        mentions: vec![],
+    };
+    assert_eq!(Message::from_bytes(&msg.to_bytes()).unwrap(), msg);
+    for frame in [
+        ServerFrame::Push(Push::Message(msg.clone())),
+        ServerFrame::Push(Push::SyncNeeded),
+        ServerFrame::Response(
+            RequestId::try_from(5).unwrap(),
+            Response::Error(ErrorInfo::new(ErrorCode::Forbidden, "no")),
+        ),
+        ServerFrame::error(0, ErrorInfo::new(ErrorCode::BadFrame, "bad")),
+    ] {
+        assert_eq!(
+            ServerFrame::decode(body_of(frame.clone().encode())).unwrap(),
+            frame
+        );
+    }
+}
+
+#[test]
+fn bad_client_frames_are_rejected_with_their_request_id() {
+    // Not protobuf at all.
+    let e = ClientFrame::decode(Bytes::from_static(&[0xff, 0xff, 0xff])).unwrap_err();
+    assert_eq!(e.request_id, 0);
+    assert_eq!(e.error.code(), ErrorCode::BadFrame);
+
+    // Request id 0.
+    let f = w::Frame {
+        request_id: 0,
+        body: Some(w::frame::Body::Ping(w::Ping { client_time_ms: 1 })),
+    };
+    let e = ClientFrame::decode(f.encode_to_vec().into()).unwrap_err();
+    assert_eq!(e.error.code(), ErrorCode::InvalidArgument);
+
+    // Zero conversation id.
+    let f = w::Frame {
+        request_id: 8,
+        body: Some(w::frame::Body::Typing(w::Typing { conversation_id: 0 })),
+    };
+    let e = ClientFrame::decode(f.encode_to_vec().into()).unwrap_err();
+    assert_eq!(e.request_id, 8);
+    assert!(matches!(e.error, DecodeError::Invalid(_)));
+
+    // A push sent by a client.
+    let f = w::Frame {
+        request_id: 9,
+        body: Some(w::frame::Body::SyncNeeded(w::SyncNeeded {})),
+    };
+    let e = ClientFrame::decode(f.encode_to_vec().into()).unwrap_err();
+    assert_eq!(e.error.code(), ErrorCode::BadFrame);
+}
+
+proptest::proptest! {
+    /// Arbitrary bytes never panic the decoders.
+    #[test]
+    fn decoders_never_panic(bytes in proptest::collection::vec(0u8..=255, 0..256)) {
+        let _ = ClientFrame::decode(Bytes::from(bytes.clone()));
+        let _ = ServerFrame::decode(Bytes::from(bytes));
+    }
+}

@@ -1,0 +1,201 @@
+//! Identifier newtypes. Numeric ids are non-zero (0 means "absent" on the wire); string ids are
+//! validated for length and charset where a peer supplies them.
+
+use std::fmt;
+
+use crate::error::InvalidInput;
+
+macro_rules! nonzero_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(u64);
+
+        impl $name {
+            /// The raw number (never 0).
+            pub const fn get(self) -> u64 {
+                self.0
+            }
+        }
+
+        impl TryFrom<u64> for $name {
+            type Error = InvalidInput;
+            fn try_from(v: u64) -> Result<Self, InvalidInput> {
+                if v == 0 {
+                    Err(InvalidInput::new(concat!($what, " must be non-zero")))
+                } else {
+                    Ok(Self(v))
+                }
+            }
+        }
+
+        impl From<$name> for u64 {
+            fn from(v: $name) -> u64 {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+nonzero_id!(
+    /// A user account.
+    UserId,
+    "user id"
+);
+nonzero_id!(
+    /// A conversation (1:1 or group).
+    ConversationId,
+    "conversation id"
+);
+nonzero_id!(
+    /// The global id of a stored message.
+    MessageId,
+    "message id"
+);
+nonzero_id!(
+    /// A client-chosen request id, echoed in the response.
+    RequestId,
+    "request id"
+);
+
+/// Position of a message within its conversation: gapless, starting at 1. `Seq::ZERO` means
+/// "before the first message".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// Before the first message.
+    pub const ZERO: Seq = Seq(0);
+
+    /// The raw number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The next seq.
+    pub const fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+fn check_token(s: &str, what: &'static str, max: usize) -> Result<(), InvalidInput> {
+    if s.is_empty() || s.len() > max {
+        return Err(InvalidInput::owned(format!(
+            "{what} must be 1..={max} bytes"
+        )));
+    }
+    if s.chars().any(|c| c.is_control()) {
+        return Err(InvalidInput::owned(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The validated string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidInput;
+            fn try_from(s: String) -> Result<Self, InvalidInput> {
+                let check: fn(&str) -> Result<(), InvalidInput> = $check;
+                check(&s)?;
+                Ok(Self(s))
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidInput;
+            fn try_from(s: &str) -> Result<Self, InvalidInput> {
+                Self::try_from(s.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A device of a user, chosen by the client and stable across its connections.
+    DeviceId,
+    "device id",
+    |s| check_token(s, "device id", 64)
+);
+string_id!(
+    /// The sender's idempotency key for a message.
+    ClientMsgId,
+    "client_msg_id",
+    |s| check_token(s, "client_msg_id", 64)
+);
+string_id!(
+    /// A login name: 3..=64 characters of `[A-Za-z0-9_.-]`.
+    Account,
+    "account",
+    |s| {
+        let ok_len = (3..=64).contains(&s.len());
+        let ok_chars = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok_len && ok_chars {
+            Ok(())
+        } else {
+            Err(InvalidInput::new(
+                "account must be 3..=64 characters of [A-Za-z0-9_.-]",
+            ))
+        }
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_ids_are_rejected() {
+        assert!(UserId::try_from(0).is_err());
+        assert_eq!(UserId::try_from(7).map(u64::from), Ok(7));
+    }
+
+    #[test]
+    fn string_ids_are_validated() {
+        assert!(Account::try_from("al").is_err());
+        assert!(Account::try_from("alice smith").is_err());
+        assert!(Account::try_from("alice_01").is_ok());
+        assert!(DeviceId::try_from("").is_err());
+        assert!(DeviceId::try_from("a".repeat(65)).is_err());
+        assert!(DeviceId::try_from("phone\n").is_err());
+        assert!(ClientMsgId::try_from("7f1c-uuid").is_ok());
+    }
+}
