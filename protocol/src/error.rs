@@ -66,6 +66,9 @@ pub enum DecodeError {
     /// The frame is of a kind this side never accepts (e.g. a push sent by a client).
     #[error("unexpected frame kind: {0}")]
     Unexpected(&'static str),
+    /// The request id is 0 (reserved for pushes).
+    #[error("request id must be non-zero")]
+    BadRequestId,
     /// Reading the underlying stream failed (only from the tokio codec).
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
@@ -79,6 +82,7 @@ impl DecodeError {
             DecodeError::Malformed(_) | DecodeError::Unexpected(_) => ErrorCode::BadFrame,
             DecodeError::Invalid(_) => ErrorCode::InvalidArgument,
             DecodeError::Io(_) => ErrorCode::Internal,
+            DecodeError::BadRequestId => ErrorCode::BadRequestId,
         }
     }
 

@@ -377,7 +377,7 @@ impl ClientFrame {
         })?;
         let request_id = frame.request_id;
         let reject = |error: DecodeError| RejectedFrame { request_id, error };
-        let id = RequestId::try_from(request_id).map_err(|e| reject(e.into()))?;
+        let id = RequestId::try_from(request_id).map_err(|_| reject(DecodeError::BadRequestId))?;
         let body = frame
             .body
             .ok_or_else(|| reject(DecodeError::Unexpected("frame without a body")))?;

@@ -108,7 +108,7 @@ fn bad_client_frames_are_rejected_with_their_request_id() {
         body: Some(w::frame::Body::Ping(w::Ping { client_time_ms: 1 })),
     };
     let e = ClientFrame::decode(f.encode_to_vec().into()).unwrap_err();
-    assert_eq!(e.error.code(), ErrorCode::InvalidArgument);
+    assert_eq!(e.error.code(), ErrorCode::BadRequestId);
 
     // Zero conversation id.
     let f = w::Frame {

@@ -137,6 +137,7 @@ impl<T> ClientSession<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests may read the real clock: the code under test never does
 mod tests {
     use super::*;
 

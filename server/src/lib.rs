@@ -1,0 +1,2 @@
+//! The Parley connection server.
+pub mod store;

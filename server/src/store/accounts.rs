@@ -1,0 +1,185 @@
+//! Users, account names and session tokens.
+
+use parley_protocol::ids::{Account, DeviceId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, u64_key};
+use super::{from_json, json, Result, Store};
+
+/// A user account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Login name.
+    pub account: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+}
+
+/// Access or refresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenKind {
+    /// Short-lived, for logins.
+    Access,
+    /// Long-lived, to obtain new tokens.
+    Refresh,
+}
+
+/// What a token grants. Only the token's SHA-256 is stored, never the token.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Owner.
+    pub user: u64,
+    /// Device the token was issued to.
+    pub device: String,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// Expiry, Unix ms.
+    pub expires_ms: u64,
+}
+
+/// The current token pair of one device (so logout can revoke it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceTokens {
+    /// SHA-256 of the access token.
+    pub access: [u8; 32],
+    /// SHA-256 of the refresh token.
+    pub refresh: [u8; 32],
+}
+
+fn device_key(user: UserId, device: &DeviceId) -> Vec<u8> {
+    let mut k = u64_key(user.get()).to_vec();
+    k.extend_from_slice(device.as_str().as_bytes());
+    k
+}
+
+impl Store {
+    /// Creates a user; `None` if the account name is taken.
+    pub fn create_user(&self, account: &Account, record: &UserRecord) -> Result<Option<UserId>> {
+        let id = self.generate_id()?;
+        let user = UserId::try_from(id).map_err(|e| super::StoreError::Corrupt {
+            tree: "users",
+            detail: e.to_string(),
+        })?;
+        // Write the record first: a crash between the two writes leaves an unreachable record,
+        // never a name pointing at nothing.
+        self.users.insert(u64_key(id), json(record))?;
+        let claimed = self.accounts.compare_and_swap(
+            account.as_str(),
+            None as Option<&[u8]>,
+            Some(&u64_key(id)[..]),
+        )?;
+        if claimed.is_err() {
+            self.users.remove(u64_key(id))?;
+            return Ok(None);
+        }
+        Ok(Some(user))
+    }
+
+    /// Looks a user up by account name.
+    pub fn user_by_account(&self, account: &str) -> Result<Option<(UserId, UserRecord)>> {
+        let Some(id) = self.accounts.get(account)? else {
+            return Ok(None);
+        };
+        let user = keys::user(&id, "accounts")?;
+        Ok(self.user(user)?.map(|r| (user, r)))
+    }
+
+    /// Looks a user up by id.
+    pub fn user(&self, user: UserId) -> Result<Option<UserRecord>> {
+        self.users
+            .get(u64_key(user.get()))?
+            .map(|v| from_json(&v, "users"))
+            .transpose()
+    }
+
+    /// Stores a new token pair for a device, revoking the device's previous pair.
+    pub fn replace_device_tokens(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        access: ([u8; 32], &TokenRecord),
+        refresh: ([u8; 32], &TokenRecord),
+    ) -> Result<()> {
+        self.tokens.insert(access.0, json(access.1))?;
+        self.tokens.insert(refresh.0, json(refresh.1))?;
+        let pair = DeviceTokens {
+            access: access.0,
+            refresh: refresh.0,
+        };
+        if let Some(old) = self.devices.insert(device_key(user, device), json(&pair))? {
+            let old: DeviceTokens = from_json(&old, "devices")?;
+            self.tokens.remove(old.access)?;
+            self.tokens.remove(old.refresh)?;
+        }
+        Ok(())
+    }
+
+    /// The record of a token, by the token's hash.
+    pub fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
+        self.tokens
+            .get(hash)?
+            .map(|v| from_json(&v, "tokens"))
+            .transpose()
+    }
+
+    /// Revokes the device's tokens (logout).
+    pub fn revoke_device(&self, user: UserId, device: &DeviceId) -> Result<()> {
+        if let Some(old) = self.devices.remove(device_key(user, device))? {
+            let old: DeviceTokens = from_json(&old, "devices")?;
+            self.tokens.remove(old.access)?;
+            self.tokens.remove(old.refresh)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::temp_store;
+    use super::*;
+
+    fn rec(account: &str) -> UserRecord {
+        UserRecord {
+            account: account.into(),
+            password_hash: "h".into(),
+            created_ms: 1,
+        }
+    }
+
+    #[test]
+    fn account_names_are_unique() {
+        let (_d, store) = temp_store();
+        let alice = Account::try_from("alice").unwrap();
+        let id = store.create_user(&alice, &rec("alice")).unwrap().unwrap();
+        assert!(store.create_user(&alice, &rec("alice")).unwrap().is_none());
+        assert_eq!(store.user_by_account("alice").unwrap().unwrap().0, id);
+        assert!(store.user_by_account("bob").unwrap().is_none());
+    }
+
+    #[test]
+    fn new_tokens_revoke_old_ones() {
+        let (_d, store) = temp_store();
+        let user = UserId::try_from(1).unwrap();
+        let dev = DeviceId::try_from("d").unwrap();
+        let t = |kind| TokenRecord {
+            user: 1,
+            device: "d".into(),
+            kind,
+            expires_ms: 10,
+        };
+        let (a, r) = (t(TokenKind::Access), t(TokenKind::Refresh));
+        store
+            .replace_device_tokens(user, &dev, ([1; 32], &a), ([2; 32], &r))
+            .unwrap();
+        store
+            .replace_device_tokens(user, &dev, ([3; 32], &a), ([4; 32], &r))
+            .unwrap();
+        assert!(store.token(&[1; 32]).unwrap().is_none());
+        assert!(store.token(&[3; 32]).unwrap().is_some());
+        store.revoke_device(user, &dev).unwrap();
+        assert!(store.token(&[3; 32]).unwrap().is_none());
+        assert!(store.token(&[4; 32]).unwrap().is_none());
+    }
+}

@@ -1,0 +1,258 @@
+//! Conversations and membership. Creation and membership changes are sled transactions across
+//! `convs`, `direct`, `members` and `user_convs`, so a crash never leaves half a conversation.
+
+use parley_protocol::frames::ConversationKind;
+use parley_protocol::ids::{ConversationId, Seq, UserId};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::keys::{self, pair, u64_key};
+use super::{from_json, json, Result, Store, StoreError};
+
+/// Role of a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Created the group; may change membership.
+    Owner,
+    /// Ordinary member.
+    Member,
+}
+
+/// A conversation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    /// True for groups, false for 1:1.
+    pub group: bool,
+    /// Group name (empty for 1:1).
+    pub name: String,
+    /// Owner of a group.
+    pub owner: Option<u64>,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+}
+
+impl ConversationRecord {
+    /// Wire kind.
+    pub fn kind(&self) -> ConversationKind {
+        if self.group {
+            ConversationKind::Group
+        } else {
+            ConversationKind::Direct
+        }
+    }
+}
+
+/// A member of a conversation.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Owner or member.
+    pub role: Role,
+    /// First seq the member may read (history before joining stays hidden).
+    pub from_seq: u64,
+}
+
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Engine(e),
+    }
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+fn put_member(
+    members: &TransactionalTree,
+    user_convs: &TransactionalTree,
+    conv: ConversationId,
+    user: UserId,
+    record: MemberRecord,
+) -> TxResult<()> {
+    members.insert(&pair(conv.get(), user.get())[..], json(&record))?;
+    user_convs.insert(&pair(user.get(), conv.get())[..], &[][..])?;
+    Ok(())
+}
+
+impl Store {
+    /// The 1:1 conversation of `a` and `b`, created on first use. Both users get the same one.
+    pub fn direct_conversation(&self, a: UserId, b: UserId, now_ms: u64) -> Result<ConversationId> {
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let key = pair(lo.get(), hi.get());
+        if let Some(existing) = self.direct.get(key)? {
+            return keys::conversation(&existing, "direct");
+        }
+        let fresh = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
+        let record = ConversationRecord {
+            group: false,
+            name: String::new(),
+            owner: None,
+            created_ms: now_ms,
+        };
+        let member = MemberRecord {
+            role: Role::Member,
+            from_seq: 1,
+        };
+        (&self.direct, &self.convs, &self.members, &self.user_convs)
+            .transaction(|(direct, convs, members, user_convs)| {
+                // A concurrent creator may have won: then use theirs.
+                if let Some(existing) = direct.get(key)? {
+                    return keys::conversation(&existing, "direct")
+                        .map_err(ConflictableTransactionError::Abort);
+                }
+                direct.insert(&key[..], &u64_key(fresh.get())[..])?;
+                convs.insert(&u64_key(fresh.get())[..], json(&record))?;
+                put_member(members, user_convs, fresh, lo, member)?;
+                if hi != lo {
+                    put_member(members, user_convs, fresh, hi, member)?;
+                }
+                Ok(fresh)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Creates a group owned by `owner` with `others` as members.
+    pub fn create_group(
+        &self,
+        owner: UserId,
+        name: &str,
+        others: &[UserId],
+        now_ms: u64,
+    ) -> Result<ConversationId> {
+        let conv = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
+        let record = ConversationRecord {
+            group: true,
+            name: name.to_owned(),
+            owner: Some(owner.get()),
+            created_ms: now_ms,
+        };
+        (&self.convs, &self.members, &self.user_convs)
+            .transaction(|(convs, members, user_convs)| {
+                convs.insert(&u64_key(conv.get())[..], json(&record))?;
+                let owner_rec = MemberRecord {
+                    role: Role::Owner,
+                    from_seq: 1,
+                };
+                put_member(members, user_convs, conv, owner, owner_rec)?;
+                for &user in others.iter().filter(|u| **u != owner) {
+                    let rec = MemberRecord {
+                        role: Role::Member,
+                        from_seq: 1,
+                    };
+                    put_member(members, user_convs, conv, user, rec)?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        Ok(conv)
+    }
+
+    /// Adds and removes members; added members see messages from `from_seq` on. Existing
+    /// members listed in `add` keep their record.
+    pub fn change_members(
+        &self,
+        conv: ConversationId,
+        add: &[UserId],
+        remove: &[UserId],
+        from_seq: Seq,
+    ) -> Result<()> {
+        (&self.members, &self.user_convs)
+            .transaction(|(members, user_convs)| {
+                for &user in add {
+                    if members.get(&pair(conv.get(), user.get())[..])?.is_none() {
+                        let rec = MemberRecord {
+                            role: Role::Member,
+                            from_seq: from_seq.get(),
+                        };
+                        put_member(members, user_convs, conv, user, rec)?;
+                    }
+                }
+                for &user in remove {
+                    members.remove(&pair(conv.get(), user.get())[..])?;
+                    user_convs.remove(&pair(user.get(), conv.get())[..])?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
+    /// A conversation's record.
+    pub fn conversation(&self, conv: ConversationId) -> Result<Option<ConversationRecord>> {
+        self.convs
+            .get(u64_key(conv.get()))?
+            .map(|v| from_json(&v, "convs"))
+            .transpose()
+    }
+
+    /// All members of a conversation, in user-id order.
+    pub fn members(&self, conv: ConversationId) -> Result<Vec<(UserId, MemberRecord)>> {
+        self.members
+            .scan_prefix(u64_key(conv.get()))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let (_, user) = keys::decode_pair(&k, "members")?;
+                let user = keys::user(&u64_key(user), "members")?;
+                Ok((user, from_json(&v, "members")?))
+            })
+            .collect()
+    }
+
+    /// One member's record, if `user` is a member.
+    pub fn member(&self, conv: ConversationId, user: UserId) -> Result<Option<MemberRecord>> {
+        self.members
+            .get(pair(conv.get(), user.get()))?
+            .map(|v| from_json(&v, "members"))
+            .transpose()
+    }
+
+    /// The conversations `user` belongs to, in id order.
+    pub fn user_conversations(&self, user: UserId) -> Result<Vec<ConversationId>> {
+        self.user_convs
+            .scan_prefix(u64_key(user.get()))
+            .keys()
+            .map(|k| {
+                let (_, conv) = keys::decode_pair(&k?, "user_convs")?;
+                keys::conversation(&u64_key(conv), "user_convs")
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::temp_store;
+    use super::*;
+
+    fn u(n: u64) -> UserId {
+        UserId::try_from(n).unwrap()
+    }
+
+    #[test]
+    fn direct_conversation_is_shared_and_stable() {
+        let (_d, store) = temp_store();
+        let c1 = store.direct_conversation(u(1), u(2), 0).unwrap();
+        let c2 = store.direct_conversation(u(2), u(1), 0).unwrap();
+        assert_eq!(c1, c2);
+        let members: Vec<_> = store
+            .members(c1)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
+        assert_eq!(members, vec![u(1), u(2)]);
+        assert_eq!(store.user_conversations(u(2)).unwrap(), vec![c1]);
+        assert!(!store.conversation(c1).unwrap().unwrap().group);
+    }
+
+    #[test]
+    fn group_membership_changes() {
+        let (_d, store) = temp_store();
+        let g = store.create_group(u(1), "g", &[u(2), u(3)], 0).unwrap();
+        assert_eq!(store.members(g).unwrap().len(), 3);
+        assert_eq!(store.member(g, u(1)).unwrap().unwrap().role, Role::Owner);
+        store.change_members(g, &[u(4)], &[u(2)], Seq(7)).unwrap();
+        assert!(store.member(g, u(2)).unwrap().is_none());
+        assert_eq!(store.member(g, u(4)).unwrap().unwrap().from_seq, 7);
+        assert!(store.user_conversations(u(2)).unwrap().is_empty());
+        assert_eq!(store.user_conversations(u(4)).unwrap(), vec![g]);
+    }
+}
