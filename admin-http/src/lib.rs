@@ -1,1 +1,117 @@
+//! Parley's HTTP side-service: operational endpoints now, and later the REST API, the WebSocket
+//! fallback, the seed dialects and file transfer.
+//!
+//! It depends on `parley-protocol`, not on the server: the server hands it a [`Backend`], the
+//! small interface through which every HTTP request reaches the core.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+/// Live figures of the server.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    /// Sessions logged in right now.
+    pub sessions_online: u64,
+    /// Users with at least one session.
+    pub users_online: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Successful logins since start.
+    pub logins_total: u64,
+    /// Messages committed since start.
+    pub messages_total: u64,
+    /// Pushes queued to sessions since start.
+    pub pushes_delivered: u64,
+    /// Pushes dropped for lagging sessions (they catch up by sync).
+    pub pushes_dropped: u64,
+    /// Store size on disk in bytes.
+    pub store_bytes: u64,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+}
+
+/// What the HTTP side needs from the server.
+pub trait Backend: Send + Sync + 'static {
+    /// Current figures.
+    fn stats(&self) -> Stats;
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    protocol: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        protocol: std::str::from_utf8(parley_protocol::ALPN).unwrap_or("parley"),
+    })
+}
+
+async fn stats(State(backend): State<Arc<dyn Backend>>) -> Json<Stats> {
+    Json(backend.stats())
+}
+
+/// The HTTP routes: `GET /health`, `GET /api/v1/stats`.
+pub fn router(backend: Arc<dyn Backend>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/v1/stats", get(stats))
+        .with_state(backend)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::debug!(?addr, "HTTP side-service listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    struct Fixed;
+    impl Backend for Fixed {
+        fn stats(&self) -> Stats {
+            Stats {
+                messages_total: 42,
+                ..Stats::default()
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn health_and_stats() {
+        let app = router(Arc::new(Fixed));
+        let res = app
+            .clone()
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = app
+            .oneshot(Request::get("/api/v1/stats").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["messages_total"], 42);
+    }
+}

@@ -1,1 +1,166 @@
-fn main() {}
+//! `parley`: the server binary. Runs on embedded defaults with no arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use parley_server::{Config, Server};
+use tokio_util::sync::CancellationToken;
+
+/// Parley instant-messaging server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (every key optional; see --print-default-config).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the file).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// TLS-over-TCP address (overrides the file).
+    #[arg(long)]
+    tls: Option<SocketAddr>,
+    /// QUIC address (overrides the file).
+    #[arg(long)]
+    quic: Option<SocketAddr>,
+    /// Also serve unencrypted TCP on this address (benchmarking only).
+    #[arg(long)]
+    plain_tcp: Option<SocketAddr>,
+    /// HTTP side-service address (overrides the file).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    /// Print the default configuration as TOML and exit.
+    #[arg(long)]
+    print_default_config: bool,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn load(args: &Args) -> anyhow::Result<Config> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(a) = args.tls {
+        cfg.listen.tls = vec![a];
+    }
+    if let Some(a) = args.quic {
+        cfg.listen.quic = vec![a];
+    }
+    if let Some(a) = args.plain_tcp {
+        cfg.listen.tcp = vec![a];
+    }
+    if let Some(a) = args.http {
+        cfg.listen.http = vec![a];
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{}", Config::default_toml());
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn,sled=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cfg = match load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("parley: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        print!("{}", toml::to_string_pretty(&cfg).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("parley: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("parley: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cfg: Config) -> anyhow::Result<()> {
+    let data_dir = cfg.data_dir.clone();
+    let server = Server::bind(cfg).await?;
+    let a = server.addrs();
+    tracing::info!(
+        data_dir = %data_dir.display(),
+        tls = ?a.tls, quic = ?a.quic, tcp = ?a.tcp, http = ?a.http,
+        "parley listening"
+    );
+    tracing::info!(
+        cert = %server.cert_path().display(),
+        sha256 = server.fingerprint(),
+        "certificate (trust it by file or fingerprint)"
+    );
+    // Machine-readable line for scripts and tests that start the binary on port 0.
+    println!(
+        "PARLEY_READY tls={} quic={} tcp={} http={}",
+        list(&a.tls),
+        list(&a.quic),
+        list(&a.tcp),
+        list(&a.http)
+    );
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        trigger.cancel();
+    });
+    server.run(shutdown).await?;
+    Ok(())
+}
+
+fn list(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

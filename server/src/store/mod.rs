@@ -71,7 +71,6 @@ pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    meta: sled::Tree,
     accounts: sled::Tree,
     users: sled::Tree,
     tokens: sled::Tree,
@@ -120,7 +119,6 @@ impl Store {
         };
         let log_file = File::open(path.join("db"))?;
         let store = Store {
-            meta,
             accounts: db.open_tree("accounts")?,
             users: db.open_tree("users")?,
             tokens: db.open_tree("tokens")?,
@@ -160,11 +158,6 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
-
-    #[cfg(test)]
-    pub(crate) fn meta_tree(&self) -> &sled::Tree {
-        &self.meta
-    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -201,7 +194,6 @@ mod tests {
         let (dir, store) = temp_store();
         let epoch = store.epoch();
         assert_ne!(epoch, 0);
-        assert!(store.meta_tree().get("epoch").unwrap().is_some());
         drop(store);
         let store = Store::open(dir.path(), 8 << 20).unwrap();
         assert_eq!(store.epoch(), epoch);

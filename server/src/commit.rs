@@ -1,0 +1,235 @@
+//! Group commit: the one writer of messages.
+//!
+//! Sessions queue sends on a bounded channel. A dedicated thread takes everything queued (up to
+//! `commit_batch`), assigns seqs and ids, writes the batch atomically, makes it durable with one
+//! fsync, and only then answers every sender and hands the new messages to the fan-out. Being
+//! the only writer is what makes per-conversation seqs gapless without locks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use parley_protocol::frames::Message;
+use parley_protocol::ids::{ConversationId, Seq};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::now_ms;
+use crate::store::{CommitItem, Committed, IdReused, Store, StoreError};
+
+/// Why a send was not committed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The client_msg_id was used before for another conversation.
+    #[error(transparent)]
+    IdReused(#[from] IdReused),
+    /// The store failed; nothing of this batch is acknowledged.
+    #[error("store failure")]
+    Store,
+    /// The committer has stopped (shutdown).
+    #[error("committer stopped")]
+    Stopped,
+}
+
+/// One queued send.
+#[derive(Debug)]
+pub struct CommitRequest {
+    /// What to store.
+    pub item: CommitItem,
+    /// Session that sent it (excluded from the push fan-out).
+    pub origin_session: u64,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<Committed, CommitError>>,
+}
+
+/// Newly durable messages, for the fan-out.
+#[derive(Debug)]
+pub struct CommittedBatch {
+    /// Messages with the session that sent each.
+    pub messages: Vec<(Message, u64)>,
+}
+
+/// Per-conversation seq of the newest *durable* message. Readers (sync, conversation info)
+/// must never see a message before it is fsync'd: a crash could otherwise make them hand out a
+/// seq that is later reused by another message.
+#[derive(Debug, Default)]
+pub struct DurableHeads {
+    map: RwLock<HashMap<ConversationId, Seq>>,
+}
+
+impl DurableHeads {
+    /// The durable head of `conv`.
+    pub fn get(&self, store: &Store, conv: ConversationId) -> Result<Seq, StoreError> {
+        if let Some(seq) = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&conv)
+        {
+            return Ok(*seq);
+        }
+        self.ensure(store, conv)
+    }
+
+    /// Loads the head from the store if not known yet. The committer calls this before writing
+    /// to a conversation, under the same lock readers fill under, so a reader can never load a
+    /// head that includes a not-yet-durable write.
+    fn ensure(&self, store: &Store, conv: ConversationId) -> Result<Seq, StoreError> {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(seq) = map.get(&conv) {
+            return Ok(*seq);
+        }
+        let seq = store.head(conv)?;
+        map.insert(conv, seq);
+        Ok(seq)
+    }
+
+    fn advance(&self, heads: &HashMap<ConversationId, Seq>) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        for (conv, seq) in heads {
+            let entry = map.entry(*conv).or_insert(*seq);
+            *entry = (*entry).max(*seq);
+        }
+    }
+}
+
+enum Msg {
+    Commit(CommitRequest),
+    /// Commit what is queued before this, then exit.
+    Stop,
+}
+
+/// Handle to queue sends.
+#[derive(Clone, Debug)]
+pub struct Committer {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Commit(_) => "Commit",
+            Msg::Stop => "Stop",
+        })
+    }
+}
+
+impl Committer {
+    /// Starts the committer thread. It stops on [`Committer::stop`] (or when every handle is
+    /// dropped), after committing what was queued; the returned handle joins it.
+    pub fn spawn(
+        store: Store,
+        heads: Arc<DurableHeads>,
+        queue: usize,
+        max_batch: usize,
+        fanout: mpsc::Sender<CommittedBatch>,
+    ) -> std::io::Result<(Committer, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = mpsc::channel(queue);
+        let thread = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || run(store, heads, rx, max_batch, fanout))?;
+        Ok((Committer { tx }, thread))
+    }
+
+    /// Queues a send; waits only if the queue is full (backpressure on that session).
+    pub async fn submit(&self, request: CommitRequest) -> Result<(), CommitError> {
+        self.tx
+            .send(Msg::Commit(request))
+            .await
+            .map_err(|_| CommitError::Stopped)
+    }
+
+    /// Asks the thread to exit once everything queued so far is committed.
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop).await;
+    }
+}
+
+fn run(
+    store: Store,
+    durable: Arc<DurableHeads>,
+    mut rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    fanout: mpsc::Sender<CommittedBatch>,
+) {
+    let mut heads: HashMap<ConversationId, Seq> = HashMap::new();
+    let mut next_id = match store.next_message_id() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "committer cannot read the message id counter");
+            return;
+        }
+    };
+    let mut failed = false;
+    let mut batch: Vec<CommitRequest> = Vec::with_capacity(max_batch);
+    let mut stopping = false;
+    while !stopping {
+        match rx.blocking_recv() {
+            Some(Msg::Commit(first)) => batch.push(first),
+            Some(Msg::Stop) | None => break,
+        }
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(Msg::Commit(r)) => batch.push(r),
+                Ok(Msg::Stop) => {
+                    stopping = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if failed {
+            // After a failed fsync the state of the file is unknown: acknowledge nothing more.
+            for r in batch.drain(..) {
+                let _ = r.reply.send(Err(CommitError::Store));
+            }
+            continue;
+        }
+        match commit(&store, &durable, &mut heads, &mut next_id, &batch) {
+            Ok(outcomes) => {
+                let mut fresh = Vec::with_capacity(outcomes.len());
+                for (req, outcome) in batch.drain(..).zip(outcomes) {
+                    if let Ok(c) = &outcome {
+                        if !c.duplicate {
+                            fresh.push((c.message.clone(), req.origin_session));
+                        }
+                    }
+                    let _ = req.reply.send(outcome.map_err(CommitError::from));
+                }
+                if !fresh.is_empty()
+                    && fanout
+                        .blocking_send(CommittedBatch { messages: fresh })
+                        .is_err()
+                {
+                    tracing::debug!("fan-out stopped; pushes skipped (clients catch up by sync)");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; refusing further sends");
+                failed = true;
+                for r in batch.drain(..) {
+                    let _ = r.reply.send(Err(CommitError::Store));
+                }
+            }
+        }
+    }
+    tracing::debug!("committer stopped");
+}
+
+fn commit(
+    store: &Store,
+    durable: &DurableHeads,
+    heads: &mut HashMap<ConversationId, Seq>,
+    next_id: &mut u64,
+    batch: &[CommitRequest],
+) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
+    for r in batch {
+        if !heads.contains_key(&r.item.request.conversation) {
+            let head = durable.ensure(store, r.item.request.conversation)?;
+            heads.insert(r.item.request.conversation, head);
+        }
+    }
+    let items: Vec<CommitItem> = batch.iter().map(|r| r.item.clone()).collect();
+    let outcomes = store.commit_batch(&items, heads, next_id, now_ms())?;
+    store.sync()?;
+    durable.advance(heads);
+    Ok(outcomes)
+}

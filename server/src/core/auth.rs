@@ -1,0 +1,278 @@
+//! Accounts and tokens: register, password and token login, refresh, logout.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use parley_protocol::frames::{Credential, Device, LoginResult};
+use parley_protocol::ids::{Account, UserId};
+use parley_protocol::session::Identity;
+use parley_protocol::ErrorCode;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::{err, internal, Core, CoreResult};
+use crate::clock::now_ms;
+use crate::store::{TokenKind, TokenRecord, UserRecord};
+
+/// A successful authentication.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// Who logged in.
+    pub identity: Identity,
+    /// What to answer (the caller fills in `session_id`).
+    pub result: LoginResult,
+}
+
+const MIN_PASSWORD: usize = 8;
+
+fn new_token() -> (String, [u8; 32]) {
+    let mut raw = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let token = hex::encode(raw);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn auth_failed() -> parley_protocol::frames::ErrorInfo {
+    err(ErrorCode::AuthFailed, "wrong account or password")
+}
+
+impl Core {
+    async fn hash_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> CoreResult<T> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| err(ErrorCode::ShuttingDown, "shutting down"))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))
+    }
+
+    /// Creates an account and logs it in.
+    pub async fn register(
+        &self,
+        account: Account,
+        password: String,
+        device: Device,
+    ) -> CoreResult<LoginOutcome> {
+        if password.len() < MIN_PASSWORD {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "password must be at least 8 bytes",
+            ));
+        }
+        if self
+            .store
+            .user_by_account(account.as_str())
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(err(ErrorCode::Conflict, "account already exists"));
+        }
+        let hash = self
+            .hash_blocking(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                Argon2::default()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+            })
+            .await?
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        let record = UserRecord {
+            account: account.to_string(),
+            password_hash: hash,
+            created_ms: now_ms(),
+        };
+        let user = self
+            .store
+            .create_user(&account, &record)
+            .map_err(internal)?
+            .ok_or_else(|| err(ErrorCode::Conflict, "account already exists"))?;
+        self.issue(user, account, device)
+    }
+
+    /// Logs in with a password or an access token.
+    pub async fn login(&self, credential: Credential, device: Device) -> CoreResult<LoginOutcome> {
+        match credential {
+            Credential::Password { account, password } => {
+                let found = self
+                    .store
+                    .user_by_account(account.as_str())
+                    .map_err(internal)?;
+                let stored_hash = found.as_ref().map(|(_, r)| r.password_hash.clone());
+                let ok = self
+                    .hash_blocking(move || {
+                        // Verify against a dummy hash for unknown accounts, so response time does
+                        // not tell which accounts exist.
+                        let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+                        PasswordHash::new(&hash).is_ok_and(|h| {
+                            Argon2::default()
+                                .verify_password(password.as_bytes(), &h)
+                                .is_ok()
+                        })
+                    })
+                    .await?;
+                match found {
+                    Some((user, _)) if ok => self.issue(user, account, device),
+                    _ => Err(auth_failed()),
+                }
+            }
+            Credential::AccessToken(token) => {
+                let (user, record) = self.check_token(&token, TokenKind::Access, &device)?;
+                let account = self.account_of(user)?;
+                self.stats
+                    .logins
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // Token logins are cheap: no new tokens, no store writes.
+                Ok(self.outcome(
+                    user,
+                    account,
+                    device,
+                    token,
+                    record.expires_ms,
+                    String::new(),
+                    0,
+                ))
+            }
+        }
+    }
+
+    /// Trades a refresh token for a new pair. If `current` is set (a logged-in connection), the
+    /// token must belong to that user and device.
+    pub fn refresh(
+        &self,
+        token: &str,
+        device: Device,
+        current: Option<&Identity>,
+    ) -> CoreResult<LoginOutcome> {
+        let (user, _) = self.check_token(token, TokenKind::Refresh, &device)?;
+        if let Some(id) = current {
+            if id.user != user || id.device != device.id {
+                return Err(err(
+                    ErrorCode::AuthFailed,
+                    "token belongs to another session",
+                ));
+            }
+        }
+        let account = self.account_of(user)?;
+        self.issue(user, account, device)
+    }
+
+    /// Revokes the device's tokens.
+    pub fn logout(&self, identity: &Identity) -> CoreResult<()> {
+        self.store
+            .revoke_device(identity.user, &identity.device)
+            .map_err(internal)
+    }
+
+    fn check_token(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        device: &Device,
+    ) -> CoreResult<(UserId, TokenRecord)> {
+        let record = self
+            .store
+            .token(&token_hash(token))
+            .map_err(internal)?
+            .filter(|r| r.kind == kind && r.device == device.id.as_str())
+            .ok_or_else(|| err(ErrorCode::AuthFailed, "unknown or revoked token"))?;
+        if record.expires_ms <= now_ms() {
+            return Err(err(ErrorCode::TokenExpired, "token expired"));
+        }
+        let user = UserId::try_from(record.user)
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        Ok((user, record))
+    }
+
+    fn account_of(&self, user: UserId) -> CoreResult<Account> {
+        let record = self
+            .store
+            .user(user)
+            .map_err(internal)?
+            .ok_or_else(|| err(ErrorCode::AuthFailed, "account no longer exists"))?;
+        Account::try_from(record.account).map_err(|_| err(ErrorCode::Internal, "internal error"))
+    }
+
+    fn issue(&self, user: UserId, account: Account, device: Device) -> CoreResult<LoginOutcome> {
+        let now = now_ms();
+        let (access, access_hash) = new_token();
+        let (refresh, refresh_hash) = new_token();
+        let access_exp = now + self.cfg.auth.access_ttl.as_millis() as u64;
+        let refresh_exp = now + self.cfg.auth.refresh_ttl.as_millis() as u64;
+        let record = |kind, expires_ms| TokenRecord {
+            user: user.get(),
+            device: device.id.to_string(),
+            kind,
+            expires_ms,
+        };
+        self.store
+            .replace_device_tokens(
+                user,
+                &device.id,
+                (access_hash, &record(TokenKind::Access, access_exp)),
+                (refresh_hash, &record(TokenKind::Refresh, refresh_exp)),
+            )
+            .map_err(internal)?;
+        self.stats
+            .logins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.outcome(
+            user,
+            account,
+            device,
+            access,
+            access_exp,
+            refresh,
+            refresh_exp,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn outcome(
+        &self,
+        user: UserId,
+        account: Account,
+        device: Device,
+        access_token: String,
+        access_expires_at_ms: u64,
+        refresh_token: String,
+        refresh_expires_at_ms: u64,
+    ) -> LoginOutcome {
+        let hb = &self.cfg.heartbeat;
+        LoginOutcome {
+            result: LoginResult {
+                user,
+                account: account.to_string(),
+                device: device.id.clone(),
+                access_token,
+                access_expires_at_ms,
+                refresh_token,
+                refresh_expires_at_ms,
+                heartbeat_interval: hb.interval,
+                heartbeat_timeout: hb.timeout,
+                limits: self.limits(),
+                server_time_ms: now_ms(),
+                epoch: self.epoch(),
+                session_id: 0,
+            },
+            identity: Identity {
+                user,
+                account,
+                device: device.id,
+            },
+        }
+    }
+}
+
+/// An argon2id hash of a random password nobody knows, verified for unknown accounts.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Ff6Hk8bCcbQO7G9lIYyKwvGx9x6hZ0Zx2tQ0o7rKXw";

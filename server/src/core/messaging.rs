@@ -1,0 +1,199 @@
+//! Sending (authorization before the committer), fan-out after it, cursors and receipts, sync,
+//! and typing.
+
+use parley_protocol::frames::{
+    CursorKind, Message, Push, Receipt, SendRequest, ServerFrame, SyncRequest, SyncResponse,
+};
+use parley_protocol::ids::{ConversationId, Seq, UserId};
+use parley_protocol::session::Identity;
+use parley_protocol::ErrorCode;
+
+use super::{err, internal, Core, CoreResult};
+use crate::store::CommitItem;
+
+impl Core {
+    /// Checks a send (membership, size, reply target) and turns it into a commit item.
+    pub fn prepare_send(&self, me: &Identity, request: SendRequest) -> CoreResult<CommitItem> {
+        if request.content.len() > self.cfg.limits.max_message_bytes as usize {
+            return Err(err(
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "content exceeds {} bytes",
+                    self.cfg.limits.max_message_bytes
+                ),
+            ));
+        }
+        let (members, _) = self.membership(request.conversation, me.user)?;
+        if request.mentions.iter().any(|u| members.get(*u).is_none()) {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "mentioned user is not a member",
+            ));
+        }
+        if request.reply_to != Seq::ZERO {
+            let head = self
+                .heads
+                .get(&self.store, request.conversation)
+                .map_err(internal)?;
+            if request.reply_to > head {
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    "reply_to_seq is beyond the head",
+                ));
+            }
+        }
+        Ok(CommitItem {
+            sender: me.user,
+            sender_device: me.device.clone(),
+            request,
+        })
+    }
+
+    /// Pushes one durable message: encoded once, shared by every recipient session.
+    pub(crate) fn fan_out(&self, message: Message, origin_session: u64) {
+        let conv = message.conversation;
+        let sender = message.sender;
+        let seq = message.seq;
+        let members = match self.members_of(conv) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%conv, error = %e, "fan-out skipped; members catch up by sync");
+                return;
+            }
+        };
+        let frame = ServerFrame::Push(Push::Message(message)).encode();
+        for user in members.ids() {
+            let except = (user == sender).then_some(origin_session);
+            self.hub.deliver(user, &frame, except);
+        }
+        // Sending implies having read everything before: the sender's unread count stays 0.
+        if let Err(e) = self
+            .store
+            .advance_cursor(sender, conv, CursorKind::Read, seq)
+        {
+            tracing::warn!(error = %e, "could not advance the sender's read cursor");
+        }
+    }
+
+    /// Moves a cursor forward and publishes the receipt: to the user's other devices (with the
+    /// new unread count) and, for read cursors (and delivered ones in 1:1 conversations), to the
+    /// other members.
+    pub fn cursor_ack(
+        &self,
+        me: &Identity,
+        session_id: u64,
+        conv: ConversationId,
+        kind: CursorKind,
+        seq: Seq,
+    ) -> CoreResult<()> {
+        let (members, record) = self.membership(conv, me.user)?;
+        let head = self.heads.get(&self.store, conv).map_err(internal)?;
+        let seq = seq.min(head);
+        let (before, after) = self
+            .store
+            .advance_cursor(me.user, conv, kind, seq)
+            .map_err(internal)?;
+        let moved = match kind {
+            CursorKind::Delivered => after.delivered > before.delivered,
+            CursorKind::Read => after.read > before.read,
+        };
+        if !moved {
+            return Ok(());
+        }
+        let at = match kind {
+            CursorKind::Delivered => after.delivered,
+            CursorKind::Read => after.read,
+        };
+        let read_floor = after.read.max(Seq(record.from_seq.saturating_sub(1)));
+        let receipt = |unread| {
+            ServerFrame::Push(Push::Receipt(Receipt {
+                conversation: conv,
+                user: me.user,
+                kind,
+                seq: at,
+                unread,
+            }))
+            .encode()
+        };
+        let own = receipt(head.get().saturating_sub(read_floor.get()));
+        self.hub.deliver(me.user, &own, Some(session_id));
+        if kind == CursorKind::Read || !members.record.group {
+            let others = receipt(0);
+            for user in members.ids().filter(|u| *u != me.user) {
+                self.hub.deliver(user, &others, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// One page of everything the user lacks, oldest first per conversation.
+    pub fn sync(&self, user: UserId, request: SyncRequest) -> CoreResult<SyncResponse> {
+        let limits = &self.cfg.limits;
+        let reset = request.epoch != 0 && request.epoch != self.epoch();
+        let positions: std::collections::HashMap<ConversationId, Seq> = if reset {
+            Default::default()
+        } else {
+            request.positions.into_iter().collect()
+        };
+        let mut remaining = match request.limit {
+            0 => limits.default_sync_page,
+            n => n.min(limits.max_sync_page),
+        } as usize;
+        let mut response = SyncResponse {
+            epoch: self.epoch(),
+            reset,
+            ..Default::default()
+        };
+        for conv in self.store.user_conversations(user).map_err(internal)? {
+            let Ok((members, me)) = self.membership(conv, user) else {
+                continue; // left between the two reads
+            };
+            let info = self.info_from(conv, &members, user, &me)?;
+            let have = positions.get(&conv).copied().unwrap_or(Seq::ZERO);
+            let start = have.max(Seq(info.visible_from.get() - 1));
+            if info.head > start {
+                if remaining == 0 {
+                    response.has_more = true;
+                } else {
+                    let page = self
+                        .store
+                        .messages(conv, start, info.head, remaining)
+                        .map_err(internal)?;
+                    remaining -= page.len();
+                    if (page.len() as u64) < info.head.get() - start.get() {
+                        response.has_more = true;
+                    }
+                    response.messages.extend(page);
+                    for (other, _) in members.list.iter().filter(|(u, _)| *u != user) {
+                        let c = self.store.cursors(*other, conv).map_err(internal)?;
+                        if c.read > Seq::ZERO {
+                            response.receipts.push(Receipt {
+                                conversation: conv,
+                                user: *other,
+                                kind: CursorKind::Read,
+                                seq: c.read,
+                                unread: 0,
+                            });
+                        }
+                    }
+                }
+            }
+            response.conversations.push(info);
+        }
+        Ok(response)
+    }
+
+    /// Relays "typing" to the other members' devices. Never stored.
+    pub fn typing(&self, me: &Identity, conv: ConversationId) -> CoreResult<()> {
+        let (members, _) = self.membership(conv, me.user)?;
+        let frame = ServerFrame::Push(Push::Typing {
+            conversation: conv,
+            user: me.user,
+        })
+        .encode();
+        for user in members.ids().filter(|u| *u != me.user) {
+            self.hub.deliver(user, &frame, None);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! Server lifecycle: validate config and bind every socket first (so errors surface before
+//! anything runs), then run until shutdown, then drain.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::commit::{Committer, DurableHeads};
+use crate::config::{Config, ConfigError};
+use crate::core::Core;
+use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError};
+use crate::transport::{serve_quic, serve_tcp, Shared};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    /// A socket could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Other IO at start-up.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The addresses actually bound (port 0 resolved).
+#[derive(Clone, Debug, Default)]
+pub struct BoundAddrs {
+    /// TLS over TCP.
+    pub tls: Vec<SocketAddr>,
+    /// Plain TCP.
+    pub tcp: Vec<SocketAddr>,
+    /// QUIC.
+    pub quic: Vec<SocketAddr>,
+    /// HTTP.
+    pub http: Vec<SocketAddr>,
+}
+
+/// A server with every socket bound, ready to run.
+pub struct Server {
+    core: Arc<Core>,
+    committer_thread: std::thread::JoinHandle<()>,
+    fanout_rx: mpsc::Receiver<crate::commit::CommittedBatch>,
+    tls_listeners: Vec<TcpListener>,
+    tcp_listeners: Vec<TcpListener>,
+    quic_endpoints: Vec<quinn::Endpoint>,
+    http_listeners: Vec<TcpListener>,
+    rustls: Arc<rustls::ServerConfig>,
+    addrs: BoundAddrs,
+    fingerprint: String,
+    cert_path: std::path::PathBuf,
+    started: tokio::time::Instant,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+async fn bind_tcp(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
+    let mut out = Vec::new();
+    for &addr in addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+fn local(listeners: &[TcpListener]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
+}
+
+impl Server {
+    /// Validates `cfg`, opens the store, loads or creates certificates and binds every socket.
+    pub async fn bind(cfg: Config) -> Result<Server, StartError> {
+        cfg.validate()?;
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let material = tls::load_or_create(&cfg)?;
+        let rustls = tls::server_config(&material)?;
+        let quic_cfg = tls::quic_config(&material, cfg.heartbeat.timeout)?;
+        let store = Store::open(&cfg.data_dir, cfg.store.cache_mib << 20)?;
+
+        let tls_listeners = bind_tcp(&cfg.listen.tls).await?;
+        let tcp_listeners = bind_tcp(&cfg.listen.tcp).await?;
+        let http_listeners = bind_tcp(&cfg.listen.http).await?;
+        let mut quic_endpoints = Vec::new();
+        for &addr in &cfg.listen.quic {
+            let ep = quinn::Endpoint::server(quic_cfg.clone(), addr)
+                .map_err(|source| StartError::Bind { addr, source })?;
+            quic_endpoints.push(ep);
+        }
+        let addrs = BoundAddrs {
+            tls: local(&tls_listeners),
+            tcp: local(&tcp_listeners),
+            quic: quic_endpoints
+                .iter()
+                .filter_map(|e| e.local_addr().ok())
+                .collect(),
+            http: local(&http_listeners),
+        };
+
+        let heads = Arc::new(DurableHeads::default());
+        let (fanout_tx, fanout_rx) = mpsc::channel(1024);
+        let (committer, committer_thread) = Committer::spawn(
+            store.clone(),
+            heads.clone(),
+            cfg.limits.commit_queue,
+            cfg.limits.commit_batch,
+            fanout_tx,
+        )?;
+        let core = Arc::new(Core::new(store, Arc::new(cfg), committer, heads));
+        Ok(Server {
+            core,
+            committer_thread,
+            fanout_rx,
+            tls_listeners,
+            tcp_listeners,
+            quic_endpoints,
+            http_listeners,
+            rustls,
+            addrs,
+            fingerprint: material.fingerprint,
+            cert_path: material.cert_path,
+            started: tokio::time::Instant::now(),
+        })
+    }
+
+    /// The bound addresses.
+    pub fn addrs(&self) -> &BoundAddrs {
+        &self.addrs
+    }
+
+    /// SHA-256 fingerprint of the certificate (hex).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Path of the certificate (PEM).
+    pub fn cert_path(&self) -> &std::path::Path {
+        &self.cert_path
+    }
+
+    /// Runs until `shutdown` is cancelled, then sends GoAway to every session, waits for them
+    /// (at most `drain_timeout`), commits what is queued, and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StartError> {
+        let Server {
+            core,
+            committer_thread,
+            fanout_rx,
+            tls_listeners,
+            tcp_listeners,
+            quic_endpoints,
+            http_listeners,
+            rustls,
+            started,
+            ..
+        } = self;
+        let tracker = TaskTracker::new();
+        let shared = Shared {
+            core: core.clone(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            permits: Arc::new(Semaphore::new(core.config().limits.max_connections)),
+        };
+        let fanout = tokio::spawn(core.clone().run_fanout(fanout_rx));
+        let listeners = TaskTracker::new();
+        for l in tls_listeners {
+            listeners.spawn(serve_tcp(l, Some(rustls.clone()), shared.clone()));
+        }
+        for l in tcp_listeners {
+            listeners.spawn(serve_tcp(l, None, shared.clone()));
+        }
+        for ep in &quic_endpoints {
+            listeners.spawn(serve_quic(ep.clone(), shared.clone()));
+        }
+        let backend: Arc<dyn parley_admin_http::Backend> = Arc::new(StatsBackend {
+            core: core.clone(),
+            started,
+        });
+        for l in http_listeners {
+            let router = parley_admin_http::router(backend.clone());
+            let token = shutdown.clone();
+            listeners.spawn(async move {
+                if let Err(e) =
+                    parley_admin_http::serve(l, router, async move { token.cancelled().await })
+                        .await
+                {
+                    tracing::error!(error = %e, "HTTP side-service failed");
+                }
+            });
+        }
+        listeners.close();
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: draining sessions");
+        listeners.wait().await;
+        tracker.close();
+        let drain = core.config().drain_timeout;
+        if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+            tracing::warn!(?drain, "some sessions did not finish in time");
+        }
+        for ep in &quic_endpoints {
+            ep.close(0u32.into(), b"shutdown");
+        }
+        core.committer.stop().await;
+        let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
+        let _ = fanout.await;
+        let store = core.store.clone();
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(std::io::Error::other)??;
+        for ep in &quic_endpoints {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ep.wait_idle()).await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+struct StatsBackend {
+    core: Arc<Core>,
+    started: tokio::time::Instant,
+}
+
+impl parley_admin_http::Backend for StatsBackend {
+    fn stats(&self) -> parley_admin_http::Stats {
+        let c = &self.core;
+        let hub = c.hub();
+        parley_admin_http::Stats {
+            sessions_online: hub.session_count() as u64,
+            users_online: hub.user_count() as u64,
+            connections_total: c.stats.connections.load(Ordering::Relaxed),
+            logins_total: c.stats.logins.load(Ordering::Relaxed),
+            messages_total: c.stats.messages.load(Ordering::Relaxed),
+            pushes_delivered: hub.stats.delivered.load(Ordering::Relaxed),
+            pushes_dropped: hub.stats.dropped.load(Ordering::Relaxed),
+            store_bytes: c.store.size_on_disk(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+        }
+    }
+}

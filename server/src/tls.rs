@@ -1,0 +1,157 @@
+//! Certificates for TLS and QUIC: from config in production, otherwise a self-signed
+//! development certificate created with rcgen at first start and kept in `<data_dir>/tls/`, so
+//! clients can trust it by file or by its SHA-256 fingerprint.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+
+/// Certificate chain and key, loaded.
+#[derive(Debug)]
+pub struct TlsMaterial {
+    /// Chain, leaf first.
+    pub certs: Vec<CertificateDer<'static>>,
+    /// Private key.
+    pub key: PrivateKeyDer<'static>,
+    /// SHA-256 of the leaf certificate (DER), lowercase hex.
+    pub fingerprint: String,
+    /// Where the leaf certificate is (PEM).
+    pub cert_path: PathBuf,
+}
+
+/// Certificate problems (all fatal at start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// File IO.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No certificate or key in a PEM file.
+    #[error("{0}: no certificate or private key found")]
+    Empty(PathBuf),
+    /// Certificate generation failed.
+    #[error("generating the development certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the material.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// quinn refused the TLS configuration.
+    #[error("QUIC TLS configuration: {0}")]
+    Quic(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Loads the configured certificate, or the development one (creating it if absent).
+pub fn load_or_create(cfg: &Config) -> Result<TlsMaterial, TlsError> {
+    let (cert_path, key_path) = match (&cfg.tls.cert, &cfg.tls.key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => {
+            let dir = cfg.data_dir.join("tls");
+            let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+            if !c.exists() || !k.exists() {
+                create_dev_cert(&dir, &c, &k)?;
+            }
+            (c, k)
+        }
+    };
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(&cert_path).map_err(io(&cert_path))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(io(&cert_path))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(&key_path).map_err(io(&key_path))?,
+    ))
+    .map_err(io(&key_path))?
+    .ok_or_else(|| TlsError::Empty(key_path.clone()))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| TlsError::Empty(cert_path.clone()))?;
+    let fingerprint = hex::encode(Sha256::digest(leaf.as_ref()));
+    if cfg.tls.cert.is_none() {
+        let fp_path = cfg.data_dir.join("tls").join("cert.sha256");
+        std::fs::write(&fp_path, format!("{fingerprint}\n")).map_err(io(&fp_path))?;
+    }
+    Ok(TlsMaterial {
+        certs,
+        key,
+        fingerprint,
+        cert_path,
+    })
+}
+
+fn create_dev_cert(dir: &Path, cert: &Path, key: &Path) -> Result<(), TlsError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    let generated = rcgen::generate_simple_self_signed(names)?;
+    std::fs::write(cert, generated.cert.pem()).map_err(io(cert))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(key).map_err(io(key))?;
+    f.write_all(generated.key_pair.serialize_pem().as_bytes())
+        .map_err(io(key))?;
+    tracing::info!(cert = %cert.display(), "created a self-signed development certificate");
+    Ok(())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// rustls server configuration for TLS over TCP, offering ALPN `parley/1`.
+pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(m.certs.clone(), m.key.clone_key())?;
+    cfg.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// quinn server configuration (TLS 1.3 only, ALPN `parley/1`).
+pub fn quic_config(
+    m: &TlsMaterial,
+    idle_timeout: std::time::Duration,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(m.certs.clone(), m.key.clone_key())?;
+    tls.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    // One stream per connection carries the session; the peer may not open more.
+    transport.max_concurrent_bidi_streams(1u32.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.max_idle_timeout(Some(
+        idle_timeout
+            .try_into()
+            .map_err(|_| TlsError::Quic("idle timeout out of range".into()))?,
+    ));
+    server.transport_config(Arc::new(transport));
+    Ok(server)
+}

@@ -1,0 +1,67 @@
+//! TCP listeners, with TLS (the default) or plain (opt-in, for benchmarks).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::Shared;
+use crate::session::{self, ConnInfo};
+
+/// Accepts until shutdown. `tls: None` serves plain TCP.
+pub async fn serve_tcp(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shared: Shared,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let transport = if acceptor.is_some() { "tls" } else { "tcp" };
+    loop {
+        let permit = tokio::select! {
+            p = shared.permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shared.shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, transport, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shared.shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let info = ConnInfo { transport, peer };
+        let shared2 = shared.clone();
+        let acceptor = acceptor.clone();
+        shared.tracker.spawn(async move {
+            let _permit = permit;
+            let core = shared2.core.clone();
+            match acceptor {
+                None => {
+                    let (r, w) = stream.into_split();
+                    session::run(core, r, w, info, shared2.shutdown).await;
+                }
+                Some(acceptor) => {
+                    let timeout = core.config().heartbeat.login_timeout;
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let (r, w) = tokio::io::split(tls);
+                            session::run(core, r, w, info, shared2.shutdown).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    tracing::debug!(transport, "listener stopped");
+}
