@@ -1,0 +1,127 @@
+//! Logging a connection in: with the caller's credentials the first time, with the access token
+//! after a reconnect, and with the refresh token when the access token has expired.
+
+use std::time::Duration;
+
+use parley_protocol::frames::{Credential, Device, ErrorInfo, LoginResult, Request};
+use parley_protocol::ErrorCode;
+
+use crate::config::Credentials;
+use crate::error::ClientError;
+use crate::link::Link;
+
+impl Credentials {
+    /// The first request of a connection for these credentials.
+    pub(crate) fn request(&self, device: Device) -> Request {
+        match self {
+            Credentials::Register { account, password } => Request::Register {
+                account: account.clone(),
+                password: password.clone(),
+                device,
+            },
+            Credentials::Password { account, password } => Request::Login {
+                credential: Credential::Password {
+                    account: account.clone(),
+                    password: password.clone(),
+                },
+                device,
+            },
+            Credentials::Token(token) => Request::Login {
+                credential: Credential::AccessToken(token.clone()),
+                device,
+            },
+        }
+    }
+}
+
+/// The tokens of the last successful login, for reconnects.
+pub(crate) struct Tokens {
+    access: String,
+    refresh: Option<String>,
+    /// The access token was rejected on a connection that the server then closed: start the
+    /// next connection with `Refresh`.
+    refresh_first: bool,
+}
+
+impl Tokens {
+    pub(crate) fn from_login(login: &LoginResult) -> Self {
+        Self {
+            access: login.access_token.clone(),
+            refresh: Some(login.refresh_token.clone()).filter(|t| !t.is_empty()),
+            refresh_first: false,
+        }
+    }
+}
+
+/// Why a reconnect login failed.
+pub(crate) enum LoginFailure {
+    /// Worth another attempt after the backoff.
+    Transient(ClientError),
+    /// The server refused the tokens: stop reconnecting.
+    Rejected(ErrorInfo),
+}
+
+fn is_auth_error(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::TokenExpired | ErrorCode::AuthFailed | ErrorCode::Unauthenticated
+    )
+}
+
+fn classify(e: ClientError) -> LoginFailure {
+    if e.is_transient() {
+        return LoginFailure::Transient(e);
+    }
+    match e {
+        ClientError::Server(info) => LoginFailure::Rejected(info),
+        other => LoginFailure::Rejected(ErrorInfo::new(ErrorCode::Unspecified, other.to_string())),
+    }
+}
+
+/// Logs a fresh connection in with the stored tokens, refreshing them if the access token has
+/// expired. Updates `tokens` on success or when the next attempt must refresh first.
+pub(crate) async fn relogin(
+    link: &mut Link,
+    tokens: &mut Tokens,
+    device: &Device,
+    timeout: Duration,
+) -> Result<LoginResult, LoginFailure> {
+    if !tokens.refresh_first {
+        let request = Request::Login {
+            credential: Credential::AccessToken(tokens.access.clone()),
+            device: device.clone(),
+        };
+        match link.login(request, timeout).await {
+            Ok(login) => {
+                *tokens = Tokens::from_login(&login);
+                return Ok(login);
+            }
+            Err(ClientError::Server(e)) if is_auth_error(e.code) && tokens.refresh.is_some() => {
+                if e.fatal {
+                    // The server closes this connection: refresh on the next one.
+                    tokens.refresh_first = true;
+                    return Err(LoginFailure::Transient(ClientError::Server(e)));
+                }
+                tracing::debug!("access token refused ({e}); refreshing");
+            }
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    let Some(refresh_token) = tokens.refresh.clone() else {
+        return Err(LoginFailure::Rejected(ErrorInfo::new(
+            ErrorCode::TokenExpired,
+            "access token refused and no refresh token",
+        )));
+    };
+    let request = Request::Refresh {
+        refresh_token,
+        device: device.clone(),
+    };
+    match link.login(request, timeout).await {
+        Ok(login) => {
+            *tokens = Tokens::from_login(&login);
+            Ok(login)
+        }
+        Err(e) => Err(classify(e)),
+    }
+}
