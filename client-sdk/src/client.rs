@@ -191,10 +191,9 @@ impl Client {
         expect_ok(self.call(request).await?)
     }
 
-    /// Tells the other members this user is typing. Fire and forget: resolves once queued;
-    /// dropped while disconnected.
+    /// Tells the other members' online devices that this user is typing (not stored).
     pub async fn typing(&self, conversation: ConversationId) -> Result<(), ClientError> {
-        self.command(Command::Typing { conversation }).await
+        expect_ok(self.call(Request::Typing { conversation }).await?)
     }
 
     /// Catches up now: fetches everything newer than the positions, page by page, delivering
@@ -218,14 +217,12 @@ impl Client {
     }
 
     /// Any request, answered raw (escape hatch). An `Error` response becomes
-    /// `Err(ClientError::Server)`. `Send` and `Typing` take the same paths as [`Client::send_request`]
-    /// and [`Client::typing`]; a raw `Sync` bypasses the ordering of events and returns the page.
+    /// `Err(ClientError::Server)`. `Send` takes the same path as [`Client::send_request`] (kept
+    /// until acknowledged); a raw `Sync` bypasses the ordering of events and returns the page
+    /// as is.
     pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
         match request {
             Request::Send(s) => self.send_request(s).await.map(Response::SendAck),
-            Request::Typing { conversation } => {
-                self.typing(conversation).await.map(|()| Response::Ok)
-            }
             other => self.call(other).await,
         }
     }

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use parley_protocol::frames::{
     ClientFrame, GoAwayReason, LoginResult, Push, Request, Response, SendAck, ServerFrame,
 };
-use parley_protocol::ids::{ConversationId, RequestId};
+use parley_protocol::ids::RequestId;
 use parley_protocol::session::{ClientEvent, ClientSession};
 use parley_protocol::FrameCodec;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -20,11 +20,6 @@ use crate::transport::{BoxRead, BoxWrite, Stream};
 
 /// Largest frame the client accepts from the server (sync pages can be large).
 pub(crate) const MAX_FRAME: usize = 16 * 1024 * 1024;
-
-/// Request id used for `Typing`, which the server does not answer: it is never allocated by
-/// the session (ids count up from 1), so no outstanding request can collide with it, and the
-/// session does not keep an entry that no response would ever remove.
-const FIRE_AND_FORGET_ID: u64 = u64::MAX;
 
 /// The time now, from tokio's clock (pausable in tests).
 pub(crate) fn now() -> Instant {
@@ -62,10 +57,8 @@ pub(crate) fn reply(tx: oneshot::Sender<Result<Response, ClientError>>, r: Respo
 pub(crate) enum Incoming {
     Response(Pending, Response),
     Push(Push),
-    /// A frame that needs no action (a stray response, an answer to typing).
+    /// A frame that needs no action (a response to no outstanding request).
     Nothing,
-    /// The server reported an error for a fire-and-forget request.
-    FireAndForgetError(parley_protocol::frames::ErrorInfo),
 }
 
 pub(crate) struct Link {
@@ -107,17 +100,6 @@ impl Link {
         Ok(request_id)
     }
 
-    /// Sends `Typing`, which has no response.
-    pub(crate) async fn typing(&mut self, conversation: ConversationId) -> Result<(), ClientError> {
-        let request_id = RequestId::try_from(FIRE_AND_FORGET_ID)?;
-        self.session.on_sent(now());
-        self.write(ClientFrame {
-            request_id,
-            request: Request::Typing { conversation },
-        })
-        .await
-    }
-
     async fn write(&mut self, frame: ClientFrame) -> Result<(), ClientError> {
         let bytes: Bytes = frame.encode();
         // Not cancel-safe, so never a select! arm; the timeout keeps a server that stopped
@@ -154,20 +136,10 @@ impl Link {
         };
         let frame =
             ServerFrame::decode(body).map_err(|e| format!("undecodable frame from server: {e}"))?;
-        // Answers to typing are not in the session's table; it still records the frame as a
-        // sign of life before reporting the id as unknown.
-        let fire_and_forget = match &frame {
-            ServerFrame::Response(id, r) if id.get() == FIRE_AND_FORGET_ID => Some(match r {
-                Response::Error(e) => Incoming::FireAndForgetError(e.clone()),
-                _ => Incoming::Nothing,
-            }),
-            _ => None,
-        };
-        match (self.session.handle_frame(now(), frame), fire_and_forget) {
-            (_, Some(incoming)) => Ok(incoming),
-            (Ok(ClientEvent::Response(tag, r)), None) => Ok(Incoming::Response(tag, r)),
-            (Ok(ClientEvent::Push(p)), None) => Ok(Incoming::Push(p)),
-            (Err(e), None) => {
+        match self.session.handle_frame(now(), frame) {
+            Ok(ClientEvent::Response(tag, r)) => Ok(Incoming::Response(tag, r)),
+            Ok(ClientEvent::Push(p)) => Ok(Incoming::Push(p)),
+            Err(e) => {
                 tracing::warn!("ignoring frame from server: {e}");
                 Ok(Incoming::Nothing)
             }
@@ -208,7 +180,7 @@ impl Link {
                 Incoming::Push(Push::GoAway { message, .. }) => {
                     tracing::debug!("server going away during login: {message}");
                 }
-                Incoming::Push(_) | Incoming::Nothing | Incoming::FireAndForgetError(_) => {}
+                Incoming::Push(_) | Incoming::Nothing => {}
             }
         }
     }

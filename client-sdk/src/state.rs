@@ -37,10 +37,6 @@ pub(crate) enum Command {
     },
     /// Run a sync round.
     Sync { reply: SyncWaiter },
-    /// Fire-and-forget typing notification.
-    Typing {
-        conversation: parley_protocol::ids::ConversationId,
-    },
     /// Report the positions, for the application to persist.
     Positions { reply: oneshot::Sender<Resume> },
 }
@@ -201,12 +197,6 @@ impl State {
                 self.pump_sends(link).await
             }
             Command::Sync { reply } => self.start_sync(link, Some(reply)).await,
-            Command::Typing { conversation } => {
-                if link.going_away.is_none() {
-                    link.typing(conversation).await.map_err(lost)?;
-                }
-                Ok(())
-            }
             Command::Positions { reply } => {
                 let _ = reply.send(self.resume());
                 Ok(())
@@ -226,7 +216,6 @@ impl State {
             Command::Sync { reply } => {
                 let _ = reply.send(Err(ClientError::Disconnected));
             }
-            Command::Typing { .. } => {}
             Command::Positions { reply } => {
                 let _ = reply.send(self.resume());
             }
@@ -245,7 +234,7 @@ impl State {
             Command::Sync { reply } => {
                 let _ = reply.send(Err(error.clone()));
             }
-            Command::Typing { .. } | Command::Positions { .. } => {}
+            Command::Positions { .. } => {}
         }
     }
 
@@ -283,10 +272,6 @@ impl State {
     ) -> Result<(), End> {
         match incoming {
             Incoming::Nothing => Ok(()),
-            Incoming::FireAndForgetError(e) => {
-                self.emitter.emit(Event::ServerError(e)).await;
-                Ok(())
-            }
             Incoming::Push(p) => self.on_push(link, p).await,
             Incoming::Response(tag, r) => match tag {
                 Pending::Caller(tx) => {

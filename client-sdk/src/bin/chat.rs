@@ -130,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (client, events) = connect(&cli).await?;
     let result = match cli.command {
         Command::Listen => listen(events).await,
+        Command::Sync => sync(&client, events).await,
         command => {
             // The connection task waits for room in the event channel: keep draining it.
             tokio::spawn(discard(events));
@@ -218,18 +219,6 @@ async fn once(client: &Client, command: Command) -> anyhow::Result<()> {
                 if ack.duplicate { " (duplicate)" } else { "" }
             );
         }
-        Command::Sync => {
-            let summary = client.sync().await?;
-            println!(
-                "{} conversations, {} messages fetched (epoch {})",
-                summary.conversations.len(),
-                summary.messages,
-                summary.epoch
-            );
-            for c in &summary.conversations {
-                println!("  {}", describe(c));
-            }
-        }
         Command::Group {
             command: GroupCommand::Create { name, members },
         } => {
@@ -241,7 +230,7 @@ async fn once(client: &Client, command: Command) -> anyhow::Result<()> {
             let group = client.create_group(name, members).await?;
             println!("created {}", describe(&group));
         }
-        Command::Listen => unreachable!("handled by listen"),
+        Command::Listen | Command::Sync => unreachable!("handled by run"),
     }
     Ok(())
 }
@@ -278,6 +267,33 @@ async fn listen(mut events: Events) -> anyhow::Result<()> {
             Some(Event::ServerError(e)) => println!("server error: {e}"),
         }
     }
+}
+
+/// Prints the history the client syncs after login (and any explicit sync), then the
+/// conversations.
+async fn sync(client: &Client, mut events: Events) -> anyhow::Result<()> {
+    let printer = tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            match event {
+                Event::Message(m) => println!("{}", render(&m)),
+                Event::ServerError(e) => eprintln!("server error: {e}"),
+                _ => {}
+            }
+        }
+    });
+    let summary = client.sync().await?;
+    // Closing ends the event stream once everything before it has been printed.
+    client.close().await;
+    printer.await?;
+    println!(
+        "{} conversations (epoch {})",
+        summary.conversations.len(),
+        summary.epoch
+    );
+    for c in &summary.conversations {
+        println!("  {}", describe(c));
+    }
+    Ok(())
 }
 
 async fn discard(mut events: Events) {
