@@ -63,6 +63,9 @@ impl Driver {
                     if !self.state.config.reconnect {
                         break ClientError::Disconnected;
                     }
+                    if let Some(tokens) = self.state.new_tokens.take() {
+                        self.tokens = tokens;
+                    }
                     match self.reconnect().await {
                         Ok((l, lr)) => {
                             link = l;

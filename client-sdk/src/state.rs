@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use parley_protocol::frames::{
-    GoAwayReason, LoginResult, Message, Push, Request, Response, SyncRequest,
-};
-use parley_protocol::ids::{DeviceId, Seq, UserId};
+use parley_protocol::frames::{GoAwayReason, LoginResult, Message, Push, Request, Response};
+use parley_protocol::ids::{DeviceId, UserId};
 use parley_protocol::session::TimerAction;
 use parley_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Tokens;
 use crate::config::{ClientConfig, Resume};
 use crate::error::ClientError;
 use crate::events::Event;
@@ -19,6 +18,8 @@ use crate::link::{expect_ack, now, reply, Incoming, Link, Pending};
 use crate::outbox::{AckSender, Outbox};
 use crate::positions::{Outcome, Positions};
 use crate::sync::{SyncState, SyncWaiter};
+
+mod catch_up;
 
 /// Sends in flight when the server announces no limit.
 const DEFAULT_MAX_IN_FLIGHT: usize = 256;
@@ -84,6 +85,8 @@ pub(crate) struct State {
     /// Unacknowledged sends wait for the first sync after a reconnect.
     sends_paused: bool,
     logged_out: bool,
+    /// Tokens obtained through a raw request, for the next reconnect.
+    pub(crate) new_tokens: Option<Tokens>,
 }
 
 fn lost(e: ClientError) -> End {
@@ -113,6 +116,7 @@ impl State {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             sends_paused: false,
             logged_out: false,
+            new_tokens: None,
             login_tx,
             emitter,
             config,
@@ -275,6 +279,11 @@ impl State {
             Incoming::Push(p) => self.on_push(link, p).await,
             Incoming::Response(tag, r) => match tag {
                 Pending::Caller(tx) => {
+                    if let Response::Login(login) = &r {
+                        // A raw `Refresh` revoked the tokens the reconnect logic holds.
+                        self.login_tx.send_replace(login.clone());
+                        self.new_tokens = Some(Tokens::from_login(login));
+                    }
                     reply(tx, r);
                     Ok(())
                 }
@@ -382,100 +391,6 @@ impl State {
             link.request(Request::Send(request), Pending::Send(key))
                 .await
                 .map_err(lost)?;
-        }
-        Ok(())
-    }
-
-    /// Starts a sync round, or queues one after the running round.
-    async fn start_sync(&mut self, link: &mut Link, waiter: Option<SyncWaiter>) -> Result<(), End> {
-        if link.going_away.is_some() {
-            if let Some(w) = waiter {
-                let _ = w.send(Err(ClientError::Disconnected));
-            }
-            return Ok(());
-        }
-        if self.sync.request(waiter) {
-            self.request_sync_page(link).await?;
-        }
-        Ok(())
-    }
-
-    async fn request_sync_page(&mut self, link: &mut Link) -> Result<(), End> {
-        let request = Request::Sync(SyncRequest {
-            epoch: self.epoch,
-            positions: self.positions.snapshot(),
-            limit: 0,
-        });
-        link.request(request, Pending::Sync).await.map_err(lost)?;
-        Ok(())
-    }
-
-    async fn on_sync_page(&mut self, link: &mut Link, r: Response) -> Result<(), End> {
-        let page = match r {
-            Response::Sync(page) => page,
-            Response::Error(e) => {
-                return self
-                    .end_sync_round(link, Some(ClientError::Server(e)))
-                    .await
-            }
-            other => {
-                let e = ClientError::Protocol(format!("expected a sync page, got {other:?}"));
-                return self.end_sync_round(link, Some(e)).await;
-            }
-        };
-        if page.reset {
-            self.positions.clear();
-            self.emitter.emit(Event::Reset).await;
-        }
-        self.epoch = page.epoch;
-        self.sync.page(&page);
-        // Nothing before a member's join is visible: start such conversations there.
-        let mut out = Vec::new();
-        for c in &page.conversations {
-            if c.visible_from > Seq(1) {
-                self.positions
-                    .raise_floor(c.id, Seq(c.visible_from.get() - 1), &mut out);
-            }
-        }
-        for m in out {
-            self.emitter.emit(Event::Message(m)).await;
-        }
-        let progressed = !page.messages.is_empty();
-        self.deliver(link, page.messages).await?;
-        for r in page.receipts {
-            self.emitter.emit(Event::Receipt(r)).await;
-        }
-        match (page.has_more, progressed) {
-            (true, true) => self.request_sync_page(link).await,
-            (true, false) => {
-                let e = ClientError::Protocol("sync page with has_more but no messages".into());
-                self.end_sync_round(link, Some(e)).await
-            }
-            (false, _) => self.end_sync_round(link, None).await,
-        }
-    }
-
-    async fn end_sync_round(
-        &mut self,
-        link: &mut Link,
-        error: Option<ClientError>,
-    ) -> Result<(), End> {
-        if let Some(e) = &error {
-            tracing::warn!("sync failed: {e}");
-            if let (ClientError::Server(info), false) = (e, self.sync.has_waiters()) {
-                // Nobody asked for this round: tell the application some other way.
-                self.emitter.emit(Event::ServerError(info.clone())).await;
-            }
-        }
-        let again = self.sync.finish(error);
-        // Gaps the round did not fill get a fresh timeout (their message may have been
-        // committed after the round's snapshot and be on its way as a push).
-        self.positions.restart_gap_clocks(now());
-        if std::mem::take(&mut self.sends_paused) {
-            self.pump_sends(link).await?;
-        }
-        if again {
-            self.request_sync_page(link).await?;
         }
         Ok(())
     }

@@ -478,3 +478,31 @@ async fn first_login_failure_is_returned_without_retrying() {
     let err = Client::connect(config(addr), password()).await.unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn silent_server_is_detected_by_heartbeat_and_pinged_meanwhile() {
+    let (server, addr) = MockServer::start().await;
+    let connect = tokio::spawn(Client::connect(config(addr), password()));
+    let mut conn = server.accept().await;
+    let (id, _) = conn.request().await;
+    let mut login = login_result(1);
+    login.heartbeat_interval = Duration::from_millis(50);
+    login.heartbeat_timeout = Duration::from_millis(300);
+    conn.respond(id, Response::Login(login)).await;
+    let (client, mut events) = connect.await.unwrap().unwrap();
+    assert!(matches!(next(&mut events).await, Event::Connected(_)));
+    conn.expect_empty_sync().await;
+    // Idle: the client pings on the announced interval.
+    let ping = conn.recv().await;
+    assert!(matches!(ping.request, Request::Ping { .. }));
+    // The server stays silent: the connection is declared dead and replaced.
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Disconnected { reason } if reason.contains("heartbeat")
+    ));
+    let mut conn = server.accept().await;
+    conn.accept_login(2).await;
+    assert!(matches!(next(&mut events).await, Event::Connected(_)));
+    client.close().await;
+    assert_eq!(next(&mut events).await, Event::Closed);
+}
