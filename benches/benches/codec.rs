@@ -1,4 +1,5 @@
 //! Frame codec throughput: encode and decode of message pushes by payload size.
+#![allow(missing_docs)] // criterion macros generate undocumented items
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -222,9 +222,9 @@ fn commit(
     batch: &[CommitRequest],
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
     for r in batch {
-        if !heads.contains_key(&r.item.request.conversation) {
-            let head = durable.ensure(store, r.item.request.conversation)?;
-            heads.insert(r.item.request.conversation, head);
+        let conv = r.item.request.conversation;
+        if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(conv) {
+            slot.insert(durable.ensure(store, conv)?);
         }
     }
     let items: Vec<CommitItem> = batch.iter().map(|r| r.item.clone()).collect();

@@ -119,7 +119,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     // Machine-readable line for scripts and tests that start the binary on port 0.
     println!(
-        "PARLEY_READY tls={} quic={} tcp={} http={}",
+        "PARLEY_READY pid={} tls={} quic={} tcp={} http={}",
+        std::process::id(),
         list(&a.tls),
         list(&a.quic),
         list(&a.tcp),
