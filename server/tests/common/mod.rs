@@ -2,6 +2,7 @@
 //! connected to it over the transport under test.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod binary;
 pub mod raw;
 
 use std::net::SocketAddr;

@@ -1,0 +1,1 @@
+//! Starting the real `parley` binary (not in-process) for crash and smoke tests.
