@@ -175,15 +175,15 @@ pub async fn wait_for<T>(events: &mut Events, mut pred: impl FnMut(&Event) -> Op
 /// Defines one test per transport: `$name::tls` and `$name::quic`.
 #[macro_export]
 macro_rules! both_transports {
-    ($name:ident, $body:path) => {
+    ($name:ident, $body:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn tls() {
-                $body(parley_client::Transport::Tls).await;
+                super::$body(parley_client::Transport::Tls).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn quic() {
-                $body(parley_client::Transport::Quic).await;
+                super::$body(parley_client::Transport::Quic).await;
             }
         }
     };
