@@ -70,6 +70,9 @@ pub struct LimitsConfig {
     pub max_sync_page: u32,
     /// Sync page when the client asks for 0.
     pub default_sync_page: u32,
+    /// Approximate upper bound of the messages in one sync page, in bytes (a page always
+    /// carries at least one message).
+    pub max_sync_bytes: u32,
     /// Pushes queued per session before it is marked lagging.
     pub outbound_queue: usize,
     /// Concurrent connections over all transports.
@@ -156,6 +159,7 @@ impl Default for LimitsConfig {
             max_inflight_sends: 256,
             max_sync_page: 1000,
             default_sync_page: 200,
+            max_sync_bytes: 1024 * 1024,
             outbound_queue: 1024,
             max_connections: 100_000,
             max_group_members: 1000,
@@ -246,6 +250,9 @@ impl Config {
         }
         if l.max_frame_bytes > 16 * 1024 * 1024 {
             return bad("limits.max_frame_bytes must be at most 16 MiB");
+        }
+        if l.max_sync_bytes < l.max_message_bytes {
+            return bad("limits.max_sync_bytes must be at least limits.max_message_bytes");
         }
         if l.default_sync_page == 0 || l.default_sync_page > l.max_sync_page {
             return bad("limits.default_sync_page must be in 1..=limits.max_sync_page");

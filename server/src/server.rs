@@ -104,7 +104,9 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir)?;
         let material = tls::load_or_create(&cfg)?;
         let rustls = tls::server_config(&material)?;
-        let quic_cfg = tls::quic_config(&material, cfg.heartbeat.timeout)?;
+        // The session's heartbeat owns liveness (and says GoAway); QUIC's own idle timeout is
+        // only a backstop for connections whose session never started.
+        let quic_cfg = tls::quic_config(&material, cfg.heartbeat.timeout * 2)?;
         let store = Store::open(&cfg.data_dir, cfg.store.cache_mib << 20)?;
 
         let tls_listeners = bind_tcp(&cfg.listen.tls).await?;

@@ -139,6 +139,7 @@ impl Core {
             0 => limits.default_sync_page,
             n => n.min(limits.max_sync_page),
         } as usize;
+        let mut budget = limits.max_sync_bytes as usize;
         let mut response = SyncResponse {
             epoch: self.epoch(),
             reset,
@@ -152,14 +153,16 @@ impl Core {
             let have = positions.get(&conv).copied().unwrap_or(Seq::ZERO);
             let start = have.max(Seq(info.visible_from.get() - 1));
             if info.head > start {
-                if remaining == 0 {
+                if remaining == 0 || budget == 0 {
                     response.has_more = true;
                 } else {
                     let page = self
                         .store
-                        .messages(conv, start, info.head, remaining)
+                        .messages(conv, start, info.head, remaining, budget)
                         .map_err(internal)?;
                     remaining -= page.len();
+                    let used: usize = page.iter().map(|m| m.content.len() + 64).sum();
+                    budget = budget.saturating_sub(used);
                     if (page.len() as u64) < info.head.get() - start.get() {
                         response.has_more = true;
                     }

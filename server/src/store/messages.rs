@@ -68,23 +68,35 @@ impl Store {
             .transpose()
     }
 
-    /// Messages of `conv` with `after < seq <= upto`, oldest first, at most `limit`.
+    /// Messages of `conv` with `after < seq <= upto`, oldest first: at most `limit` of them
+    /// and, after the first, no more than `max_bytes` of encoded messages in all.
     pub fn messages(
         &self,
         conv: ConversationId,
         after: Seq,
         upto: Seq,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
         if upto <= after || limit == 0 {
-            return Ok(Vec::new());
+            return Ok(out);
         }
-        self.log
+        let mut bytes = 0;
+        for v in self
+            .log
             .range(message(conv, after.next())..=message(conv, upto))
             .values()
             .take(limit)
-            .map(|v| Message::from_bytes(&v?).map_err(corrupt))
-            .collect()
+        {
+            let v = v?;
+            bytes += v.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(Message::from_bytes(&v).map_err(corrupt)?);
+        }
+        Ok(out)
     }
 
     fn find_duplicate(&self, sender: UserId, client_msg_id: &str) -> Result<Option<Message>> {
@@ -249,11 +261,22 @@ mod tests {
         assert_eq!(out[2].as_ref().unwrap_err().0.get(), 11);
         let conv = ConversationId::try_from(10).unwrap();
         assert_eq!(store.head(conv).unwrap(), Seq(3));
-        let page = store.messages(conv, Seq(1), Seq(3), 10).unwrap();
+        let page = store.messages(conv, Seq(1), Seq(3), 10, 1 << 20).unwrap();
         assert_eq!(
             page.iter().map(|m| m.seq.get()).collect::<Vec<_>>(),
             vec![2, 3]
         );
-        assert_eq!(store.messages(conv, Seq(0), Seq(3), 1).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .messages(conv, Seq(0), Seq(3), 1, 1 << 20)
+                .unwrap()
+                .len(),
+            1
+        );
+        // The byte budget stops a page early, but never before its first message.
+        assert_eq!(
+            store.messages(conv, Seq(0), Seq(3), 10, 1).unwrap().len(),
+            1
+        );
     }
 }

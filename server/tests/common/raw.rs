@@ -96,7 +96,7 @@ impl Raw {
             read,
             write,
             buf: BytesMut::new(),
-            codec: FrameCodec::new(1 << 20),
+            codec: FrameCodec::new(16 << 20),
             _quic: quic,
         }
     }

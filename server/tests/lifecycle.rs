@@ -1,0 +1,155 @@
+//! Connection lifecycle: idle connections are reaped, shutdown says GoAway, and a consumer too
+//! slow for its push queue is told to sync and loses nothing. Each over TLS-TCP and QUIC.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::raw::Raw;
+use common::TestServer;
+use parley_client::Transport;
+use parley_protocol::frames::{
+    ContentType, Device, GoAwayReason, PeerRef, Platform, Push, Request, Response, ServerFrame,
+    SyncRequest,
+};
+use parley_protocol::ids::{Account, DeviceId, Seq};
+
+async fn login(s: &TestServer, t: Transport, account: &str) -> Raw {
+    let mut raw = Raw::connect_to(s, t).await;
+    raw.send(
+        1,
+        Request::Register {
+            account: Account::try_from(account).unwrap(),
+            password: "password-123".into(),
+            device: Device {
+                id: DeviceId::try_from("raw").unwrap(),
+                platform: Platform::Cli,
+            },
+        },
+    )
+    .await;
+    let Response::Login(login) = raw.response(1).await else {
+        panic!("login failed");
+    };
+    assert_eq!(login.heartbeat_interval, s_interval(s));
+    raw
+}
+
+fn s_interval(_s: &TestServer) -> Duration {
+    INTERVAL
+}
+
+const INTERVAL: Duration = Duration::from_millis(500);
+
+async fn silent_connection_is_reaped(t: Transport) {
+    let s = TestServer::start_with(|c| {
+        c.heartbeat.interval = INTERVAL;
+        c.heartbeat.timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let mut raw = login(&s, t, "sleepy").await;
+    // Say nothing: the server gives up after the timeout with GoAway(IdleTimeout), then closes.
+    let frame = raw.recv().await;
+    assert!(
+        matches!(
+            frame,
+            Some(ServerFrame::Push(Push::GoAway {
+                reason: GoAwayReason::IdleTimeout,
+                ..
+            }))
+        ),
+        "got {frame:?}"
+    );
+    assert!(raw.recv().await.is_none());
+    s.stop().await;
+}
+both_transports!(idle_reaped, silent_connection_is_reaped);
+
+async fn shutdown_sends_go_away(t: Transport) {
+    let s = TestServer::start_with(|c| c.heartbeat.interval = INTERVAL).await;
+    let mut raw = login(&s, t, "stayer").await;
+    let stopping = tokio::spawn(s.stop());
+    let frame = raw.recv().await;
+    assert!(
+        matches!(
+            frame,
+            Some(ServerFrame::Push(Push::GoAway {
+                reason: GoAwayReason::Shutdown,
+                ..
+            }))
+        ),
+        "got {frame:?}"
+    );
+    assert!(raw.recv().await.is_none());
+    stopping.await.unwrap();
+}
+both_transports!(go_away_on_shutdown, shutdown_sends_go_away);
+
+async fn slow_consumer_is_told_to_sync_and_loses_nothing(t: Transport) {
+    let s = TestServer::start_with(|c| {
+        c.heartbeat.interval = INTERVAL;
+        c.limits.outbound_queue = 4;
+    })
+    .await;
+    let (alice, _a) = s.register(t, "alice").await;
+    // Bob logs in on a raw connection and then does not read at all.
+    let mut bob = login(&s, t, "bob").await;
+    let conv = alice
+        .open_direct(PeerRef::Account(Account::try_from("bob").unwrap()))
+        .await
+        .unwrap();
+    // Far more than the socket buffers and the 4-slot queue can hold.
+    const N: u64 = 300;
+    let payload = Bytes::from(vec![b'p'; 60 * 1024]);
+    for _ in 0..N {
+        alice
+            .send(conv.id, ContentType::Text, payload.clone())
+            .await
+            .unwrap();
+    }
+    // Bob reads now: a prefix of the messages in order, then SyncNeeded.
+    let mut last = Seq::ZERO;
+    loop {
+        match bob.recv().await.expect("connection stays open") {
+            ServerFrame::Push(Push::Message(m)) => {
+                assert_eq!(m.seq, last.next(), "pushes arrive in order without gaps");
+                last = m.seq;
+            }
+            ServerFrame::Push(Push::SyncNeeded) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        last < Seq(N),
+        "the queue overflowed, so not everything was pushed"
+    );
+    // Sync from where the pushes stopped returns the rest.
+    let mut have = last;
+    let mut id = 10;
+    while have < Seq(N) {
+        id += 1;
+        bob.send(
+            id,
+            Request::Sync(SyncRequest {
+                epoch: 0,
+                positions: vec![(conv.id, have)],
+                limit: 50,
+            }),
+        )
+        .await;
+        let Response::Sync(page) = bob.response(id).await else {
+            panic!("sync failed");
+        };
+        for m in &page.messages {
+            assert_eq!(m.seq, have.next());
+            have = m.seq;
+        }
+        assert_eq!(page.has_more, have < Seq(N));
+    }
+    s.stop().await;
+}
+both_transports!(
+    slow_consumer,
+    slow_consumer_is_told_to_sync_and_loses_nothing
+);
