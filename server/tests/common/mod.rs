@@ -40,6 +40,10 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cfg = Config::for_tests(dir.path());
         tweak(&mut cfg);
+        Self::run(dir, cfg).await
+    }
+
+    async fn run(dir: tempfile::TempDir, cfg: Config) -> TestServer {
         let server = Server::bind(cfg).await.expect("server binds");
         let a = server.addrs().clone();
         let cert = server.cert_path().to_owned();
@@ -60,6 +64,28 @@ impl TestServer {
             shutdown,
             task,
         }
+    }
+
+    /// Stops the server and starts a new one on the same data dir and the same addresses (so
+    /// clients can reconnect to where they were).
+    pub async fn restart(self) -> TestServer {
+        self.restart_after(async {}).await
+    }
+
+    /// Like [`TestServer::restart`], running `while_down` while no server is listening.
+    pub async fn restart_after(
+        self,
+        while_down: impl std::future::Future<Output = ()>,
+    ) -> TestServer {
+        let (tls, tcp, quic, http) = (self.tls, self.tcp, self.quic, self.http);
+        let dir = self.stop().await;
+        while_down.await;
+        let mut cfg = Config::for_tests(dir.path());
+        cfg.listen.tls = vec![tls];
+        cfg.listen.tcp = vec![tcp];
+        cfg.listen.quic = vec![quic];
+        cfg.listen.http = vec![http];
+        Self::run(dir, cfg).await
     }
 
     /// The address for a transport.
