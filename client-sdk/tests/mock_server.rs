@@ -130,6 +130,7 @@ fn login_result(n: u32) -> LoginResult {
             max_message_bytes: 1 << 16,
             max_inflight_sends: 16,
             max_sync_page: 100,
+            max_requests_per_second: 0,
         },
         server_time_ms: 0,
         epoch: EPOCH,

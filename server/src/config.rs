@@ -73,6 +73,8 @@ pub struct LimitsConfig {
     /// Approximate upper bound of the messages in one sync page, in bytes (a page always
     /// carries at least one message).
     pub max_sync_bytes: u32,
+    /// Sustained requests per second per connection (bursts of twice as many); 0 = unlimited.
+    pub requests_per_second: u32,
     /// Pushes queued per session before it is marked lagging.
     pub outbound_queue: usize,
     /// Concurrent connections over all transports.
@@ -160,6 +162,7 @@ impl Default for LimitsConfig {
             max_sync_page: 1000,
             default_sync_page: 200,
             max_sync_bytes: 1024 * 1024,
+            requests_per_second: 2000,
             outbound_queue: 1024,
             max_connections: 100_000,
             max_group_members: 1000,

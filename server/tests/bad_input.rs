@@ -215,3 +215,25 @@ async fn requests_need_login_and_membership(t: Transport) {
     s.stop().await;
 }
 both_transports!(authorization, requests_need_login_and_membership);
+
+async fn requests_beyond_the_rate_limit_are_refused(t: Transport) {
+    let s = TestServer::start_with(|c| c.limits.requests_per_second = 5).await;
+    let mut raw = raw_login(&s, t, "hasty").await;
+    // The burst allowance is twice the rate; pipeline far more than that at once.
+    for id in 2..=41 {
+        raw.send(id, Request::Ping { client_time_ms: id }).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    for id in 2..=41 {
+        match raw.response(id).await {
+            Response::Pong { .. } => pongs += 1,
+            Response::Error(e) if e.code == ErrorCode::RateLimited && !e.fatal => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(limited > 0, "some requests were refused");
+    assert!(pongs >= 9 && pongs < 40, "the burst went through: {pongs}");
+    s.stop().await;
+}
+both_transports!(rate_limit, requests_beyond_the_rate_limit_are_refused);

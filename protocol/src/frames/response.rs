@@ -21,6 +21,7 @@ pub struct Limits {
     pub max_message_bytes: u32,
     pub max_inflight_sends: u32,
     pub max_sync_page: u32,
+    pub max_requests_per_second: u32,
 }
 
 /// A successful login.
@@ -268,6 +269,7 @@ impl From<Response> for Body {
                     max_message_bytes: l.limits.max_message_bytes,
                     max_inflight_sends: l.limits.max_inflight_sends,
                     max_sync_page: l.limits.max_sync_page,
+                    max_requests_per_second: l.limits.max_requests_per_second,
                 }),
                 server_time_ms: l.server_time_ms,
                 epoch: l.epoch,
@@ -414,6 +416,7 @@ fn response(body: Body) -> Result<Response, DecodeError> {
                     max_message_bytes: limits.max_message_bytes,
                     max_inflight_sends: limits.max_inflight_sends,
                     max_sync_page: limits.max_sync_page,
+                    max_requests_per_second: limits.max_requests_per_second,
                 },
                 server_time_ms: l.server_time_ms,
                 epoch: l.epoch,

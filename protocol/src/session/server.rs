@@ -17,6 +17,8 @@ pub struct HeartbeatConfig {
     pub login_timeout: Duration,
     /// Malformed frames tolerated before the connection is closed.
     pub max_bad_frames: u32,
+    /// Sustained requests per second (bursts of twice as many); 0 = unlimited.
+    pub requests_per_second: u32,
 }
 
 impl Default for HeartbeatConfig {
@@ -26,6 +28,7 @@ impl Default for HeartbeatConfig {
             timeout: Duration::from_secs(90),
             login_timeout: Duration::from_secs(10),
             max_bad_frames: 8,
+            requests_per_second: 0,
         }
     }
 }
@@ -59,6 +62,41 @@ pub struct ServerSession {
     cfg: HeartbeatConfig,
     deadline: Instant,
     bad_frames: u32,
+    bucket: Bucket,
+}
+
+/// Token bucket: `rate` tokens per second up to `2 * rate`.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant, rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self {
+            rate,
+            tokens: 2.0 * rate,
+            last: now,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(2.0 * self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl ServerSession {
@@ -69,6 +107,7 @@ impl ServerSession {
             cfg,
             deadline: now + cfg.login_timeout,
             bad_frames: 0,
+            bucket: Bucket::new(now, cfg.requests_per_second),
         }
     }
 
@@ -76,6 +115,18 @@ impl ServerSession {
     pub fn on_frame_received(&mut self, now: Instant) {
         if let State::Active(_) = self.state {
             self.deadline = now + self.cfg.timeout;
+        }
+    }
+
+    /// Spends one request from the rate budget; `Err` if the connection is over its rate.
+    pub fn rate_limit(&mut self, now: Instant) -> Result<(), Admission> {
+        if self.bucket.take(now) {
+            Ok(())
+        } else {
+            Err(Admission(ErrorInfo::new(
+                ErrorCode::RateLimited,
+                "too many requests; slow down",
+            )))
         }
     }
 
@@ -214,6 +265,22 @@ mod tests {
             s.handle_timeout(t1 + cfg.timeout),
             Some(GoAwayReason::IdleTimeout)
         );
+    }
+
+    #[test]
+    fn rate_limit_allows_bursts_then_refills() {
+        let t0 = Instant::now();
+        let cfg = HeartbeatConfig {
+            requests_per_second: 10,
+            ..HeartbeatConfig::default()
+        };
+        let mut s = ServerSession::new(t0, cfg);
+        let allowed = (0..100).filter(|_| s.rate_limit(t0).is_ok()).count();
+        assert_eq!(allowed, 20, "a burst of twice the rate");
+        assert!(s.rate_limit(t0 + Duration::from_millis(50)).is_err());
+        assert!(s.rate_limit(t0 + Duration::from_millis(150)).is_ok());
+        let mut unlimited = ServerSession::new(t0, HeartbeatConfig::default());
+        assert!((0..10_000).all(|_| unlimited.rate_limit(t0).is_ok()));
     }
 
     #[test]

@@ -101,6 +101,7 @@ impl Core {
             max_message_bytes: l.max_message_bytes,
             max_inflight_sends: l.max_inflight_sends,
             max_sync_page: l.max_sync_page,
+            max_requests_per_second: l.requests_per_second,
         }
     }
 

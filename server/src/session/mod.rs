@@ -72,6 +72,7 @@ pub async fn run<R, W>(
         interval: cfg.interval,
         timeout: cfg.timeout,
         login_timeout: cfg.login_timeout,
+        requests_per_second: core.config().limits.requests_per_second,
         ..HeartbeatConfig::default()
     };
     let driver = Driver {
@@ -266,10 +267,15 @@ where
     }
 
     async fn on_frame(&mut self, body: Bytes) {
-        self.sm.on_frame_received(Instant::now().into_std());
+        let now = Instant::now().into_std();
+        self.sm.on_frame_received(now);
         match ClientFrame::decode(body) {
             Ok(frame) => {
-                if let Err(rejection) = self.sm.admit(&frame.request) {
+                let admitted = self
+                    .sm
+                    .rate_limit(now)
+                    .and_then(|()| self.sm.admit(&frame.request));
+                if let Err(rejection) = admitted {
                     self.respond(frame.request_id, Response::Error(rejection.0));
                     return;
                 }
