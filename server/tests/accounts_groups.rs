@@ -1,5 +1,6 @@
 //! Accounts (tokens, refresh, logout), group membership, typing and the store epoch, through the
 //! SDK and raw frames against a real server, over TLS-TCP and QUIC.
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! End-to-end chat through the SDK against a real server, each over TLS-TCP and QUIC.
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 mod common;
 

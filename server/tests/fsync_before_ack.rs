@@ -1,6 +1,7 @@
 //! The durable-ack guarantee, checked on the real binary with strace: the message's bytes are
 //! written to the store file, that file is fsync'd, and only then does the ack reach the socket.
 //! (See docs/durability.md for the same check run by hand.)
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 mod common;
 

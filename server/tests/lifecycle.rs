@@ -1,5 +1,6 @@
 //! Connection lifecycle: idle connections are reaped, shutdown says GoAway, and a consumer too
 //! slow for its push queue is told to sync and loses nothing. Each over TLS-TCP and QUIC.
+#![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 mod common;
 

@@ -53,7 +53,6 @@ impl Core {
     pub(crate) fn fan_out(&self, message: Message, origin_session: u64) {
         let conv = message.conversation;
         let sender = message.sender;
-        let seq = message.seq;
         let members = match self.members_of(conv) {
             Ok(m) => m,
             Err(e) => {
@@ -65,13 +64,6 @@ impl Core {
         for user in members.ids() {
             let except = (user == sender).then_some(origin_session);
             self.hub.deliver(user, &frame, except);
-        }
-        // Sending implies having read everything before: the sender's unread count stays 0.
-        if let Err(e) = self
-            .store
-            .advance_cursor(sender, conv, CursorKind::Read, seq)
-        {
-            tracing::warn!(error = %e, "could not advance the sender's read cursor");
         }
     }
 

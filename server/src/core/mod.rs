@@ -112,8 +112,21 @@ impl Core {
             self.stats
                 .messages
                 .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
+            // Sending implies having read everything before: advance each sender's read cursor
+            // once per batch (to its newest message), so its unread count stays 0.
+            let mut read_upto: std::collections::HashMap<_, parley_protocol::ids::Seq> =
+                std::collections::HashMap::new();
             for (message, origin) in batch.messages {
+                let key = (message.sender, message.conversation);
+                let seq = read_upto.entry(key).or_default();
+                *seq = (*seq).max(message.seq);
                 self.fan_out(message, origin);
+            }
+            for ((user, conv), seq) in read_upto {
+                let kind = parley_protocol::frames::CursorKind::Read;
+                if let Err(e) = self.store.advance_cursor(user, conv, kind, seq) {
+                    tracing::warn!(error = %e, "could not advance the sender's read cursor");
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parley_protocol::frames::{ClientFrame, ErrorInfo, GoAwayReason, Push, Response, ServerFrame};
 use parley_protocol::ids::RequestId;
 use parley_protocol::session::{HeartbeatConfig, ServerSession};
@@ -141,6 +141,10 @@ where
                 }
                 Some((id, response)) = self.acks.next(), if !self.acks.is_empty() => {
                     self.respond(id, response);
+                    // A commit batch completes many acks at once: write them all in one flush.
+                    while let Some(Some((id, response))) = self.acks.next().now_or_never() {
+                        self.respond(id, response);
+                    }
                 }
                 Some(frame) = next_push(&mut self.pushes), if open => {
                     self.write_pushes(frame);
