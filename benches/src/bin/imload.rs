@@ -1,0 +1,104 @@
+//! `imload`: the Parley load generator. See docs/BENCHMARKS.md for the commands behind every
+//! published figure.
+//!
+//! ```text
+//! cargo run --release -p parley-benches --bin imload -- chat --spawn-server --transport tcp
+//! ```
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use parley_benches::scenario::{catchup, chat, fanout, idle, probe, storm};
+use parley_benches::stats::print_human;
+
+/// Load generator for the Parley server (loopback only).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// P sender/receiver pairs in 1:1 conversations: msgs/s, latency, integrity.
+    Chat(chat::ChatArgs),
+    /// N idle logged-in connections: RSS per connection, connects/s, token logins/s.
+    Idle(idle::IdleArgs),
+    /// One group of G online members, S senders: deliveries/s and latency.
+    Fanout(fanout::FanoutArgs),
+    /// N clients drop and reconnect at once: time until all are logged in and synced.
+    Storm(storm::StormArgs),
+    /// A user offline for K messages: time to sync them all.
+    Catchup(catchup::CatchupArgs),
+    /// Latency of append + fdatasync on a directory's disk (the floor under every commit).
+    FsyncProbe(probe::ProbeArgs),
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
+    Ok(match cli.scenario {
+        Scenario::Chat(a) => {
+            let json = a.common.json;
+            Some((chat::run(a).await?, json))
+        }
+        Scenario::Idle(a) if a.workers.worker_index.is_some() => {
+            idle::run_child(a).await?;
+            None
+        }
+        Scenario::Idle(a) => {
+            let json = a.common.json;
+            Some((idle::run(a).await?, json))
+        }
+        Scenario::Fanout(a) => {
+            let json = a.common.json;
+            Some((fanout::run(a).await?, json))
+        }
+        Scenario::Storm(a) if a.workers.worker_index.is_some() => {
+            storm::run_child(a).await?;
+            None
+        }
+        Scenario::Storm(a) => {
+            let json = a.common.json;
+            Some((storm::run(a).await?, json))
+        }
+        Scenario::Catchup(a) => {
+            let json = a.common.json;
+            Some((catchup::run(a).await?, json))
+        }
+        Scenario::FsyncProbe(a) => {
+            let json = a.json;
+            Some((probe::run(a).await?, json))
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("imload: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some((report, json))) => {
+            if json {
+                println!("{report}");
+            } else {
+                print_human(&report);
+            }
+            if report["ok"].as_bool() == Some(true) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("imload: the run reported problems (lost, duplicated or failed)");
+                ExitCode::from(3)
+            }
+        }
+        Err(e) => {
+            eprintln!("imload: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

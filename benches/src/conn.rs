@@ -1,0 +1,341 @@
+//! Raw protocol connections over plain TCP, TLS and QUIC, speaking length-prefixed frames
+//! directly (no SDK), so the generator spends as little CPU per frame as the protocol allows.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context as _};
+use bytes::{Bytes, BytesMut};
+use parley_protocol::frames::{ClientFrame, Push, Request, Response, ServerFrame};
+use parley_protocol::ids::RequestId;
+use parley_protocol::FrameCodec;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Which transport to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Plain TCP (the server's opt-in `--plain-tcp` listener).
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// QUIC, one bidirectional stream.
+    Quic,
+}
+
+impl Transport {
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Quic => "quic",
+        }
+    }
+}
+
+/// Frame limit the generator accepts from the server (the server announces 128 KiB).
+const MAX_FRAME: usize = 1 << 20;
+
+type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// Opens connections of one transport to one server, spreading them over source addresses.
+pub struct Connector {
+    transport: Transport,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsConnector>,
+    quic: Vec<quinn::Endpoint>,
+    sources: Vec<IpAddr>,
+    next: AtomicUsize,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("transport", &self.transport)
+            .field("addr", &self.addr)
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn client_tls(cert: &Path) -> anyhow::Result<rustls::ClientConfig> {
+    let pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(c.context("parsing the certificate")?)?;
+    }
+    if roots.is_empty() {
+        bail!("{}: no certificate found", cert.display());
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+    Ok(cfg)
+}
+
+impl Connector {
+    /// A connector for `transport` to `addr`. TLS and QUIC need the server's certificate (PEM);
+    /// `sources` are local addresses to bind before connecting, used round-robin (empty: let
+    /// the kernel choose).
+    pub fn new(
+        transport: Transport,
+        addr: SocketAddr,
+        cert: Option<&Path>,
+        sources: Vec<IpAddr>,
+    ) -> anyhow::Result<Connector> {
+        if !addr.ip().is_loopback() {
+            bail!("{addr}: the load generator only targets loopback addresses");
+        }
+        let mut tls = None;
+        let mut quic = Vec::new();
+        match transport {
+            Transport::Tcp => {}
+            Transport::Tls => {
+                let cert = cert.ok_or_else(|| anyhow!("--cert is needed for TLS"))?;
+                tls = Some(tokio_rustls::TlsConnector::from(Arc::new(client_tls(
+                    cert,
+                )?)));
+            }
+            Transport::Quic => {
+                let cert = cert.ok_or_else(|| anyhow!("--cert is needed for QUIC"))?;
+                let mut tls = client_tls(cert)?;
+                tls.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+                    .map_err(|e| anyhow!("QUIC TLS config: {e}"))?;
+                let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+                let mut transport = quinn::TransportConfig::default();
+                // Idle connections must outlive the scenario; the server announces 90 s.
+                transport.max_idle_timeout(Some(
+                    quinn::IdleTimeout::try_from(std::time::Duration::from_secs(120))
+                        .map_err(|e| anyhow!("{e}"))?,
+                ));
+                client.transport_config(Arc::new(transport));
+                let binds: Vec<IpAddr> = if sources.is_empty() {
+                    vec![IpAddr::from([127, 0, 0, 1])]
+                } else {
+                    sources.clone()
+                };
+                for ip in binds {
+                    let mut ep = quinn::Endpoint::client(SocketAddr::new(ip, 0))
+                        .with_context(|| format!("binding a QUIC endpoint on {ip}"))?;
+                    ep.set_default_client_config(client.clone());
+                    quic.push(ep);
+                }
+            }
+        }
+        Ok(Connector {
+            transport,
+            addr,
+            tls,
+            quic,
+            sources,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    async fn tcp(&self) -> io::Result<TcpStream> {
+        let stream = if self.sources.is_empty() {
+            TcpStream::connect(self.addr).await?
+        } else {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len();
+            let sock = match self.sources[i] {
+                IpAddr::V4(_) => TcpSocket::new_v4()?,
+                IpAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            sock.bind(SocketAddr::new(self.sources[i], 0))?;
+            sock.connect(self.addr).await?
+        };
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    /// Opens a connection and completes the transport handshake (TCP, TLS or QUIC).
+    pub async fn connect(&self) -> anyhow::Result<Conn> {
+        match self.transport {
+            Transport::Tcp => {
+                let (r, w) = self.tcp().await?.into_split();
+                Ok(Conn::new(Box::new(r), Box::new(w), None))
+            }
+            Transport::Tls => {
+                let tcp = self.tcp().await?;
+                let tls = self.tls.as_ref().ok_or_else(|| anyhow!("no TLS config"))?;
+                let name = rustls::pki_types::ServerName::try_from("localhost")?;
+                let stream = tls.connect(name, tcp).await?;
+                let (r, w) = tokio::io::split(stream);
+                Ok(Conn::new(Box::new(r), Box::new(w), None))
+            }
+            Transport::Quic => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.quic.len().max(1);
+                let ep = self
+                    .quic
+                    .get(i)
+                    .ok_or_else(|| anyhow!("no QUIC endpoint"))?;
+                let conn = ep.connect(self.addr, "localhost")?.await?;
+                let (send, recv) = conn.open_bi().await?;
+                Ok(Conn::new(Box::new(recv), Box::new(send), Some(conn)))
+            }
+        }
+    }
+
+    /// Waits for QUIC endpoints to finish closing their connections (no-op for TCP).
+    pub async fn shutdown(&self) {
+        for ep in &self.quic {
+            ep.close(0u32.into(), b"done");
+        }
+        for ep in &self.quic {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ep.wait_idle()).await;
+        }
+    }
+}
+
+/// Reads whole frames off a byte stream.
+pub struct FrameReader {
+    inner: BoxRead,
+    buf: BytesMut,
+    codec: FrameCodec,
+}
+
+impl FrameReader {
+    fn new(inner: BoxRead) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::new(),
+            codec: FrameCodec::new(MAX_FRAME),
+        }
+    }
+
+    /// The next frame body; `None` at end of stream. Cancel-safe: the only await is a
+    /// `read_buf`, which loses nothing when dropped.
+    pub async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.buf)? {
+                return Ok(Some(frame));
+            }
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(8 * 1024);
+            }
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(anyhow!("connection closed inside a frame"))
+                };
+            }
+        }
+    }
+
+    /// The next decoded frame; `None` at end of stream.
+    pub async fn next_frame(&mut self) -> anyhow::Result<Option<ServerFrame>> {
+        match self.next().await? {
+            Some(body) => Ok(Some(ServerFrame::decode(body)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The write half: frames are encoded into a batch and written with one call.
+pub struct FrameWriter {
+    inner: BoxWrite,
+    out: Vec<u8>,
+    next_id: u64,
+}
+
+impl FrameWriter {
+    /// Appends a request to the batch and returns its id.
+    pub fn queue(&mut self, request: Request) -> RequestId {
+        self.next_id += 1;
+        // Starts at 1 and only grows: never zero.
+        let id = RequestId::try_from(self.next_id).unwrap_or_else(|_| unreachable!());
+        let bytes = ClientFrame {
+            request_id: id,
+            request,
+        }
+        .encode();
+        self.out.extend_from_slice(&bytes);
+        id
+    }
+
+    /// Writes the batch.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.inner.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        self.inner.flush().await
+    }
+
+    /// Closes the write side (TCP FIN, TLS close_notify, QUIC stream finish).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.inner.shutdown().await
+    }
+}
+
+/// One connection: a reader, a writer, and for QUIC the connection handle that keeps it open.
+pub struct Conn {
+    /// Frames from the server.
+    pub reader: FrameReader,
+    /// Frames to the server.
+    pub writer: FrameWriter,
+    quic: Option<quinn::Connection>,
+}
+
+impl Conn {
+    fn new(r: BoxRead, w: BoxWrite, quic: Option<quinn::Connection>) -> Conn {
+        Conn {
+            reader: FrameReader::new(r),
+            writer: FrameWriter {
+                inner: w,
+                out: Vec::new(),
+                next_id: 0,
+            },
+            quic,
+        }
+    }
+
+    /// Sends one request and waits for its response, skipping pushes (setup only: pushes are
+    /// dropped). An `Error` response is returned as an error.
+    pub async fn call(&mut self, request: Request) -> anyhow::Result<Response> {
+        let name = request.name();
+        let id = self.writer.queue(request);
+        self.writer.flush().await?;
+        loop {
+            match self.reader.next_frame().await? {
+                None => bail!("{name}: connection closed"),
+                Some(ServerFrame::Response(rid, Response::Error(e))) if rid == id => {
+                    bail!("{name}: {e}")
+                }
+                Some(ServerFrame::Response(rid, r)) if rid == id => return Ok(r),
+                Some(ServerFrame::Response(rid, _)) => bail!("{name}: unexpected response {rid}"),
+                Some(ServerFrame::Push(Push::GoAway { reason, message })) => {
+                    bail!("{name}: server sent GoAway {reason:?}: {message}")
+                }
+                Some(ServerFrame::Push(_)) => {}
+            }
+        }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(mut self) {
+        let _ = self.writer.shutdown().await;
+        if let Some(c) = self.quic.take() {
+            c.close(0u32.into(), b"bye");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! `fanout`: one group of G members, all online; S of them send. Reports deliveries/s, latency,
+//! the server's CPU per delivery, and checks every member got every message exactly once.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::chat::{measure_window, Traffic};
+use super::{machine, register_all, round3, Common, Target};
+use crate::client::{account_name, create_group, ns_of};
+use crate::peer::{self, Expect, PeerConfig, SendPlan, SERVER_MAX_INFLIGHT};
+use crate::progress::Progress;
+use crate::stats::SeqSet;
+
+/// Options of `fanout`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FanoutArgs {
+    /// Options every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+    /// Group members, all online (the server allows 1000).
+    #[arg(long, default_value_t = 100)]
+    pub members: usize,
+    /// Members that send.
+    #[arg(long, default_value_t = 1)]
+    pub senders: usize,
+    /// Total messages per second over all senders; 0 = saturation.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Unacknowledged sends per sender at saturation (at most 256).
+    #[arg(long, default_value_t = 8)]
+    pub window: usize,
+    /// Payload bytes (at least 8).
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds at the start excluded from rates and latencies.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+}
+
+/// Runs `fanout`.
+pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
+    let mut a = args;
+    if a.common.smoke {
+        a.members = a.members.min(8);
+        a.senders = a.senders.min(2);
+        a.duration = 2.0;
+        a.warmup = 0.5;
+    }
+    a.window = a.window.clamp(1, SERVER_MAX_INFLIGHT);
+    a.payload = a.payload.max(8);
+    anyhow::ensure!(a.members >= 2, "--members must be at least 2");
+    anyhow::ensure!(
+        (1..=a.members).contains(&a.senders),
+        "--senders must be in 1..=members"
+    );
+    anyhow::ensure!(
+        a.warmup < a.duration,
+        "--warmup must be shorter than --duration"
+    );
+    let c = &a.common;
+    let target = Target::resolve(c).await?;
+    let connector = target.connector(c, super::sources(0, c.sources))?;
+
+    let reg = Progress::new("registering", a.members as u64);
+    let counter = Arc::new(AtomicU64::new(0));
+    let names = (0..a.members)
+        .map(|i| account_name(target.run_id, 0, i))
+        .collect();
+    let t_reg = Instant::now();
+    let ticker = {
+        let (counter, reg) = (counter.clone(), reg.clone());
+        tokio::spawn(async move {
+            loop {
+                reg.set(counter.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let registered = register_all(&connector, names, c.setup_concurrency, counter).await;
+    ticker.abort();
+    reg.finish();
+    let mut clients = registered?;
+    let register_secs = t_reg.elapsed().as_secs_f64();
+    let others = clients[1..].iter().map(|(_, id)| id.user).collect();
+    let conv = create_group(&mut clients[0].0, "imload-fanout", others).await?;
+
+    let per_conn_limit = clients
+        .first()
+        .map_or(0, |(_, id)| id.max_requests_per_second);
+    let traffic = Traffic::new();
+    let warmup = Duration::from_secs_f64(a.warmup);
+    let duration = Duration::from_secs_f64(a.duration);
+    let start = Instant::now() + Duration::from_millis(200);
+    let deadline = start + duration + Duration::from_secs(60);
+    let expect = Arc::new(Expect::default());
+    expect.senders_left.store(a.senders, Ordering::Release);
+    let mut tasks = Vec::with_capacity(a.members);
+    for (i, (conn, id)) in clients.into_iter().enumerate() {
+        let send = (i < a.senders).then(|| SendPlan {
+            rate: a.rate / a.senders as f64,
+            window: a.window,
+            payload: a.payload,
+            until: start + duration,
+            max_messages: u64::MAX,
+            max_rate: id.max_requests_per_second,
+            tag: format!("{}-{i}", id.account),
+        });
+        let cfg = PeerConfig {
+            conv,
+            epoch: id.epoch,
+            send,
+            expect: expect.clone(),
+            counters: traffic.counters.clone(),
+            record_from_ns: ns_of(start + warmup),
+            deadline,
+            ack_latency: traffic.ack.recorder(),
+            deliver_latency: traffic.deliver.recorder(),
+        };
+        tasks.push(tokio::spawn(peer::run(conn, cfg)));
+    }
+    tokio::time::sleep_until(start).await;
+    let (m0, d0, a0, m1, d1, a1) =
+        measure_window(&target, &traffic.counters, start, warmup, duration).await;
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        outcomes.push(t.await?);
+    }
+    let stats = target.stats().await;
+    let secs = m1.at.duration_since(m0.at).as_secs_f64();
+
+    // Every seq acked by some sender, once: the group's log must be exactly 1..=n.
+    let mut all = SeqSet::default();
+    let mut seq_conflicts = 0;
+    for o in &outcomes {
+        seq_conflicts += all.union_with(&o.acked);
+    }
+    let n = all.len();
+    let mut lost = 0;
+    let mut duplicates = 0;
+    let mut errors = 0;
+    let mut failures = Vec::new();
+    let (mut sync_needed, mut recovered, mut timed_out, mut delivered) = (0, 0, 0, 0);
+    for o in &outcomes {
+        // A member receives everything except what its own connection sent.
+        let expected = o.acked.complement_upto(n);
+        lost += expected.missing_from(&o.seen);
+        duplicates += o.seen.duplicates();
+        errors += o.errors;
+        sync_needed += o.sync_needed;
+        recovered += o.recovered_by_sync;
+        timed_out += u64::from(o.timed_out);
+        delivered += o.seen.len();
+        if let Some(f) = &o.failure {
+            failures.push(f.clone());
+        }
+    }
+    failures.truncate(5);
+    let gapless = all.is_gapless();
+    let ok = lost == 0
+        && duplicates == 0
+        && seq_conflicts == 0
+        && gapless
+        && errors == 0
+        && failures.is_empty()
+        && n > 0;
+    let report = json!({
+        "scenario": "fanout",
+        "ok": ok,
+        "config": {
+            "transport": c.transport.name(),
+            "members": a.members,
+            "senders": a.senders,
+            "mode": if a.rate > 0.0 { format!("fixed {} msgs/s", a.rate) } else { format!("saturation, window {}", a.window) },
+            "payload_bytes": a.payload,
+            "server_rate_limit_per_connection": per_conn_limit,
+            "duration_s": a.duration,
+            "warmup_s": a.warmup,
+            "smoke": c.smoke,
+        },
+        "setup": { "accounts": a.members, "register_s": round3(register_secs) },
+        "throughput": {
+            "deliveries_per_s": round3((d1 - d0) as f64 / secs),
+            "messages_per_s": round3((a1 - a0) as f64 / secs),
+            "window_s": round3(secs),
+        },
+        "latency": {
+            "send_to_durable_ack": traffic.ack.summary(),
+            "send_to_deliver": traffic.deliver.summary(),
+        },
+        "cpu": m0.cpu_between(&m1, d1 - d0),
+        "integrity": {
+            "ok": ok,
+            "messages": n,
+            "deliveries": delivered,
+            "lost": lost,
+            "duplicates": duplicates,
+            "seq_conflicts": seq_conflicts,
+            "gapless": gapless,
+            "sync_needed_pushes": sync_needed,
+            "recovered_by_sync": recovered,
+            "errors": errors,
+            "peers_timed_out": timed_out,
+            "failures": failures,
+        },
+        "server_counters": stats,
+        "machine": machine(),
+    });
+    target.stop().await?;
+    Ok(report)
+}

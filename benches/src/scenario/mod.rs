@@ -1,0 +1,253 @@
+//! The scenarios, and what they share: target selection (an external server or a spawned
+//! one), bulk registration, sampling of the server's CPU and memory, and the report frame.
+
+pub mod catchup;
+pub mod chat;
+pub mod fanout;
+pub mod idle;
+pub mod probe;
+pub mod storm;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::client::{self, Identity};
+use crate::conn::{Conn, Connector, Transport};
+use crate::procfs::{self, ProcSample};
+use crate::spawn::{self, SpawnedServer};
+
+/// Options every scenario takes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Common {
+    /// Server address (loopback only). Not needed with --spawn-server.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+    /// Transport to load.
+    #[arg(long, value_enum, default_value = "tls")]
+    pub transport: Transport,
+    /// Server certificate (PEM) for TLS and QUIC: `<data-dir>/tls/cert.pem`.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// PID of an external server, to read its RSS and CPU from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// HTTP side-service of an external server, to read its counters.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Start the server binary on a temporary data dir with port-0 listeners for this run.
+    #[arg(long)]
+    pub spawn_server: bool,
+    /// Server binary for --spawn-server.
+    #[arg(long, default_value = "target/release/parley")]
+    pub server_bin: PathBuf,
+    /// Data directory for the spawned server (default: a fresh temporary directory).
+    #[arg(long)]
+    pub server_data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of the human-readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// A tiny, ~2 s version of the scenario (CI smoke; timings meaningless).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Concurrent registrations and logins during setup.
+    #[arg(long, default_value_t = 64)]
+    pub setup_concurrency: usize,
+    /// Number of 127.0.0.x source addresses to spread connections over (0: kernel's choice).
+    #[arg(long, default_value_t = 0)]
+    pub sources: usize,
+    /// Run id (hex) making account names unique; random by default.
+    #[arg(long, value_parser = parse_hex)]
+    pub run_id: Option<u32>,
+}
+
+fn parse_hex(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 16).map_err(|e| e.to_string())
+}
+
+/// The server under load.
+#[derive(Debug)]
+pub struct Target {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Certificate for TLS and QUIC.
+    pub cert: Option<PathBuf>,
+    /// Process to sample.
+    pub pid: Option<u32>,
+    /// HTTP side-service.
+    pub http: Option<SocketAddr>,
+    /// The spawned server, if any.
+    pub server: Option<SpawnedServer>,
+    /// Run id for account names.
+    pub run_id: u32,
+}
+
+impl Target {
+    /// Spawns the server if asked, else uses `--addr`.
+    pub async fn resolve(c: &Common) -> anyhow::Result<Target> {
+        let run_id = c.run_id.unwrap_or_else(rand_u32);
+        if c.spawn_server {
+            let server = SpawnedServer::start(&c.server_bin, c.server_data_dir.as_deref()).await?;
+            return Ok(Target {
+                addr: server.addr(c.transport),
+                cert: Some(server.cert().to_owned()),
+                pid: Some(server.pid()),
+                http: Some(server.http()),
+                server: Some(server),
+                run_id,
+            });
+        }
+        let addr = c
+            .addr
+            .ok_or_else(|| anyhow!("give --addr or --spawn-server"))?;
+        Ok(Target {
+            addr,
+            cert: c.cert.clone(),
+            pid: c.server_pid,
+            http: c.http,
+            server: None,
+            run_id,
+        })
+    }
+
+    /// A connector of `transport` using `sources` source addresses.
+    pub fn connector(&self, c: &Common, sources: Vec<IpAddr>) -> anyhow::Result<Connector> {
+        Connector::new(c.transport, self.addr, self.cert.as_deref(), sources)
+    }
+
+    /// RSS and CPU of the server, if known.
+    pub fn sample(&self) -> Option<ProcSample> {
+        self.pid.and_then(|p| procfs::sample(p).ok())
+    }
+
+    /// The server's counters, if its HTTP side-service is known.
+    pub async fn stats(&self) -> Value {
+        match self.http {
+            Some(h) => spawn::server_stats(h).await.unwrap_or(Value::Null),
+            None => Value::Null,
+        }
+    }
+
+    /// Stops a spawned server.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        match self.server {
+            Some(s) => s.stop().await,
+            None => Ok(()),
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(7))
+        .unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// `count` source addresses for worker `worker`: 127.0.0.(10 + worker*count + j).
+pub fn sources(worker: usize, count: usize) -> Vec<IpAddr> {
+    (0..count)
+        .map(|j| {
+            let host = 10 + worker * count + j;
+            IpAddr::V4(Ipv4Addr::new(
+                127,
+                0,
+                (host / 250) as u8,
+                (host % 250) as u8 + 1,
+            ))
+        })
+        .collect()
+}
+
+/// Registers accounts `names` with `concurrency` in flight, keeping every connection logged in.
+/// `progress` counts completed registrations.
+pub async fn register_all(
+    connector: &Connector,
+    names: Vec<String>,
+    concurrency: usize,
+    progress: Arc<AtomicU64>,
+) -> anyhow::Result<Vec<(Conn, Identity)>> {
+    let mut out: Vec<Option<(Conn, Identity)>> = (0..names.len()).map(|_| None).collect();
+    let mut stream = futures::stream::iter(names.into_iter().enumerate())
+        .map(|(i, name)| async move {
+            let r = client::register(connector, &name)
+                .await
+                .with_context(|| format!("registering {name}"));
+            (i, r)
+        })
+        .buffer_unordered(concurrency.max(1));
+    while let Some((i, r)) = stream.next().await {
+        out[i] = Some(r?);
+        progress.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// A reading of the server and of the generator at one instant.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    /// When.
+    pub at: Instant,
+    /// Server RSS and CPU.
+    pub server: Option<ProcSample>,
+    /// Generator CPU (this process and its waited-for children), µs.
+    pub generator_cpu_us: u64,
+}
+
+impl Mark {
+    /// Now.
+    pub fn now(target: &Target) -> Mark {
+        Mark {
+            at: Instant::now(),
+            server: target.sample(),
+            generator_cpu_us: procfs::self_cpu_us(),
+        }
+    }
+
+    /// CPU used between `self` and `later`, in cores, for the server and the generator, and
+    /// the server's CPU µs per `units` (messages or deliveries).
+    pub fn cpu_between(&self, later: &Mark, units: u64) -> Value {
+        let secs = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        let gen = (later.generator_cpu_us.saturating_sub(self.generator_cpu_us)) as f64;
+        let mut v = json!({ "generator_cores": round3(gen / 1e6 / secs) });
+        if let (Some(a), Some(b)) = (self.server, later.server) {
+            let s = b.cpu_us.saturating_sub(a.cpu_us) as f64;
+            v["server_cores"] = json!(round3(s / 1e6 / secs));
+            if units > 0 {
+                v["server_cpu_us_per_unit"] = json!(round3(s / units as f64));
+            }
+            v["server_rss_kib"] = json!(b.rss_kib);
+        }
+        v
+    }
+}
+
+/// Rounds to 3 decimals (reports stay readable).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The machine, for every report: the generator shares these cores with the server.
+pub fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    json!({
+        "cpus": cores,
+        "cpu_model": cpu,
+        "note": "the load generator runs on the same cores as the server",
+    })
+}
