@@ -93,6 +93,8 @@ impl DurableHeads {
 
 enum Msg {
     Commit(CommitRequest),
+    /// Answer (true) once every store write made before this message is durable.
+    Barrier(oneshot::Sender<bool>),
     /// Commit what is queued before this, then exit.
     Stop,
 }
@@ -107,6 +109,7 @@ impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Msg::Commit(_) => "Commit",
+            Msg::Barrier(_) => "Barrier",
             Msg::Stop => "Stop",
         })
     }
@@ -137,6 +140,22 @@ impl Committer {
             .map_err(|_| CommitError::Stopped)
     }
 
+    /// Resolves once every store write made before the call is durable. Writes outside the
+    /// message log (accounts, tokens, conversations, membership) use this to share the
+    /// committer's fsync instead of syncing on their own.
+    pub async fn barrier(&self) -> Result<(), CommitError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Barrier(tx))
+            .await
+            .map_err(|_| CommitError::Stopped)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CommitError::Store),
+            Err(_) => Err(CommitError::Stopped),
+        }
+    }
+
     /// Asks the thread to exit once everything queued so far is committed.
     pub async fn stop(&self) {
         let _ = self.tx.send(Msg::Stop).await;
@@ -160,15 +179,18 @@ fn run(
     };
     let mut failed = false;
     let mut batch: Vec<CommitRequest> = Vec::with_capacity(max_batch);
+    let mut barriers: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut stopping = false;
     while !stopping {
         match rx.blocking_recv() {
             Some(Msg::Commit(first)) => batch.push(first),
+            Some(Msg::Barrier(b)) => barriers.push(b),
             Some(Msg::Stop) | None => break,
         }
         while batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(Msg::Commit(r)) => batch.push(r),
+                Ok(Msg::Barrier(b)) => barriers.push(b),
                 Ok(Msg::Stop) => {
                     stopping = true;
                     break;
@@ -181,10 +203,17 @@ fn run(
             for r in batch.drain(..) {
                 let _ = r.reply.send(Err(CommitError::Store));
             }
+            for b in barriers.drain(..) {
+                let _ = b.send(false);
+            }
             continue;
         }
+        // An empty batch (barriers only) still syncs: that is what the barriers wait for.
         match commit(&store, &durable, &mut heads, &mut next_id, &batch) {
             Ok(outcomes) => {
+                for b in barriers.drain(..) {
+                    let _ = b.send(true);
+                }
                 let mut fresh = Vec::with_capacity(outcomes.len());
                 for (req, outcome) in batch.drain(..).zip(outcomes) {
                     if let Ok(c) = &outcome {
@@ -207,6 +236,9 @@ fn run(
                 failed = true;
                 for r in batch.drain(..) {
                     let _ = r.reply.send(Err(CommitError::Store));
+                }
+                for b in barriers.drain(..) {
+                    let _ = b.send(false);
                 }
             }
         }

@@ -79,7 +79,8 @@ fn main() -> ExitCode {
     let cfg = match load(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("parley: {e:#}");
+            // Our error types already carry their causes in their messages.
+            eprintln!("parley: {e}");
             return ExitCode::from(2);
         }
     };
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("parley: {e:#}");
+            eprintln!("parley: {e}");
             ExitCode::from(1)
         }
     }

@@ -698,11 +698,9 @@ async fn acked_messages_survive_kill_9_at_any_point() {
 /// What a client was told is done before a crash must not be undone by it either: an account
 /// whose registration was answered, the token it got, and the conversations created.
 ///
-/// Ignored until the server syncs these writes before answering: today only the message
-/// committer fsyncs, so a kill -9 before the next message commit (or sled's background flush,
-/// up to a second later) loses them, and a reconnecting SDK is refused with `AuthFailed`.
+/// The server answers these only after a committer barrier (one shared fsync); without it a
+/// kill -9 before the next flush lost them and a reconnecting SDK was refused with `AuthFailed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "server bug: register/login/open_direct/create_group are answered before they are durable"]
 async fn answered_registrations_and_conversations_survive_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = ServerProcess::start(dir.path()).await;

@@ -96,7 +96,9 @@ impl Core {
             .create_user(&account, &record)
             .map_err(internal)?
             .ok_or_else(|| err(ErrorCode::Conflict, "account already exists"))?;
-        self.issue(user, account, device)
+        let outcome = self.issue(user, account, device)?;
+        self.durable().await?;
+        Ok(outcome)
     }
 
     /// Logs in with a password or an access token.
@@ -121,7 +123,11 @@ impl Core {
                     })
                     .await?;
                 match found {
-                    Some((user, _)) if ok => self.issue(user, account, device),
+                    Some((user, _)) if ok => {
+                        let outcome = self.issue(user, account, device)?;
+                        self.durable().await?;
+                        Ok(outcome)
+                    }
                     _ => Err(auth_failed()),
                 }
             }
@@ -147,7 +153,7 @@ impl Core {
 
     /// Trades a refresh token for a new pair. If `current` is set (a logged-in connection), the
     /// token must belong to that user and device.
-    pub fn refresh(
+    pub async fn refresh(
         &self,
         token: &str,
         device: Device,
@@ -163,14 +169,17 @@ impl Core {
             }
         }
         let account = self.account_of(user)?;
-        self.issue(user, account, device)
+        let outcome = self.issue(user, account, device)?;
+        self.durable().await?;
+        Ok(outcome)
     }
 
     /// Revokes the device's tokens.
-    pub fn logout(&self, identity: &Identity) -> CoreResult<()> {
+    pub async fn logout(&self, identity: &Identity) -> CoreResult<()> {
         self.store
             .revoke_device(identity.user, &identity.device)
-            .map_err(internal)
+            .map_err(internal)?;
+        self.durable().await
     }
 
     fn check_token(

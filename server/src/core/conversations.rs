@@ -137,7 +137,7 @@ impl Core {
     }
 
     /// The 1:1 conversation with a peer (created on first use).
-    pub fn open_direct(&self, me: &Identity, peer: PeerRef) -> CoreResult<ConversationInfo> {
+    pub async fn open_direct(&self, me: &Identity, peer: PeerRef) -> CoreResult<ConversationInfo> {
         let peer = match peer {
             PeerRef::User(u) => {
                 self.store
@@ -158,11 +158,12 @@ impl Core {
             .store
             .direct_conversation(me.user, peer, now_ms())
             .map_err(internal)?;
+        self.durable().await?;
         self.conversation_info(conv, me.user)
     }
 
     /// Creates a group owned by the caller.
-    pub fn create_group(
+    pub async fn create_group(
         &self,
         me: &Identity,
         name: &str,
@@ -179,6 +180,7 @@ impl Core {
             .store
             .create_group(me.user, name, &others, now_ms())
             .map_err(internal)?;
+        self.durable().await?;
         let info = self.conversation_info(conv, me.user)?;
         let members = self.members_of(conv)?;
         self.push_membership(&members, conv, me.user, &others, &[])?;
@@ -187,7 +189,7 @@ impl Core {
 
     /// Adds and removes group members. Only the owner may change membership, except that any
     /// member may remove itself. New members see messages from the next seq on.
-    pub fn change_members(
+    pub async fn change_members(
         &self,
         me: &Identity,
         conv: ConversationId,
@@ -234,6 +236,7 @@ impl Core {
                 self.store.change_members(conv, &add, &remove, from)
             })
             .map_err(internal)?;
+        self.durable().await?;
         // Everyone before and after the change hears about it.
         let after = self.members_of(conv)?;
         self.push_membership(&after, conv, me.user, &add, &remove)?;

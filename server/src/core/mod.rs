@@ -105,6 +105,16 @@ impl Core {
         }
     }
 
+    /// Waits until every store write made so far is durable (shares the committer's fsync).
+    /// Operations that change accounts, tokens or conversations call it before answering, so an
+    /// answer is never lost by a crash.
+    pub(crate) async fn durable(&self) -> CoreResult<()> {
+        self.committer.barrier().await.map_err(|e| match e {
+            crate::commit::CommitError::Stopped => err(ErrorCode::ShuttingDown, "shutting down"),
+            _ => err(ErrorCode::Internal, "internal error"),
+        })
+    }
+
     /// Pushes newly durable messages to every online device of every member (and the sender's
     /// other devices). Runs until the committer stops.
     pub async fn run_fanout(self: Arc<Self>, mut rx: mpsc::Receiver<CommittedBatch>) {

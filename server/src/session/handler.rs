@@ -62,7 +62,7 @@ where
                 },
                 None,
             ) => {
-                let outcome = core.refresh(&refresh_token, device.clone(), None)?;
+                let outcome = core.refresh(&refresh_token, device.clone(), None).await?;
                 Some(self.logged_in(outcome, device))
             }
             (
@@ -72,7 +72,7 @@ where
                 },
                 Some(me),
             ) => {
-                let mut outcome = core.refresh(&refresh_token, device, Some(&me))?;
+                let mut outcome = core.refresh(&refresh_token, device, Some(&me)).await?;
                 outcome.result.session_id = self.session_id;
                 Some(Response::Login(outcome.result))
             }
@@ -84,7 +84,7 @@ where
                 ))
             }
             (Request::Logout, Some(me)) => {
-                core.logout(&me)?;
+                core.logout(&me).await?;
                 self.begin_close(GoAwayReason::LoggedOut, "logged out");
                 Some(Response::Ok)
             }
@@ -134,10 +134,10 @@ where
             ) => ok(core.cursor_ack(&me, self.session_id, conversation, kind, seq)?),
             (Request::Sync(sync), Some(me)) => Some(Response::Sync(core.sync(me.user, sync)?)),
             (Request::OpenDirect(peer), Some(me)) => {
-                Some(Response::Conversation(core.open_direct(&me, peer)?))
+                Some(Response::Conversation(core.open_direct(&me, peer).await?))
             }
             (Request::CreateGroup { name, members }, Some(me)) => Some(Response::Conversation(
-                core.create_group(&me, &name, &members)?,
+                core.create_group(&me, &name, &members).await?,
             )),
             (
                 Request::ChangeMembers {
@@ -146,7 +146,9 @@ where
                     remove,
                 },
                 Some(me),
-            ) => ok(core.change_members(&me, conversation, &add, &remove)?),
+            ) => ok(core
+                .change_members(&me, conversation, &add, &remove)
+                .await?),
             (Request::Typing { conversation }, Some(me)) => ok(core.typing(&me, conversation)?),
         })
     }
