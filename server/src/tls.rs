@@ -155,3 +155,46 @@ pub fn quic_config(
     server.transport_config(Arc::new(transport));
     Ok(server)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_certificate_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::for_tests(dir.path());
+        let first = load_or_create(&cfg).unwrap();
+        let second = load_or_create(&cfg).unwrap();
+        assert_eq!(
+            first.fingerprint, second.fingerprint,
+            "kept across restarts"
+        );
+        let on_disk = std::fs::read_to_string(dir.path().join("tls/cert.sha256")).unwrap();
+        assert_eq!(on_disk.trim(), first.fingerprint);
+        server_config(&first).unwrap();
+        quic_config(&first, std::time::Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn configured_certificate_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["chat.example".to_owned()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+        let mut cfg = Config::for_tests(&dir.path().join("data"));
+        cfg.tls.cert = Some(cert.clone());
+        cfg.tls.key = Some(key);
+        let m = load_or_create(&cfg).unwrap();
+        assert_eq!(m.fingerprint, hex::encode(Sha256::digest(made.cert.der())));
+        assert_eq!(m.cert_path, cert);
+        assert!(
+            !dir.path().join("data/tls").exists(),
+            "no dev certificate was made"
+        );
+
+        cfg.tls.key = Some(dir.path().join("missing.pem"));
+        assert!(matches!(load_or_create(&cfg), Err(TlsError::Io { .. })));
+    }
+}
