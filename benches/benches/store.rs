@@ -1,0 +1,86 @@
+//! Store append with group commit, by batch size: `commit_batch` then `sync` (sled flush plus
+//! fdatasync of the log), exactly what the committer thread does per batch. The throughput is
+//! durable messages per second; the `no_sync` group shows what the fsync costs.
+#![allow(missing_docs)] // criterion macros generate undocumented items
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parley_protocol::frames::{ContentType, SendRequest};
+use parley_protocol::ids::{ClientMsgId, ConversationId, DeviceId, Seq, UserId};
+use parley_server::store::{CommitItem, Store};
+use tokio::time::Instant;
+
+/// Conversations the batches spread over (as 1:1 chat traffic would).
+const CONVERSATIONS: u64 = 64;
+
+fn items(start: u64, n: usize) -> Vec<CommitItem> {
+    (0..n as u64)
+        .map(|i| {
+            let k = start + i;
+            CommitItem {
+                sender: UserId::try_from(1 + k % CONVERSATIONS).expect("non-zero"),
+                sender_device: DeviceId::try_from("bench").expect("valid"),
+                request: SendRequest {
+                    conversation: ConversationId::try_from(1000 + k % CONVERSATIONS)
+                        .expect("non-zero"),
+                    content_type: ContentType::Text,
+                    content: Bytes::from(vec![b'x'; 64]),
+                    client_msg_id: ClientMsgId::try_from(format!("m{k}")).expect("valid"),
+                    reply_to: Seq::ZERO,
+                    mentions: vec![],
+                },
+            }
+        })
+        .collect()
+}
+
+fn group_commit(c: &mut Criterion, durable: bool) {
+    let name = if durable {
+        "store_append_durable"
+    } else {
+        "store_append_no_sync"
+    };
+    let mut group = c.benchmark_group(name);
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
+    for batch in [1usize, 16, 128, 1024] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), 64 << 20).expect("open store");
+        let mut heads: HashMap<ConversationId, Seq> = HashMap::new();
+        let mut next_id = store.next_message_id().expect("counter");
+        let mut counter = 0u64;
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(BenchmarkId::from_parameter(batch), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let batch_items = items(counter, batch);
+                    counter += batch as u64;
+                    let t = Instant::now();
+                    let out = store
+                        .commit_batch(&batch_items, &mut heads, &mut next_id, 1_763_700_000_000)
+                        .expect("commit");
+                    if durable {
+                        store.sync().expect("sync");
+                    }
+                    total += t.elapsed();
+                    debug_assert_eq!(out.len(), batch);
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn store(c: &mut Criterion) {
+    group_commit(c, true);
+    group_commit(c, false);
+}
+
+criterion_group!(benches, store);
+criterion_main!(benches);
