@@ -51,6 +51,10 @@ pub struct SendPlan {
     pub until: Instant,
     /// Prefix of `client_msg_id`s (unique per sender).
     pub tag: String,
+    /// Fixed-rate mode: this peer's phase, as a fraction of its send period in `[0, 1)`.
+    /// Spreading the senders' phases makes arrivals at the server uniform instead of every
+    /// sender firing on the same tick.
+    pub phase: f64,
     /// Stop after this many sends (`u64::MAX`: only `until` stops).
     pub max_messages: u64,
     /// The server's announced per-connection request rate (0 = unlimited). The peer paces
@@ -173,11 +177,13 @@ impl Loop {
         } = conn;
         let plan = self.cfg.send.clone();
         let rate = plan.as_ref().map_or(0.0, |p| p.rate);
-        let mut ticker = tokio::time::interval(if rate > 0.0 {
+        let period = if rate > 0.0 {
             Duration::from_secs_f64(1.0 / rate)
         } else {
             Duration::from_secs(3600)
-        });
+        };
+        let phase = plan.as_ref().map_or(0.0, |p| p.phase.clamp(0.0, 1.0));
+        let mut ticker = tokio::time::interval_at(Instant::now() + period.mul_f64(phase), period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut check = tokio::time::interval(Duration::from_millis(20));
         check.set_missed_tick_behavior(MissedTickBehavior::Delay);

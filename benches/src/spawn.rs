@@ -25,6 +25,7 @@ pub struct SpawnedServer {
     http: SocketAddr,
     cert: PathBuf,
     data_dir: PathBuf,
+    binary: PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -43,6 +44,52 @@ impl SpawnedServer {
     /// Starts `binary` on `data_dir` (a fresh temporary directory if `None`) and waits up to
     /// 60 s for its ready line. The server's log goes to `<data_dir>/server.log`.
     pub async fn start(binary: &Path, data_dir: Option<&Path>) -> anyhow::Result<SpawnedServer> {
+        Self::start_on(binary, data_dir, None).await
+    }
+
+    /// Stops the server gracefully and starts it again on the same data directory and the
+    /// same addresses (so connected clients' targets stay valid). A fresh process is the
+    /// baseline for memory figures: it holds no memory freed by earlier phases.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let addrs = [self.tls, self.quic, self.tcp, self.http];
+        let temp = self._temp.take();
+        let binary = self.binary.clone();
+        let dir = self.data_dir.clone();
+        let old = std::mem::replace(self, Self::placeholder(binary.clone(), dir.clone()));
+        old.stop().await?;
+        let mut fresh = Self::start_on(&binary, Some(&dir), Some(addrs)).await?;
+        fresh._temp = temp;
+        *self = fresh;
+        Ok(())
+    }
+
+    fn placeholder(binary: PathBuf, data_dir: PathBuf) -> SpawnedServer {
+        // Never used: `restart` replaces it before returning. A child that is not running
+        // cannot be made without spawning, so use a trivially exiting one.
+        let child = Command::new("true")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|_| unreachable!("`true` is always available"));
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        SpawnedServer {
+            child,
+            pid: 0,
+            tls: any,
+            tcp: any,
+            quic: any,
+            http: any,
+            cert: PathBuf::new(),
+            data_dir,
+            binary,
+            _temp: None,
+        }
+    }
+
+    async fn start_on(
+        binary: &Path,
+        data_dir: Option<&Path>,
+        addrs: Option<[SocketAddr; 4]>,
+    ) -> anyhow::Result<SpawnedServer> {
         if !binary.exists() {
             bail!(
                 "{} not found: build it first (cargo build --release -p parley-server) or pass --server-bin",
@@ -58,21 +105,17 @@ impl SpawnedServer {
             }
         };
         std::fs::create_dir_all(&dir)?;
-        let log = std::fs::File::create(dir.join("server.log"))?;
-        let any = "127.0.0.1:0";
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))?;
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let [tls, quic, tcp, http] = addrs.unwrap_or([any; 4]);
         let mut child = Command::new(binary)
             .arg("--data-dir")
             .arg(&dir)
-            .args([
-                "--tls",
-                any,
-                "--quic",
-                any,
-                "--plain-tcp",
-                any,
-                "--http",
-                any,
-            ])
+            .args(["--tls", &tls.to_string(), "--quic", &quic.to_string()])
+            .args(["--plain-tcp", &tcp.to_string(), "--http", &http.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -113,6 +156,7 @@ impl SpawnedServer {
             http: first_addr(&ready, "http=")?,
             cert: dir.join("tls").join("cert.pem"),
             data_dir: dir,
+            binary: binary.to_owned(),
             child,
             _temp: temp,
         })

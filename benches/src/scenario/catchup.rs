@@ -65,6 +65,7 @@ pub async fn run(args: CatchupArgs) -> anyhow::Result<Value> {
             payload: a.payload,
             until: t_send + Duration::from_secs(600),
             tag: format!("{}-c", sender.account),
+            phase: 0.0,
             max_messages: a.messages,
             max_rate: sender.max_requests_per_second,
         }),

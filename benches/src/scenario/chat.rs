@@ -65,13 +65,15 @@ pub(crate) async fn measure_window(
     start: Instant,
     warmup: Duration,
     duration: Duration,
-) -> (Mark, u64, u64, Mark, u64, u64) {
+) -> (Mark, u64, u64, Mark, u64, u64, Vec<u64>) {
     let progress = Progress::new("sending", duration.as_secs().max(1));
     let warm_at = start + warmup;
     let end_at = start + duration;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last = (Instant::now(), 0u64);
     let mut m0 = None;
+    let mut rss = Vec::new();
+    let mut next_rss = start;
     loop {
         tick.tick().await;
         let now = Instant::now();
@@ -82,6 +84,12 @@ pub(crate) async fn measure_window(
             last = (now, delivered);
         }
         progress.set(now.saturating_duration_since(start).as_secs());
+        if now >= next_rss {
+            if let Some(s) = target.sample() {
+                rss.push(s.rss_kib);
+            }
+            next_rss += Duration::from_secs(5);
+        }
         if m0.is_none() && now >= warm_at {
             m0 = Some((
                 Mark::now(target),
@@ -95,7 +103,7 @@ pub(crate) async fn measure_window(
             let a1 = counters.acked.load(Ordering::Relaxed);
             progress.finish();
             let (m0, d0, a0) = m0.unwrap_or((m1, d1, a1));
-            return (m0, d0, a0, m1, d1, a1);
+            return (m0, d0, a0, m1, d1, a1, rss);
         }
     }
 }
@@ -179,6 +187,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
             window: a.window,
             payload: a.payload,
             until: start + duration,
+            phase: i as f64 / a.pairs as f64,
             max_messages: u64::MAX,
             max_rate: sid.max_requests_per_second,
             tag: format!("{}-{}", sid.account, i),
@@ -188,7 +197,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
         tasks.push(tokio::spawn(peer::run(rconn, cfg(None))));
     }
     tokio::time::sleep_until(start).await;
-    let (m0, d0, a0, m1, d1, a1) =
+    let (m0, d0, a0, m1, d1, a1, rss) =
         measure_window(&target, &traffic.counters, start, warmup, duration).await;
     let mut outcomes = Vec::with_capacity(tasks.len());
     for t in tasks {
@@ -201,7 +210,8 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
     // Integrity: per pair, the sender's acked seqs must be exactly 1..=n, and the receiver
     // must have seen each of them once.
     let integrity = pair_integrity(&outcomes);
-    let cpu = m0.cpu_between(&m1, delivered_in_window);
+    let mut cpu = m0.cpu_between(&m1, delivered_in_window);
+    cpu["server_rss_every_5s_kib"] = json!(rss);
     let ok = integrity["ok"].as_bool().unwrap_or(false);
     let report = json!({
         "scenario": "chat",

@@ -108,6 +108,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             window: a.window,
             payload: a.payload,
             until: start + duration,
+            phase: i as f64 / a.senders as f64,
             max_messages: u64::MAX,
             max_rate: id.max_requests_per_second,
             tag: format!("{}-{i}", id.account),
@@ -126,7 +127,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         tasks.push(tokio::spawn(peer::run(conn, cfg)));
     }
     tokio::time::sleep_until(start).await;
-    let (m0, d0, a0, m1, d1, a1) =
+    let (m0, d0, a0, m1, d1, a1, _rss) =
         measure_window(&target, &traffic.counters, start, warmup, duration).await;
     let mut outcomes = Vec::with_capacity(tasks.len());
     for t in tasks {

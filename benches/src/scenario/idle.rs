@@ -236,7 +236,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     let k = a.workers.workers.clamp(1, 64);
     a.workers.workers = k;
     a.workers.worker_count = k;
-    let target = Target::resolve(&a.common).await?;
+    let mut target = Target::resolve(&a.common).await?;
     let mut slices = if k == 1 {
         let t = Target {
             addr: target.addr,
@@ -269,6 +269,10 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     let p = Progress::new("registering", a.connections as u64);
     let registered = slices.wait("registered", long, &p).await?;
     p.finish();
+    // Password hashing leaves freed memory in the allocator; a restarted server is a clean
+    // baseline, so the RSS growth below is the connections' own.
+    let after_registration = target.sample();
+    let restarted = target.restart().await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = target.sample();
     slices.release().await?;
@@ -293,6 +297,8 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     if let (Some(b), Some(af)) = (before, after) {
         let delta = af.rss_kib as f64 - b.rss_kib as f64;
         memory = json!({
+            "server_restarted_before_connecting": restarted,
+            "rss_after_registration_kib": after_registration.map(|s| s.rss_kib),
             "rss_before_kib": b.rss_kib,
             "rss_after_kib": af.rss_kib,
             "kib_per_connection": round3(delta / open.max(1.0)),

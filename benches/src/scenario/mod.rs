@@ -134,6 +134,16 @@ impl Target {
         }
     }
 
+    /// Restarts a spawned server in place (same data and addresses); false if not spawned.
+    pub async fn restart(&mut self) -> anyhow::Result<bool> {
+        let Some(server) = &mut self.server else {
+            return Ok(false);
+        };
+        server.restart().await?;
+        self.pid = Some(server.pid());
+        Ok(true)
+    }
+
     /// Stops a spawned server.
     pub async fn stop(self) -> anyhow::Result<()> {
         match self.server {
