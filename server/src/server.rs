@@ -79,15 +79,38 @@ impl std::fmt::Debug for Server {
     }
 }
 
+/// Listen backlog: a reconnect storm of tens of thousands of clients must not overflow the
+/// accept queue (the default of 1024 made the kernel drop SYNs, costing clients a 1 s
+/// retransmission). The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 16 * 1024;
+/// UDP receive buffer for QUIC, so a burst of handshakes is not dropped by the kernel.
+const QUIC_RECV_BUFFER: usize = 8 << 20;
+
 async fn bind_tcp(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
     let mut out = Vec::new();
     for &addr in addrs {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        out.push(l);
+        let bind = || -> std::io::Result<TcpListener> {
+            let socket = if addr.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(LISTEN_BACKLOG)
+        };
+        out.push(bind().map_err(|source| StartError::Bind { addr, source })?);
     }
     Ok(out)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(QUIC_RECV_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 fn local(listeners: &[TcpListener]) -> Vec<SocketAddr> {
@@ -114,7 +137,15 @@ impl Server {
         let http_listeners = bind_tcp(&cfg.listen.http).await?;
         let mut quic_endpoints = Vec::new();
         for &addr in &cfg.listen.quic {
-            let ep = quinn::Endpoint::server(quic_cfg.clone(), addr)
+            let ep = bind_udp(addr)
+                .and_then(|socket| {
+                    quinn::Endpoint::new(
+                        quinn::EndpointConfig::default(),
+                        Some(quic_cfg.clone()),
+                        socket,
+                        Arc::new(quinn::TokioRuntime),
+                    )
+                })
                 .map_err(|source| StartError::Bind { addr, source })?;
             quic_endpoints.push(ep);
         }
