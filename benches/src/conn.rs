@@ -110,8 +110,7 @@ impl Connector {
             }
             Transport::Quic => {
                 let cert = cert.ok_or_else(|| anyhow!("--cert is needed for QUIC"))?;
-                let mut tls = client_tls(cert)?;
-                tls.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+                let tls = client_tls(cert)?;
                 let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
                     .map_err(|e| anyhow!("QUIC TLS config: {e}"))?;
                 let mut client = quinn::ClientConfig::new(Arc::new(crypto));
@@ -270,6 +269,11 @@ impl FrameWriter {
         .encode();
         self.out.extend_from_slice(&bytes);
         id
+    }
+
+    /// Whether frames are waiting to be written.
+    pub fn has_queued(&self) -> bool {
+        !self.out.is_empty()
     }
 
     /// Writes the batch.

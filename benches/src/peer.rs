@@ -18,6 +18,10 @@ use crate::stats::{Recorder, SeqSet};
 /// The server's default `max_inflight_sends`: never exceed it, or the server stops reading.
 pub const SERVER_MAX_INFLIGHT: usize = 256;
 
+/// A peer that has written nothing for this long sends a `Ping` (the server's heartbeat
+/// interval is 30 s and it closes connections silent for 90 s).
+const PING_EVERY: Duration = Duration::from_secs(15);
+
 /// What the receivers of one conversation wait for.
 #[derive(Debug, Default)]
 pub struct Expect {
@@ -84,6 +88,9 @@ pub struct PeerConfig {
     pub ack_latency: Recorder,
     /// send → deliver.
     pub deliver_latency: Recorder,
+    /// Fixed-rate mode: how late each send was written after its scheduled time (the
+    /// generator's own delay: timer granularity, scheduling on the shared cores).
+    pub send_lag: Recorder,
 }
 
 /// What one peer saw.
@@ -119,6 +126,8 @@ struct Loop {
     sync_pending: Option<u64>,
     sender_done: bool,
     started: Instant,
+    /// When this peer last wrote a frame (the server reaps connections silent for 90 s).
+    last_write: Instant,
 }
 
 /// Runs one peer until it has sent everything, got every ack, and received everything the
@@ -133,6 +142,7 @@ pub async fn run(conn: Conn, cfg: PeerConfig) -> PeerOutcome {
         sync_pending: None,
         sender_done,
         started: Instant::now(),
+        last_write: Instant::now(),
     };
     if let Err(e) = l.drive(conn).await {
         l.out.failure = Some(format!("{e:#}"));
@@ -143,6 +153,7 @@ pub async fn run(conn: Conn, cfg: PeerConfig) -> PeerOutcome {
     }
     l.cfg.ack_latency.flush();
     l.cfg.deliver_latency.flush();
+    l.cfg.send_lag.flush();
     l.out
 }
 
@@ -215,14 +226,20 @@ impl Loop {
                         && self.out.sent < p.max_messages
                         && self.within_rate(p, now)
                     {
-                        let stamp = if rate > 0.0 {
+                        // Latency runs from the moment the send is written; in fixed-rate mode
+                        // the delay between schedule and write is recorded separately, so a
+                        // stalled generator shows up instead of hiding queueing.
+                        let stamp = now_ns();
+                        if rate > 0.0 {
                             match self.due.pop_front() {
-                                Some(s) => s,
+                                Some(due) => {
+                                    if stamp >= self.cfg.record_from_ns {
+                                        self.cfg.send_lag.record(stamp.saturating_sub(due));
+                                    }
+                                }
                                 None => break,
                             }
-                        } else {
-                            now_ns()
-                        };
+                        }
                         next_msg += 1;
                         let req = send_request(
                             self.cfg.conv,
@@ -238,6 +255,13 @@ impl Loop {
                     self.sender_done = true;
                     self.cfg.expect.senders_left.fetch_sub(1, Ordering::AcqRel);
                 }
+            }
+            // Any frame counts as liveness; a pure receiver pings well within the heartbeat.
+            if self.last_write.elapsed() >= PING_EVERY {
+                writer.queue(Request::Ping { client_time_ms: 0 });
+            }
+            if writer.has_queued() {
+                self.last_write = Instant::now();
             }
             writer.flush().await?;
             if self.finished() {
@@ -294,10 +318,11 @@ impl Loop {
                     self.request_sync(writer);
                 }
             }
+            ServerFrame::Response(_, Response::Pong { .. }) => {}
             ServerFrame::Response(id, other) => {
                 self.inflight.remove(&id.get());
                 if let Response::Error(e) = other {
-                    tracing_error(&e.to_string());
+                    report_server_error(&e.to_string());
                 }
                 self.out.errors += 1;
                 self.cfg.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -343,7 +368,7 @@ impl Loop {
     }
 }
 
-fn tracing_error(msg: &str) {
+fn report_server_error(msg: &str) {
     // Rare (errors fail the run anyway): print the first few so the cause is visible.
     static PRINTED: AtomicUsize = AtomicUsize::new(0);
     if PRINTED.fetch_add(1, Ordering::Relaxed) < 5 {

@@ -75,6 +75,7 @@ pub async fn run(args: CatchupArgs) -> anyhow::Result<Value> {
         deadline: t_send + Duration::from_secs(660),
         ack_latency: ack.recorder(),
         deliver_latency: deliver.recorder(),
+        send_lag: Latency::default().recorder(),
     };
     let outcome = peer::run(conn, cfg).await;
     let send_s = t_send.elapsed().as_secs_f64();

@@ -46,6 +46,7 @@ pub(crate) struct Traffic {
     pub counters: Arc<Counters>,
     pub ack: Latency,
     pub deliver: Latency,
+    pub send_lag: Latency,
 }
 
 impl Traffic {
@@ -54,6 +55,7 @@ impl Traffic {
             counters: Arc::new(Counters::default()),
             ack: Latency::default(),
             deliver: Latency::default(),
+            send_lag: Latency::default(),
         }
     }
 }
@@ -167,8 +169,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
     let deadline = start + duration + Duration::from_secs(30);
     let record_from_ns = ns_of(start + warmup);
     let mut tasks = Vec::with_capacity(2 * a.pairs);
-    for (i, ((sconn, sid), (rconn, rid))) in senders.drain(..).zip(receivers.drain(..)).enumerate()
-    {
+    for (i, ((sconn, sid), (rconn, _))) in senders.drain(..).zip(receivers.drain(..)).enumerate() {
         let expect = Arc::new(Expect::default());
         expect.senders_left.store(1, Ordering::Release);
         let cfg = |send| PeerConfig {
@@ -181,6 +182,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
             deadline,
             ack_latency: traffic.ack.recorder(),
             deliver_latency: traffic.deliver.recorder(),
+            send_lag: traffic.send_lag.recorder(),
         };
         let plan = SendPlan {
             rate: a.rate / a.pairs as f64,
@@ -192,7 +194,6 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
             max_rate: sid.max_requests_per_second,
             tag: format!("{}-{}", sid.account, i),
         };
-        let _ = rid;
         tasks.push(tokio::spawn(peer::run(sconn, cfg(Some(plan)))));
         tasks.push(tokio::spawn(peer::run(rconn, cfg(None))));
     }
@@ -236,6 +237,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
         "latency": {
             "send_to_durable_ack": traffic.ack.summary(),
             "send_to_deliver": traffic.deliver.summary(),
+            "generator_send_lag_behind_schedule": traffic.send_lag.summary(),
         },
         "cpu": cpu,
         "integrity": integrity,

@@ -123,6 +123,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             deadline,
             ack_latency: traffic.ack.recorder(),
             deliver_latency: traffic.deliver.recorder(),
+            send_lag: traffic.send_lag.recorder(),
         };
         tasks.push(tokio::spawn(peer::run(conn, cfg)));
     }
@@ -194,6 +195,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         "latency": {
             "send_to_durable_ack": traffic.ack.summary(),
             "send_to_deliver": traffic.deliver.summary(),
+            "generator_send_lag_behind_schedule": traffic.send_lag.summary(),
         },
         "cpu": m0.cpu_between(&m1, d1 - d0),
         "integrity": {

@@ -11,9 +11,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::idle::{child_common, register_slice, slice_len, WorkerArgs};
-use super::{machine, round3, Common, Target};
-use crate::client::{self, open_direct, send_request, Identity};
+use super::idle::{child_common, slice_len, WorkerArgs};
+use super::{machine, register_all, round3, Common, Target};
+use crate::client::{self, account_name, open_direct, send_request, Identity};
 use crate::conn::Connector;
 use crate::coord::{Coord, Slices};
 use crate::progress::Progress;
@@ -64,33 +64,58 @@ async fn slice_inner(a: StormArgs, target: &Target, coord: &mut Coord) -> anyhow
     let c = &a.common;
     let w = coord.worker();
     let n = slice_len(a.clients, a.workers.worker_count, w);
-    let (connector, mut clients) = register_slice(target, c, w, n, coord).await?;
-    // Pairs (2j, 2j+1): the first opens the conversation and writes the backlog.
-    let mut expected = vec![0usize; clients.len()];
-    for j in 0..clients.len() / 2 {
-        let peer = clients[2 * j + 1].1.user;
-        let (conn, id) = &mut clients[2 * j];
-        let conv = open_direct(conn, peer).await?;
-        for k in 0..a.backlog {
-            let cmid = format!("{}-b{k}", id.account);
-            conn.call(send_request(conv, &cmid, 0, 16)?).await?;
+    let connector = Arc::new(target.connector(c, super::sources(w, c.sources))?);
+    // Setup in chunks: register, open each pair's conversation and write its backlog, close.
+    // (Connections idle for longer than the server's heartbeat timeout would be reaped, and
+    // registering thousands of accounts takes minutes.)
+    let mut ids = Vec::with_capacity(n);
+    let mut expected = vec![0usize; n];
+    for first in (0..n).step_by(1000) {
+        let names = (first..n.min(first + 1000))
+            .map(|i| account_name(target.run_id, w, i))
+            .collect();
+        let mut clients =
+            register_all(&connector, names, c.setup_concurrency, coord.progress()).await?;
+        for j in 0..clients.len() / 2 {
+            let peer = clients[2 * j + 1].1.user;
+            let (conn, id) = &mut clients[2 * j];
+            let conv = open_direct(conn, peer).await?;
+            for k in 0..a.backlog {
+                let cmid = format!("{}-b{k}", id.account);
+                conn.call(send_request(conv, &cmid, 0, 16)?).await?;
+            }
+            expected[first + 2 * j] = a.backlog;
+            expected[first + 2 * j + 1] = a.backlog;
         }
-        expected[2 * j] = a.backlog;
-        expected[2 * j + 1] = a.backlog;
+        for (conn, id) in clients {
+            conn.close().await;
+            ids.push(id);
+        }
     }
+    // Everyone online (token login), then the storm.
+    let mut online = Vec::with_capacity(n);
+    let mut s = futures::stream::iter(ids.clone())
+        .map(|id| {
+            let connector = connector.clone();
+            async move {
+                let mut conn = connector.connect().await?;
+                client::token_login(&mut conn, &id).await?;
+                Ok::<_, anyhow::Error>(conn)
+            }
+        })
+        .buffer_unordered(a.concurrency.max(1));
+    while let Some(conn) = s.next().await {
+        online.push(conn?);
+    }
+    drop(s);
     coord
-        .barrier("ready", json!({ "count": clients.len() }))
+        .barrier("ready", json!({ "count": online.len() }))
         .await?;
 
     // The storm: every connection drops at once, then everyone reconnects at once.
-    let mut ids = Vec::with_capacity(clients.len());
-    for (conn, id) in clients {
-        drop(conn);
-        ids.push(id);
-    }
+    drop(online);
     let t0 = Instant::now();
     let progress = coord.progress();
-    let connector = Arc::new(connector);
     let mut hist = crate::stats::histogram();
     let (mut done, mut errors, mut wrong_history) = (0u64, 0u64, 0u64);
     let mut first_error = None;
