@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Link {
     /// Connection id.
     pub session_id: u64,
+    /// The user logged in on it.
+    pub user: UserId,
     /// The device logged in on it.
     pub device: DeviceId,
     tx: mpsc::Sender<Bytes>,
@@ -30,12 +32,14 @@ impl Link {
     /// A link and the receiving end of its bounded push queue.
     pub fn new(
         session_id: u64,
+        user: UserId,
         device: DeviceId,
         capacity: usize,
     ) -> (Arc<Link>, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(capacity);
         let link = Link {
             session_id,
+            user,
             device,
             tx,
             lagging: AtomicBool::new(false),
@@ -150,7 +154,7 @@ mod tests {
     #[test]
     fn full_queue_marks_lagging_and_never_blocks() {
         let hub = Hub::default();
-        let (link, mut rx) = Link::new(1, DeviceId::try_from("a").unwrap(), 2);
+        let (link, mut rx) = Link::new(1, user(1), DeviceId::try_from("a").unwrap(), 2);
         hub.register(user(1), link.clone());
         for _ in 0..5 {
             hub.deliver(user(1), &Bytes::from_static(b"x"), None);
@@ -168,9 +172,9 @@ mod tests {
     fn same_device_replaces_and_except_skips_origin() {
         let hub = Hub::default();
         let dev = DeviceId::try_from("a").unwrap();
-        let (l1, _r1) = Link::new(1, dev.clone(), 4);
-        let (l2, mut r2) = Link::new(2, dev, 4);
-        let (l3, mut r3) = Link::new(3, DeviceId::try_from("b").unwrap(), 4);
+        let (l1, _r1) = Link::new(1, user(1), dev.clone(), 4);
+        let (l2, mut r2) = Link::new(2, user(1), dev, 4);
+        let (l3, mut r3) = Link::new(3, user(1), DeviceId::try_from("b").unwrap(), 4);
         assert!(hub.register(user(1), l1.clone()).is_none());
         assert_eq!(hub.register(user(1), l2).unwrap().session_id, 1);
         assert!(l1.replaced.is_cancelled());

@@ -63,6 +63,8 @@ async fn silent_connection_is_reaped(t: Transport) {
         "got {frame:?}"
     );
     assert!(raw.recv().await.is_none());
+    // The session left the router before the connection closed: nothing keeps queueing for it.
+    assert_eq!(common::sessions_online(&s).await, 0);
     s.stop().await;
 }
 both_transports!(idle_reaped, silent_connection_is_reaped);

@@ -164,6 +164,7 @@ where
         tracing::Span::current().record("user", identity.user.get());
         let (link, rx) = Link::new(
             self.session_id,
+            identity.user,
             device.id,
             self.core.config().limits.outbound_queue,
         );

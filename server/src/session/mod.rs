@@ -200,8 +200,10 @@ where
     }
 
     async fn finish(mut self) {
-        if let (Some(link), Some(id)) = (&self.link, self.sm.identity()) {
-            self.core.hub().unregister(id.user, link.session_id);
+        // Not `self.sm.identity()`: a closing session no longer has one, and every GoAway path
+        // closes first. The link remembers whose it is.
+        if let Some(link) = &self.link {
+            self.core.hub().unregister(link.user, link.session_id);
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             let _ = self.flush().await;

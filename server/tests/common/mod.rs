@@ -214,3 +214,34 @@ macro_rules! both_transports {
         }
     };
 }
+
+/// `GET path` on the HTTP side-service; returns the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+        .await
+        .expect("http answer in time")
+        .expect("read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// Sessions the server has online, from `/api/v1/stats`.
+pub async fn sessions_online(server: &TestServer) -> u64 {
+    let body = http_get(server.http, "/api/v1/stats").await;
+    let key = "\"sessions_online\":";
+    let rest = &body[body.find(key).expect("stats has sessions_online") + key.len()..];
+    rest.split([',', '}'])
+        .next()
+        .expect("value")
+        .trim()
+        .parse()
+        .expect("number")
+}
