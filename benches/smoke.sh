@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 cargo build -q -p parley-server --bin parley
 cargo build -q -p parley-benches --bin imload
 
-imload=target/debug/imload
-server=target/debug/parley
+target_dir=${CARGO_TARGET_DIR:-target}
+imload=$target_dir/debug/imload
+server=$target_dir/debug/parley
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
