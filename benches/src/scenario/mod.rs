@@ -89,6 +89,19 @@ pub struct Target {
 }
 
 impl Target {
+    /// Where to connect, without the server handles (for an in-process worker slice; the
+    /// coordinator keeps sampling and owning the server).
+    pub fn for_slice(&self) -> Target {
+        Target {
+            addr: self.addr,
+            cert: self.cert.clone(),
+            pid: None,
+            http: None,
+            server: None,
+            run_id: self.run_id,
+        }
+    }
+
     /// Spawns the server if asked, else uses `--addr`.
     pub async fn resolve(c: &Common) -> anyhow::Result<Target> {
         let run_id = c.run_id.unwrap_or_else(rand_u32);

@@ -181,14 +181,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
     a.workers.worker_count = k;
     let target = Target::resolve(&a.common).await?;
     let mut slices = if k == 1 {
-        let t = Target {
-            addr: target.addr,
-            cert: target.cert.clone(),
-            pid: None,
-            http: None,
-            server: None,
-            run_id: target.run_id,
-        };
+        let t = target.for_slice();
         let a2 = a.clone();
         Slices::local(move |coord| slice(a2, t, coord))
     } else {
