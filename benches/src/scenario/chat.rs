@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{machine, register_all, round3, Common, Mark, Target};
+use super::{machine, register_with_progress, round3, Common, Mark, Target};
 use crate::client::{account_name, ns_of, open_direct};
 use crate::peer::{self, Counters, Expect, PeerConfig, PeerOutcome, SendPlan, SERVER_MAX_INFLIGHT};
 use crate::progress::Progress;
@@ -131,27 +131,11 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
     let connector = target.connector(c, super::sources(0, c.sources))?;
 
     // Setup: 2P accounts (password registration: slow by design), one conversation per pair.
-    let reg = Progress::new("registering", (2 * a.pairs) as u64);
-    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let names = (0..2 * a.pairs)
         .map(|i| account_name(target.run_id, 0, i))
         .collect();
-    let t_reg = Instant::now();
-    let reg_task = {
-        let counter = counter.clone();
-        let reg = reg.clone();
-        tokio::spawn(async move {
-            loop {
-                reg.set(counter.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
-    let registered = register_all(&connector, names, c.setup_concurrency, counter).await;
-    reg_task.abort();
-    reg.finish();
-    let mut clients = registered?;
-    let register_secs = t_reg.elapsed().as_secs_f64();
+    let (mut clients, register_secs) =
+        register_with_progress(&connector, names, c.setup_concurrency).await?;
     let mut receivers = clients.split_off(a.pairs);
     let mut senders = clients;
     let mut convs = Vec::with_capacity(a.pairs);

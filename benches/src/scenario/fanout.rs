@@ -1,7 +1,7 @@
 //! `fanout`: one group of G members, all online; S of them send. Reports deliveries/s, latency,
 //! the server's CPU per delivery, and checks every member got every message exactly once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,10 +9,9 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::chat::{measure_window, Traffic};
-use super::{machine, register_all, round3, Common, Target};
+use super::{machine, register_with_progress, round3, Common, Target};
 use crate::client::{account_name, create_group, ns_of};
 use crate::peer::{self, Expect, PeerConfig, SendPlan, SERVER_MAX_INFLIGHT};
-use crate::progress::Progress;
 use crate::stats::SeqSet;
 
 /// Options of `fanout`.
@@ -68,26 +67,11 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     let target = Target::resolve(c).await?;
     let connector = target.connector(c, super::sources(0, c.sources))?;
 
-    let reg = Progress::new("registering", a.members as u64);
-    let counter = Arc::new(AtomicU64::new(0));
     let names = (0..a.members)
         .map(|i| account_name(target.run_id, 0, i))
         .collect();
-    let t_reg = Instant::now();
-    let ticker = {
-        let (counter, reg) = (counter.clone(), reg.clone());
-        tokio::spawn(async move {
-            loop {
-                reg.set(counter.load(Ordering::Relaxed));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
-    let registered = register_all(&connector, names, c.setup_concurrency, counter).await;
-    ticker.abort();
-    reg.finish();
-    let mut clients = registered?;
-    let register_secs = t_reg.elapsed().as_secs_f64();
+    let (mut clients, register_secs) =
+        register_with_progress(&connector, names, c.setup_concurrency).await?;
     let others = clients[1..].iter().map(|(_, id)| id.user).collect();
     let conv = create_group(&mut clients[0].0, "imload-fanout", others).await?;
 

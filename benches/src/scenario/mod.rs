@@ -189,6 +189,30 @@ pub fn sources(worker: usize, count: usize) -> Vec<IpAddr> {
         .collect()
 }
 
+/// [`register_all`] with a progress bar; returns the connections and the seconds it took.
+pub async fn register_with_progress(
+    connector: &Connector,
+    names: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<(Vec<(Conn, Identity)>, f64)> {
+    let bar = crate::progress::Progress::new("registering", names.len() as u64);
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let ticker = {
+        let (counter, bar) = (counter.clone(), bar.clone());
+        tokio::spawn(async move {
+            loop {
+                bar.set(counter.load(Ordering::Relaxed));
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let registered = register_all(connector, names, concurrency, counter).await;
+    ticker.abort();
+    bar.finish();
+    Ok((registered?, started.elapsed().as_secs_f64()))
+}
+
 /// Registers accounts `names` with `concurrency` in flight, keeping every connection logged in.
 /// `progress` counts completed registrations.
 pub async fn register_all(
