@@ -40,6 +40,12 @@ pub struct CommitRequest {
     pub reply: oneshot::Sender<Result<Committed, CommitError>>,
 }
 
+impl AsRef<CommitItem> for CommitRequest {
+    fn as_ref(&self) -> &CommitItem {
+        &self.item
+    }
+}
+
 /// Newly durable messages, for the fan-out.
 #[derive(Debug)]
 pub struct CommittedBatch {
@@ -259,8 +265,7 @@ fn commit(
             slot.insert(durable.ensure(store, conv)?);
         }
     }
-    let items: Vec<CommitItem> = batch.iter().map(|r| r.item.clone()).collect();
-    let outcomes = store.commit_batch(&items, heads, next_id, now_ms())?;
+    let outcomes = store.commit_batch(batch, heads, next_id, now_ms())?;
     store.sync()?;
     durable.advance(heads);
     Ok(outcomes)

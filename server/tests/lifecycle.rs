@@ -33,12 +33,8 @@ async fn login(s: &TestServer, t: Transport, account: &str) -> Raw {
     let Response::Login(login) = raw.response(1).await else {
         panic!("login failed");
     };
-    assert_eq!(login.heartbeat_interval, s_interval(s));
+    assert_eq!(login.heartbeat_interval, INTERVAL);
     raw
-}
-
-fn s_interval(_s: &TestServer) -> Duration {
-    INTERVAL
 }
 
 const INTERVAL: Duration = Duration::from_millis(500);

@@ -134,9 +134,6 @@ impl Core {
             Credential::AccessToken(token) => {
                 let (user, record) = self.check_token(&token, TokenKind::Access, &device)?;
                 let account = self.account_of(user)?;
-                self.stats
-                    .logins
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // Token logins are cheap: no new tokens, no store writes.
                 Ok(self.outcome(
                     user,
@@ -231,9 +228,6 @@ impl Core {
                 (refresh_hash, &record(TokenKind::Refresh, refresh_exp)),
             )
             .map_err(internal)?;
-        self.stats
-            .logins
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(self.outcome(
             user,
             account,
@@ -256,6 +250,10 @@ impl Core {
         refresh_token: String,
         refresh_expires_at_ms: u64,
     ) -> LoginOutcome {
+        // Every successful authentication ends here.
+        self.stats
+            .logins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let hb = &self.cfg.heartbeat;
         LoginOutcome {
             result: LoginResult {

@@ -19,6 +19,12 @@ pub struct CommitItem {
     pub request: SendRequest,
 }
 
+impl AsRef<CommitItem> for CommitItem {
+    fn as_ref(&self) -> &CommitItem {
+        self
+    }
+}
+
 /// The outcome of one item of a batch.
 #[derive(Clone, Debug)]
 pub struct Committed {
@@ -116,9 +122,9 @@ impl Store {
     /// `heads` caches the newest seq per conversation and `next_id` the id counter; both belong
     /// to the single committer, which is what makes seqs gapless without locks. Returns one
     /// outcome per item, in order.
-    pub fn commit_batch(
+    pub fn commit_batch<T: AsRef<CommitItem>>(
         &self,
-        items: &[CommitItem],
+        items: &[T],
         heads: &mut HashMap<ConversationId, Seq>,
         next_id: &mut u64,
         now_ms: u64,
@@ -129,6 +135,7 @@ impl Store {
             Vec::with_capacity(items.len());
         let start_id = *next_id;
         for (i, item) in items.iter().enumerate() {
+            let item = item.as_ref();
             let req = &item.request;
             let cmid = req.client_msg_id.as_str();
             let earlier = match in_batch.get(&(item.sender, cmid)) {
