@@ -8,6 +8,13 @@ use clap::Parser;
 use parley_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of the system allocator: sled allocates and frees a node copy on almost
+/// every write, and glibc's malloc took a third of the committer's time (see
+/// docs/BENCHMARKS.md); mimalloc also hands freed memory (argon2's 19 MiB per hash) back to
+/// the system instead of keeping it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Parley instant-messaging server.
 #[derive(Debug, Parser)]
 #[command(version, about)]
