@@ -4,16 +4,19 @@
 //! nodes can replace it. Delivery never waits: a session whose queue is full is marked lagging
 //! and told to sync once it has drained, so a slow consumer can never stall the fan-out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::Poll;
 
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use parley_protocol::ids::{DeviceId, UserId};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// One online session, as the router sees it.
+///
+/// Its push queue is a plain deque under a mutex plus one waker: unlike a channel it owns no
+/// memory while empty, which matters because most sessions are idle most of the time.
 #[derive(Debug)]
 pub struct Link {
     /// Connection id.
@@ -22,30 +25,39 @@ pub struct Link {
     pub user: UserId,
     /// The device logged in on it.
     pub device: DeviceId,
-    tx: mpsc::Sender<Bytes>,
+    capacity: usize,
+    queue: Mutex<VecDeque<Bytes>>,
+    waker: AtomicWaker,
     lagging: AtomicBool,
-    /// Cancelled when the same device logs in elsewhere.
-    pub replaced: CancellationToken,
+    replaced: AtomicBool,
+}
+
+/// What a session's link has for it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The same device logged in on another connection.
+    Replaced,
+    /// Queued frames were moved to the caller's buffer.
+    Frames,
 }
 
 impl Link {
-    /// A link and the receiving end of its bounded push queue.
-    pub fn new(
-        session_id: u64,
-        user: UserId,
-        device: DeviceId,
-        capacity: usize,
-    ) -> (Arc<Link>, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let link = Link {
+    /// A link whose push queue holds at most `capacity` frames.
+    pub fn new(session_id: u64, user: UserId, device: DeviceId, capacity: usize) -> Arc<Link> {
+        Arc::new(Link {
             session_id,
             user,
             device,
-            tx,
+            capacity,
+            queue: Mutex::new(VecDeque::new()),
+            waker: AtomicWaker::new(),
             lagging: AtomicBool::new(false),
-            replaced: CancellationToken::new(),
-        };
-        (Arc::new(link), rx)
+            replaced: AtomicBool::new(false),
+        })
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a frame without waiting; on a full queue marks the session lagging.
@@ -53,14 +65,57 @@ impl Link {
         if self.lagging.load(Ordering::Acquire) {
             return false;
         }
-        match self.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        {
+            let mut queue = self.queue();
+            if queue.len() >= self.capacity {
                 self.lagging.store(true, Ordering::Release);
-                false
+                return false;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            queue.push_back(frame.clone());
         }
+        self.waker.wake();
+        true
+    }
+
+    fn replace(&self) {
+        self.replaced.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// True once the same device has logged in elsewhere.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+
+    /// Waits until the session is replaced or frames are queued; then appends at most `max`
+    /// queued frames to `out`. Cancel-safe: frames leave the queue only in the poll that
+    /// returns them.
+    pub async fn next_event(&self, out: &mut Vec<u8>, max: usize) -> LinkEvent {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.is_replaced() {
+                return Poll::Ready(LinkEvent::Replaced);
+            }
+            let mut queue = self.queue();
+            if queue.is_empty() {
+                return Poll::Pending;
+            }
+            let n = queue.len().min(max);
+            for frame in queue.drain(..n) {
+                out.extend_from_slice(&frame);
+            }
+            if queue.is_empty() && queue.capacity() > 0 {
+                // Drained: give the memory back instead of keeping it for an idle session.
+                *queue = VecDeque::new();
+            }
+            Poll::Ready(LinkEvent::Frames)
+        })
+        .await
+    }
+
+    /// True if nothing is queued.
+    pub fn is_drained(&self) -> bool {
+        self.queue().is_empty()
     }
 
     /// Clears the lagging mark; true if it was set (the session must then send `SyncNeeded`).
@@ -98,7 +153,7 @@ impl Hub {
             .position(|l| l.device == link.device)
             .map(|i| links.swap_remove(i));
         if let Some(old) = &old {
-            old.replaced.cancel();
+            old.replace();
         }
         links.push(link);
         old
@@ -151,37 +206,51 @@ mod tests {
         UserId::try_from(n).unwrap()
     }
 
+    fn drain(link: &Link) -> Vec<u8> {
+        let mut out = Vec::new();
+        let event = futures::FutureExt::now_or_never(link.next_event(&mut out, usize::MAX));
+        assert!(matches!(event, None | Some(LinkEvent::Frames)));
+        out
+    }
+
     #[test]
     fn full_queue_marks_lagging_and_never_blocks() {
         let hub = Hub::default();
-        let (link, mut rx) = Link::new(1, user(1), DeviceId::try_from("a").unwrap(), 2);
+        let link = Link::new(1, user(1), DeviceId::try_from("a").unwrap(), 2);
         hub.register(user(1), link.clone());
         for _ in 0..5 {
             hub.deliver(user(1), &Bytes::from_static(b"x"), None);
         }
         assert_eq!(hub.stats.delivered.load(Ordering::Relaxed), 2);
         assert_eq!(hub.stats.dropped.load(Ordering::Relaxed), 3);
-        assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
+        assert_eq!(drain(&link), b"xx");
+        assert!(link.is_drained());
         assert!(link.take_lagging());
         assert!(!link.take_lagging());
         hub.deliver(user(1), &Bytes::from_static(b"y"), None);
-        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"y"));
+        assert_eq!(drain(&link), b"y");
+        assert_eq!(link.queue().capacity(), 0, "a drained queue keeps no memory");
     }
 
     #[test]
     fn same_device_replaces_and_except_skips_origin() {
         let hub = Hub::default();
         let dev = DeviceId::try_from("a").unwrap();
-        let (l1, _r1) = Link::new(1, user(1), dev.clone(), 4);
-        let (l2, mut r2) = Link::new(2, user(1), dev, 4);
-        let (l3, mut r3) = Link::new(3, user(1), DeviceId::try_from("b").unwrap(), 4);
+        let l1 = Link::new(1, user(1), dev.clone(), 4);
+        let l2 = Link::new(2, user(1), dev, 4);
+        let l3 = Link::new(3, user(1), DeviceId::try_from("b").unwrap(), 4);
         assert!(hub.register(user(1), l1.clone()).is_none());
-        assert_eq!(hub.register(user(1), l2).unwrap().session_id, 1);
-        assert!(l1.replaced.is_cancelled());
-        hub.register(user(1), l3);
+        assert_eq!(hub.register(user(1), l2.clone()).unwrap().session_id, 1);
+        assert!(l1.is_replaced());
+        let mut out = Vec::new();
+        assert_eq!(
+            futures::FutureExt::now_or_never(l1.next_event(&mut out, 8)),
+            Some(LinkEvent::Replaced)
+        );
+        hub.register(user(1), l3.clone());
         hub.deliver(user(1), &Bytes::from_static(b"m"), Some(3));
-        assert!(r2.try_recv().is_ok());
-        assert!(r3.try_recv().is_err());
+        assert_eq!(drain(&l2), b"m");
+        assert!(drain(&l3).is_empty());
         hub.unregister(user(1), 1); // already replaced: no effect
         assert_eq!(hub.session_count(), 2);
         hub.unregister(user(1), 2);

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 /// every write, and glibc's malloc took a third of the committer's time (see
 /// docs/BENCHMARKS.md); mimalloc also hands freed memory (argon2's 19 MiB per hash) back to
 /// the system instead of keeping it.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

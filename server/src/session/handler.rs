@@ -162,19 +162,23 @@ where
         } = outcome;
         result.session_id = self.session_id;
         tracing::Span::current().record("user", identity.user.get());
-        let (link, rx) = Link::new(
+        let link = Link::new(
             self.session_id,
             identity.user,
             device.id,
             self.core.config().limits.outbound_queue,
         );
         if let Some(old) = self.core.hub().register(identity.user, link.clone()) {
-            tracing::info!(replaced = old.session_id, "same device logged in again");
+            tracing::info!(
+                id = self.session_id,
+                user = identity.user.get(),
+                replaced = old.session_id,
+                "same device logged in again"
+            );
         }
         self.link = Some(link);
-        self.pushes = Some(rx);
-        *self.framed.decoder_mut() =
-            FrameCodec::new(self.core.config().limits.max_frame_bytes as usize);
+        self.framed
+            .set_codec(FrameCodec::new(self.core.config().limits.max_frame_bytes as usize));
         self.sm
             .logged_in(tokio::time::Instant::now().into_std(), identity);
         tracing::debug!("logged in");

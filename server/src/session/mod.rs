@@ -8,6 +8,7 @@
 //! once the queue has drained.
 
 mod handler;
+mod reader;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,14 +24,13 @@ use parley_protocol::ids::RequestId;
 use parley_protocol::session::{HeartbeatConfig, ServerSession};
 use parley_protocol::{DecodeError, FrameCodec, DEFAULT_MAX_FRAME};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::core::Core;
-use crate::hub::Link;
+use crate::hub::{Link, LinkEvent};
+use reader::FrameReader;
 
 /// Where a connection comes from, for logs.
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +60,10 @@ pub async fn run<R, W>(
     W: AsyncWrite + Unpin + Send,
 {
     let session_id = core.next_session_id();
-    let span = tracing::info_span!(
+    // Debug level: with the default `info` filter the span is disabled and costs nothing (an
+    // enabled span keeps a few hundred bytes per connection in the subscriber). Info-level
+    // events of a connection carry its id themselves.
+    let span = tracing::debug_span!(
         "conn",
         id = session_id,
         peer = %info.peer,
@@ -77,12 +80,11 @@ pub async fn run<R, W>(
     };
     let driver = Driver {
         sm: ServerSession::new(Instant::now().into_std(), heartbeat),
-        framed: FramedRead::with_capacity(reader, FrameCodec::new(DEFAULT_MAX_FRAME), 0),
+        framed: FrameReader::new(reader, FrameCodec::new(DEFAULT_MAX_FRAME)),
         writer,
         out: Vec::new(),
         session_id,
         link: None,
-        pushes: None,
         acks: FuturesUnordered::new(),
         closing: None,
         core,
@@ -93,27 +95,20 @@ pub async fn run<R, W>(
 struct Driver<R, W> {
     core: Arc<Core>,
     sm: ServerSession,
-    framed: FramedRead<R, FrameCodec>,
+    framed: FrameReader<R>,
     writer: W,
     /// Bytes to write at the end of this turn (allocated only while there is output).
     out: Vec<u8>,
     session_id: u64,
     link: Option<Arc<Link>>,
-    pushes: Option<mpsc::Receiver<Bytes>>,
     acks: FuturesUnordered<AckFuture>,
     closing: Option<(GoAwayReason, String)>,
 }
 
-async fn next_push(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn replaced(link: &Option<Arc<Link>>) {
+/// Pushes for this session (appended to `out`), or news that it was replaced.
+async fn link_event(link: &Option<Arc<Link>>, out: &mut Vec<u8>) -> LinkEvent {
     match link {
-        Some(l) => l.replaced.cancelled().await,
+        Some(l) => l.next_event(out, PUSH_BURST).await,
         None => std::future::pending().await,
     }
 }
@@ -130,14 +125,11 @@ where
             let deadline = Instant::from_std(self.sm.poll_timeout());
             let open = self.closing.is_none();
             let can_read = open && self.acks.len() < max_inflight;
-            // Every arm is cancel-safe: `FramedRead::next`, `mpsc::recv`, `FuturesUnordered::next`
-            // and the timers lose nothing when another arm wins.
+            // Every arm is cancel-safe: `FrameReader::next`, `Link::next_event`,
+            // `FuturesUnordered::next` and the timers lose nothing when another arm wins.
             tokio::select! {
                 _ = shutdown.cancelled(), if open => {
                     self.begin_close(GoAwayReason::Shutdown, "server shutting down");
-                }
-                _ = replaced(&self.link), if open => {
-                    self.begin_close(GoAwayReason::Replaced, "logged in on another connection");
                 }
                 Some((id, response)) = self.acks.next(), if !self.acks.is_empty() => {
                     self.respond(id, response);
@@ -146,12 +138,17 @@ where
                         self.respond(id, response);
                     }
                 }
-                Some(frame) = next_push(&mut self.pushes), if open => {
-                    self.write_pushes(frame);
-                }
+                event = link_event(&self.link, &mut self.out), if open => match event {
+                    LinkEvent::Replaced => {
+                        self.begin_close(GoAwayReason::Replaced, "logged in on another connection");
+                    }
+                    LinkEvent::Frames => self.after_pushes(),
+                },
                 item = self.framed.next(), if can_read => match item {
                     None => break,
-                    Some(Ok(body)) => self.on_frame(body).await,
+                    // Boxed: a request's future is large and would otherwise be part of
+                    // every idle connection's task.
+                    Some(Ok(body)) => Box::pin(self.on_frame(body)).await,
                     Some(Err(e)) => {
                         self.on_stream_error(e);
                     }
@@ -168,14 +165,21 @@ where
                     self.push(Push::GoAway { reason, message });
                 }
             }
-            match tokio::time::timeout(write_timeout, self.flush()).await {
+            // Boxed (allocated only when there is output): the write future would otherwise
+            // be part of every idle connection's task.
+            let written = if self.out.is_empty() {
+                Ok(Ok(()))
+            } else {
+                Box::pin(tokio::time::timeout(write_timeout, self.flush())).await
+            };
+            match written {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "write failed");
                     break;
                 }
                 Err(_) => {
-                    tracing::info!("peer not reading; closing");
+                    tracing::info!(id = self.session_id, "peer not reading; closing");
                     break;
                 }
             }
@@ -183,7 +187,7 @@ where
                 break;
             }
         }
-        self.finish().await;
+        Box::pin(self.finish()).await;
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
@@ -192,10 +196,8 @@ where
         }
         self.writer.write_all(&self.out).await?;
         self.writer.flush().await?;
-        self.out.clear();
-        if self.out.capacity() > 64 * 1024 {
-            self.out = Vec::new();
-        }
+        // Nothing is kept for an idle connection; the next turn allocates what it needs.
+        self.out = Vec::new();
         Ok(())
     }
 
@@ -240,20 +242,14 @@ where
         self.write_frame(&bytes);
     }
 
-    fn write_pushes(&mut self, first: Bytes) {
-        self.write_frame(&first);
-        let mut drained = false;
-        if let Some(rx) = &mut self.pushes {
-            for _ in 1..PUSH_BURST {
-                match rx.try_recv() {
-                    Ok(frame) => self.out.extend_from_slice(&frame),
-                    Err(_) => break,
-                }
-            }
-            drained = rx.is_empty();
-        }
-        // Only once the queue is empty does a sync cover everything the fan-out dropped.
-        if drained && self.link.as_ref().is_some_and(|l| l.take_lagging()) {
+    /// After queued pushes were moved to `out`: once the queue is empty, a session that
+    /// overflowed it is told to sync (only then does the sync cover everything dropped).
+    fn after_pushes(&mut self) {
+        if self
+            .link
+            .as_ref()
+            .is_some_and(|l| l.is_drained() && l.take_lagging())
+        {
             tracing::debug!("push queue overflowed; asking the client to sync");
             self.push(Push::SyncNeeded);
         }
@@ -263,7 +259,7 @@ where
         if let DecodeError::Io(e) = &e {
             tracing::debug!(error = %e, "read failed");
         } else {
-            tracing::info!(error = %e, "fatal frame error");
+            tracing::info!(id = self.session_id, error = %e, "fatal frame error");
             let mut info = ErrorInfo::new(e.code(), e.to_string());
             info.fatal = true;
             self.error(0, info);
@@ -298,5 +294,22 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+    fn ret_size<A, B, C, D, E, Fut>(_f: fn(A, B, C, D, E) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+    #[test]
+    fn print_sizes() {
+        type R = tokio::net::tcp::OwnedReadHalf;
+        type W = tokio::net::tcp::OwnedWriteHalf;
+        let n = ret_size::<Arc<Core>, R, W, ConnInfo, CancellationToken, _>(|a, b, c, d, e| run(a, b, c, d, e));
+        eprintln!("run future: {n}");
+        eprintln!("ServerSession: {}", std::mem::size_of::<ServerSession>());
+        eprintln!("Driver: {}", std::mem::size_of::<Driver<R, W>>());
     }
 }
