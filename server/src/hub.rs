@@ -229,7 +229,11 @@ mod tests {
         assert!(!link.take_lagging());
         hub.deliver(user(1), &Bytes::from_static(b"y"), None);
         assert_eq!(drain(&link), b"y");
-        assert_eq!(link.queue().capacity(), 0, "a drained queue keeps no memory");
+        assert_eq!(
+            link.queue().capacity(),
+            0,
+            "a drained queue keeps no memory"
+        );
     }
 
     #[test]

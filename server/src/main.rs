@@ -8,13 +8,14 @@ use clap::Parser;
 use parley_server::{Config, Server};
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc instead of the system allocator: sled allocates and frees a node copy on almost
-/// every write, and glibc's malloc took a third of the committer's time (see
-/// docs/BENCHMARKS.md); mimalloc also hands freed memory (argon2's 19 MiB per hash) back to
-/// the system instead of keeping it.
+/// jemalloc instead of the system allocator: sled allocates and frees a node copy on almost
+/// every write, and glibc's malloc took a third of the committer's time (1:1 saturation rose
+/// from ~62k to ~76k msgs/s); jemalloc also hands freed memory (argon2's 19 MiB per hash) back
+/// to the system. mimalloc was as fast but kept ~50 MB more resident and more per idle
+/// connection (docs/BENCHMARKS.md).
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Parley instant-messaging server.
 #[derive(Debug, Parser)]

@@ -147,6 +147,12 @@ pub fn quic_config(
     // One stream per connection carries the session; the peer may not open more.
     transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
+    // Memory per connection (see docs/BENCHMARKS.md): without segmentation offload quinn's
+    // per-connection transmit buffer holds one datagram instead of a batch, and without MTU
+    // discovery it stays at the 1,200-byte minimum. Chat frames are small; neither costs
+    // throughput that matters here.
+    transport.enable_segmentation_offload(false);
+    transport.mtu_discovery_config(None);
     transport.max_idle_timeout(Some(
         idle_timeout
             .try_into()

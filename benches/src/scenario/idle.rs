@@ -128,29 +128,6 @@ async fn slice_inner(a: IdleArgs, target: &Target, coord: &mut Coord) -> anyhow:
         .barrier("registered", json!({ "count": n, "secs": register_s }))
         .await?;
 
-    // Pass 1 (cold) fills the server's store cache with these users' records; pass 2 (warm)
-    // is the one whose memory growth is the connections' own.
-    for pass in ["cold", "warm"] {
-        let conns = connect_pass(&a, &connector, &ids, coord, pass).await?;
-        for conn in conns {
-            conn.close().await;
-        }
-        coord.barrier(&format!("closed_{pass}"), json!({})).await?;
-    }
-    connector.shutdown().await;
-    Ok(())
-}
-
-/// Handshakes and logs in every client of the slice, in batches; reports at the barrier
-/// `connected_<pass>` and returns the open connections once released.
-async fn connect_pass(
-    a: &IdleArgs,
-    connector: &Arc<crate::conn::Connector>,
-    ids: &[Identity],
-    coord: &mut Coord,
-    pass: &str,
-) -> anyhow::Result<Vec<Conn>> {
-    let n = ids.len();
     // Batches: handshake every connection of the batch, then log them all in, timing each
     // half separately so connects/s and logins/s are separate figures.
     let progress = coord.progress();
@@ -210,7 +187,7 @@ async fn connect_pass(
     }
     coord
         .barrier(
-            &format!("connected_{pass}"),
+            "connected",
             json!({
                 "count": conns.len(),
                 "connect_s": connect_s,
@@ -222,7 +199,12 @@ async fn connect_pass(
             }),
         )
         .await?;
-    Ok(conns)
+    for conn in conns {
+        conn.close().await;
+    }
+    connector.shutdown().await;
+    coord.barrier("closed", json!({})).await?;
+    Ok(())
 }
 
 /// Entry point of a child process (`--worker-index` given).
@@ -287,29 +269,15 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = target.sample();
     slices.release().await?;
-    // Cold pass: the server also loads these users' records into its store cache.
-    let p = Progress::new("connecting (cold)", a.connections as u64);
-    let cold = slices.wait("connected_cold", long, &p).await?;
-    p.finish();
-    tokio::time::sleep(Duration::from_secs_f64(a.hold.max(0.5))).await;
-    let cold_after = target.sample();
-    slices.release().await?;
-    slices
-        .wait("closed_cold", Duration::from_secs(120), &Progress::hidden())
-        .await?;
-    // Let the server finish closing and its allocator hand freed pages back.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let warm_before = target.sample();
-    slices.release().await?;
-    let p = Progress::new("connecting (warm)", a.connections as u64);
-    let connected = slices.wait("connected_warm", long, &p).await?;
+    let p = Progress::new("connecting", a.connections as u64);
+    let connected = slices.wait("connected", long, &p).await?;
     p.finish();
     tokio::time::sleep(Duration::from_secs_f64(a.hold.max(0.5))).await;
     let after = target.sample();
     let stats = target.stats().await;
     slices.release().await?;
     slices
-        .wait("closed_warm", Duration::from_secs(120), &Progress::hidden())
+        .wait("closed", Duration::from_secs(120), &Progress::hidden())
         .await?;
     slices.finish().await?;
 
@@ -318,32 +286,21 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     let connect_s = max(&connected, "connect_s");
     let login_s = max(&connected, "login_s");
     let register_s = max(&registered, "secs");
-    let per_conn = |from: Option<crate::procfs::ProcSample>, to: Option<crate::procfs::ProcSample>| {
-        from.zip(to)
-            .map(|(f, t)| round3((t.rss_kib as f64 - f.rss_kib as f64) / open.max(1.0)))
-    };
-    let memory = json!({
-        "server_restarted_before_connecting": restarted,
-        "rss_after_registration_kib": after_registration.map(|s| s.rss_kib),
-        "rss_before_kib": before.map(|s| s.rss_kib),
-        "rss_after_cold_pass_kib": cold_after.map(|s| s.rss_kib),
-        "rss_after_closing_cold_pass_kib": warm_before.map(|s| s.rss_kib),
-        "rss_after_kib": after.map(|s| s.rss_kib),
-        // Growth while the connections log in for the second time: the store already holds
-        // their records in its cache, so this is what a logged-in idle connection costs.
-        "kib_per_connection": per_conn(warm_before, after),
-        // Growth over the first pass from a fresh server: includes the store cache filling
-        // with the users' token and account records.
-        "kib_per_connection_cold": per_conn(before, cold_after),
-    });
+    let mut memory = json!({});
+    if let (Some(b), Some(af)) = (before, after) {
+        let delta = af.rss_kib as f64 - b.rss_kib as f64;
+        memory = json!({
+            "server_restarted_before_connecting": restarted,
+            "rss_after_registration_kib": after_registration.map(|s| s.rss_kib),
+            "rss_before_kib": b.rss_kib,
+            "rss_after_kib": af.rss_kib,
+            "kib_per_connection": round3(delta / open.max(1.0)),
+        });
+    }
     let first_error = connected
         .iter()
         .find_map(|v| v["first_error"].as_str().map(str::to_owned));
-    let cold_open = sum(&cold, "count");
-    let ok = errors == 0.0
-        && sum(&cold, "errors") == 0.0
-        && open as usize == a.connections
-        && cold_open as usize == a.connections;
+    let ok = errors == 0.0 && open as usize == a.connections;
     let report = json!({
         "scenario": "idle",
         "ok": ok,

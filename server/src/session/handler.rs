@@ -177,8 +177,9 @@ where
             );
         }
         self.link = Some(link);
-        self.framed
-            .set_codec(FrameCodec::new(self.core.config().limits.max_frame_bytes as usize));
+        self.framed.set_codec(FrameCodec::new(
+            self.core.config().limits.max_frame_bytes as usize,
+        ));
         self.sm
             .logged_in(tokio::time::Instant::now().into_std(), identity);
         tracing::debug!("logged in");

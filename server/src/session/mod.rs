@@ -298,18 +298,21 @@ where
 }
 
 #[cfg(test)]
-mod size_probe {
+mod tests {
     use super::*;
-    fn ret_size<A, B, C, D, E, Fut>(_f: fn(A, B, C, D, E) -> Fut) -> usize {
+
+    fn future_size<A, B, C, D, E, Fut>(_f: fn(A, B, C, D, E) -> Fut) -> usize {
         std::mem::size_of::<Fut>()
     }
+
+    /// Every idle connection's task holds this future, so its size is part of the idle
+    /// memory figure (1,464 bytes on rustc 1.95 for plain TCP). Request handling, writes and
+    /// the close are boxed to keep it small; this fails if something large lands inline again.
     #[test]
-    fn print_sizes() {
+    fn idle_session_future_stays_small() {
         type R = tokio::net::tcp::OwnedReadHalf;
         type W = tokio::net::tcp::OwnedWriteHalf;
-        let n = ret_size::<Arc<Core>, R, W, ConnInfo, CancellationToken, _>(|a, b, c, d, e| run(a, b, c, d, e));
-        eprintln!("run future: {n}");
-        eprintln!("ServerSession: {}", std::mem::size_of::<ServerSession>());
-        eprintln!("Driver: {}", std::mem::size_of::<Driver<R, W>>());
+        let n = future_size::<Arc<Core>, R, W, ConnInfo, CancellationToken, _>(run);
+        assert!(n <= 1600, "session future is {n} bytes");
     }
 }

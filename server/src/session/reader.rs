@@ -117,7 +117,11 @@ mod tests {
         assert_eq!(reader.next().await.unwrap().unwrap(), &b""[..]);
         writer.await.unwrap();
         assert!(reader.next().await.is_none());
-        assert_eq!(reader.partial.capacity(), 0, "no buffer kept between frames");
+        assert_eq!(
+            reader.partial.capacity(),
+            0,
+            "no buffer kept between frames"
+        );
     }
 
     #[tokio::test]
