@@ -144,9 +144,13 @@ async fn message_is_fsynced_before_its_ack_is_written() {
     // strace -xx prints paths hex-escaped too.
     let db_path = hex_escaped(format!("{}/store/db\"", data.display()).as_bytes());
     let db_path = db_path.replace("\\x22", "\"");
+    // Under load strace may split an `openat` into `<unfinished ...>` and a later `<... openat
+    // resumed> = fd` line of the same thread: the fd is on the line where the call completed.
     let db_fds: Vec<String> = lines
         .iter()
-        .filter(|l| l.text.starts_with("openat(") && l.text.contains(&db_path))
+        .enumerate()
+        .filter(|(_, l)| l.text.starts_with("openat(") && l.text.contains(&db_path))
+        .filter_map(|(i, _)| lines.get(completion(&lines, i, "openat")))
         .filter_map(|l| l.text.rsplit("= ").next().map(|fd| fd.trim().to_owned()))
         .collect();
     assert!(!db_fds.is_empty(), "the store file was never opened?");

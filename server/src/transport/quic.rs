@@ -20,17 +20,19 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
             continue;
         };
         let peer = incoming.remote_address();
-        let shared2 = shared.clone();
+        let core = shared.core.clone();
+        let shutdown = shared.shutdown.clone();
+        // Boxed before spawning: the handshake future (and the `Incoming` it consumes) is large,
+        // and anything the task captures stays part of every idle connection's memory.
+        let handshake = Box::pin(async move {
+            let conn = incoming.await?;
+            let (send, recv) = conn.accept_bi().await?;
+            Ok::<_, quinn::ConnectionError>((conn, send, recv))
+        });
         shared.tracker.spawn(async move {
             let _permit = permit;
-            let core = shared2.core.clone();
             let timeout = core.config().heartbeat.login_timeout;
-            let opened = tokio::time::timeout(timeout, async {
-                let conn = incoming.await?;
-                let (send, recv) = conn.accept_bi().await?;
-                Ok::<_, quinn::ConnectionError>((conn, send, recv))
-            })
-            .await;
+            let opened = tokio::time::timeout(timeout, handshake).await;
             let (conn, send, recv) = match opened {
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => {
@@ -46,7 +48,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
                 transport: "quic",
                 peer,
             };
-            session::run(core, recv, send, info, shared2.shutdown).await;
+            session::run(core, recv, send, info, shutdown).await;
             // The driver finished the stream; give the peer a moment to read the last frames
             // (a QUIC close discards undelivered data), then close.
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;

@@ -39,29 +39,35 @@ pub async fn serve_tcp(
         };
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { transport, peer };
-        let shared2 = shared.clone();
-        let acceptor = acceptor.clone();
-        shared.tracker.spawn(async move {
-            let _permit = permit;
-            let core = shared2.core.clone();
-            match acceptor {
-                None => {
-                    let (r, w) = stream.into_split();
-                    session::run(core, r, w, info, shared2.shutdown).await;
-                }
-                Some(acceptor) => {
+        let core = shared.core.clone();
+        let shutdown = shared.shutdown.clone();
+        // Each task's future is part of every idle connection's memory: the plain task holds
+        // only the session, and the TLS handshake (a large future) is boxed and gone before
+        // the session starts.
+        match &acceptor {
+            None => {
+                let (r, w) = stream.into_split();
+                shared.tracker.spawn(async move {
+                    let _permit = permit;
+                    session::run(core, r, w, info, shutdown).await;
+                });
+            }
+            Some(acceptor) => {
+                let accept = Box::pin(acceptor.accept(stream));
+                shared.tracker.spawn(async move {
+                    let _permit = permit;
                     let timeout = core.config().heartbeat.login_timeout;
-                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(timeout, accept).await {
                         Ok(Ok(tls)) => {
                             let (r, w) = tokio::io::split(tls);
-                            session::run(core, r, w, info, shared2.shutdown).await;
+                            session::run(core, r, w, info, shutdown).await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                }
+                });
             }
-        });
+        }
     }
     tracing::debug!(transport, "listener stopped");
 }
