@@ -33,6 +33,16 @@ pub struct Stats {
     pub store_bytes: u64,
     /// Seconds since start.
     pub uptime_seconds: u64,
+    /// Group commits (batches written and made durable) since start.
+    pub commit_batches_total: u64,
+    /// Sends those batches carried (duplicates included).
+    pub commit_items_total: u64,
+    /// Largest batch so far.
+    pub commit_batch_max: u64,
+    /// Time spent assigning seqs and writing batches to the store, in microseconds.
+    pub commit_write_us_total: u64,
+    /// Time spent making batches durable (store flush + fdatasync), in microseconds.
+    pub commit_sync_us_total: u64,
 }
 
 /// What the HTTP side needs from the server.

@@ -6,11 +6,13 @@
 //! the only writer is what makes per-conversation seqs gapless without locks.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use parley_protocol::frames::Message;
+use parley_protocol::frames::{Message, SendAck};
 use parley_protocol::ids::{ConversationId, Seq};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::clock::now_ms;
 use crate::store::{CommitItem, Committed, IdReused, Store, StoreError};
@@ -36,8 +38,8 @@ pub struct CommitRequest {
     pub item: CommitItem,
     /// Session that sent it (excluded from the push fan-out).
     pub origin_session: u64,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<Committed, CommitError>>,
+    /// Where the outcome goes (the ack itself: the message moves on to the fan-out).
+    pub reply: oneshot::Sender<Result<SendAck, CommitError>>,
 }
 
 impl AsRef<CommitItem> for CommitRequest {
@@ -88,13 +90,28 @@ impl DurableHeads {
         Ok(seq)
     }
 
-    fn advance(&self, heads: &HashMap<ConversationId, Seq>) {
+    fn advance<S>(&self, heads: &HashMap<ConversationId, Seq, S>) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         for (conv, seq) in heads {
             let entry = map.entry(*conv).or_insert(*seq);
             *entry = (*entry).max(*seq);
         }
     }
+}
+
+/// What the committer has done, for `/api/v1/stats`.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    /// Batches committed (each one store write and one fsync).
+    pub batches: AtomicU64,
+    /// Sends in those batches.
+    pub items: AtomicU64,
+    /// Largest batch.
+    pub batch_max: AtomicU64,
+    /// Microseconds spent writing batches (seqs, ids, store apply).
+    pub write_us: AtomicU64,
+    /// Microseconds spent making them durable (flush + fdatasync).
+    pub sync_us: AtomicU64,
 }
 
 enum Msg {
@@ -109,6 +126,7 @@ enum Msg {
 #[derive(Clone, Debug)]
 pub struct Committer {
     tx: mpsc::Sender<Msg>,
+    stats: Arc<CommitStats>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -132,10 +150,17 @@ impl Committer {
         fanout: mpsc::Sender<CommittedBatch>,
     ) -> std::io::Result<(Committer, std::thread::JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(queue);
+        let stats = Arc::new(CommitStats::default());
+        let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(store, heads, rx, max_batch, fanout))?;
-        Ok((Committer { tx }, thread))
+            .spawn(move || run(store, heads, rx, max_batch, fanout, &thread_stats))?;
+        Ok((Committer { tx, stats }, thread))
+    }
+
+    /// Counters of the work done so far.
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
     }
 
     /// Queues a send; waits only if the queue is full (backpressure on that session).
@@ -174,8 +199,11 @@ fn run(
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     fanout: mpsc::Sender<CommittedBatch>,
+    stats: &CommitStats,
 ) {
-    let mut heads: HashMap<ConversationId, Seq> = HashMap::new();
+    // Hashed with FxHash: the committer looks up every message's conversation here, and the
+    // keys are our own ids (no peer can choose them to collide).
+    let mut heads: rustc_hash::FxHashMap<ConversationId, Seq> = Default::default();
     let mut next_id = match store.next_message_id() {
         Ok(n) => n,
         Err(e) => {
@@ -215,19 +243,30 @@ fn run(
             continue;
         }
         // An empty batch (barriers only) still syncs: that is what the barriers wait for.
-        match commit(&store, &durable, &mut heads, &mut next_id, &batch) {
+        match commit(&store, &durable, &mut heads, &mut next_id, &batch, stats) {
             Ok(outcomes) => {
                 for b in barriers.drain(..) {
                     let _ = b.send(true);
                 }
                 let mut fresh = Vec::with_capacity(outcomes.len());
                 for (req, outcome) in batch.drain(..).zip(outcomes) {
-                    if let Ok(c) = &outcome {
-                        if !c.duplicate {
-                            fresh.push((c.message.clone(), req.origin_session));
+                    let reply = match outcome {
+                        Ok(c) => {
+                            let ack = SendAck {
+                                message_id: c.message.id,
+                                conversation: c.message.conversation,
+                                seq: c.message.seq,
+                                server_time_ms: c.message.server_time_ms,
+                                duplicate: c.duplicate,
+                            };
+                            if !c.duplicate {
+                                fresh.push((c.message, req.origin_session));
+                            }
+                            Ok(ack)
                         }
-                    }
-                    let _ = req.reply.send(outcome.map_err(CommitError::from));
+                        Err(e) => Err(CommitError::from(e)),
+                    };
+                    let _ = req.reply.send(reply);
                 }
                 if !fresh.is_empty()
                     && fanout
@@ -255,10 +294,12 @@ fn run(
 fn commit(
     store: &Store,
     durable: &DurableHeads,
-    heads: &mut HashMap<ConversationId, Seq>,
+    heads: &mut rustc_hash::FxHashMap<ConversationId, Seq>,
     next_id: &mut u64,
     batch: &[CommitRequest],
+    stats: &CommitStats,
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
+    let started = Instant::now();
     for r in batch {
         let conv = r.item.request.conversation;
         if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(conv) {
@@ -266,7 +307,21 @@ fn commit(
         }
     }
     let outcomes = store.commit_batch(batch, heads, next_id, now_ms())?;
+    let written = Instant::now();
     store.sync()?;
+    let synced = Instant::now();
     durable.advance(heads);
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    stats.batches.fetch_add(1, Ordering::Relaxed);
+    stats.items.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .batch_max
+        .fetch_max(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .write_us
+        .fetch_add(micros(written - started), Ordering::Relaxed);
+    stats
+        .sync_us
+        .fetch_add(micros(synced - written), Ordering::Relaxed);
     Ok(outcomes)
 }

@@ -286,6 +286,7 @@ impl parley_admin_http::Backend for StatsBackend {
     fn stats(&self) -> parley_admin_http::Stats {
         let c = &self.core;
         let hub = c.hub();
+        let commits = c.committer.stats();
         parley_admin_http::Stats {
             sessions_online: hub.session_count() as u64,
             users_online: hub.user_count() as u64,
@@ -296,6 +297,11 @@ impl parley_admin_http::Backend for StatsBackend {
             pushes_dropped: hub.stats.dropped.load(Ordering::Relaxed),
             store_bytes: c.store.size_on_disk(),
             uptime_seconds: self.started.elapsed().as_secs(),
+            commit_batches_total: commits.batches.load(Ordering::Relaxed),
+            commit_items_total: commits.items.load(Ordering::Relaxed),
+            commit_batch_max: commits.batch_max.load(Ordering::Relaxed),
+            commit_write_us_total: commits.write_us.load(Ordering::Relaxed),
+            commit_sync_us_total: commits.sync_us.load(Ordering::Relaxed),
         }
     }
 }

@@ -127,6 +127,12 @@ async fn offline_user_catches_up_by_sync(t: Transport) {
             .await
             .unwrap();
     }
+    // Every send went through a group commit, and the commit counters say so.
+    assert_eq!(common::stat(&s, "commit_items_total").await, 100);
+    let batches = common::stat(&s, "commit_batches_total").await;
+    assert!(batches >= 100, "{batches} batches for 100 sequential sends");
+    assert!(common::stat(&s, "commit_batch_max").await >= 1);
+    assert!(common::stat(&s, "commit_sync_us_total").await > 0);
     // Bob comes back: the SDK syncs after login; all 100 arrive, gapless and in order.
     let (_bob, mut bob_ev) = s.login(t, "bob", "dev-1").await;
     for i in 0..100u64 {

@@ -102,13 +102,7 @@ where
                     .map_err(|_| ErrorInfo::new(ErrorCode::ShuttingDown, "server shutting down"))?;
                 self.acks.push(Box::pin(async move {
                     let response = match rx.await {
-                        Ok(Ok(c)) => Response::SendAck(parley_protocol::frames::SendAck {
-                            message_id: c.message.id,
-                            conversation: c.message.conversation,
-                            seq: c.message.seq,
-                            server_time_ms: c.message.server_time_ms,
-                            duplicate: c.duplicate,
-                        }),
+                        Ok(Ok(ack)) => Response::SendAck(ack),
                         Ok(Err(CommitError::IdReused(e))) => {
                             Response::Error(ErrorInfo::new(ErrorCode::Conflict, e.to_string()))
                         }

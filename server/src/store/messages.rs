@@ -122,10 +122,10 @@ impl Store {
     /// `heads` caches the newest seq per conversation and `next_id` the id counter; both belong
     /// to the single committer, which is what makes seqs gapless without locks. Returns one
     /// outcome per item, in order.
-    pub fn commit_batch<T: AsRef<CommitItem>>(
+    pub fn commit_batch<T: AsRef<CommitItem>, S: std::hash::BuildHasher>(
         &self,
         items: &[T],
-        heads: &mut HashMap<ConversationId, Seq>,
+        heads: &mut HashMap<ConversationId, Seq, S>,
         next_id: &mut u64,
         now_ms: u64,
     ) -> Result<Vec<std::result::Result<Committed, IdReused>>> {

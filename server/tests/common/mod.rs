@@ -233,15 +233,23 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Sessions the server has online, from `/api/v1/stats`.
-pub async fn sessions_online(server: &TestServer) -> u64 {
+/// One counter from `/api/v1/stats`.
+pub async fn stat(server: &TestServer, name: &str) -> u64 {
     let body = http_get(server.http, "/api/v1/stats").await;
-    let key = "\"sessions_online\":";
-    let rest = &body[body.find(key).expect("stats has sessions_online") + key.len()..];
-    rest.split([',', '}'])
+    let key = format!("\"{name}\":");
+    let at = body
+        .find(&key)
+        .unwrap_or_else(|| panic!("stats has {name}: {body}"));
+    body[at + key.len()..]
+        .split([',', '}'])
         .next()
         .expect("value")
         .trim()
         .parse()
         .expect("number")
+}
+
+/// Sessions the server has online, from `/api/v1/stats`.
+pub async fn sessions_online(server: &TestServer) -> u64 {
+    stat(server, "sessions_online").await
 }
