@@ -132,12 +132,19 @@ impl Core {
                 *seq = (*seq).max(message.seq);
                 self.fan_out(message, origin);
             }
-            for ((user, conv), seq) in read_upto {
-                let kind = parley_protocol::frames::CursorKind::Read;
-                if let Err(e) = self.store.advance_cursor(user, conv, kind, seq) {
-                    tracing::warn!(error = %e, "could not advance the sender's read cursor");
+            // Off the runtime's workers: a store write waits while the committer applies a
+            // batch (sled serialises writers against its atomic batches), and a blocked
+            // worker would stall every session it runs. Cursors only move forward (max), so
+            // the order of these updates does not matter.
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || {
+                for ((user, conv), seq) in read_upto {
+                    let kind = parley_protocol::frames::CursorKind::Read;
+                    if let Err(e) = store.advance_cursor(user, conv, kind, seq) {
+                        tracing::warn!(error = %e, "could not advance the sender's read cursor");
+                    }
                 }
-            }
+            });
         }
     }
 }
