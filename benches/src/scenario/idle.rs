@@ -87,6 +87,34 @@ pub(crate) fn child_common(c: &Common, t: &Target, w: &WorkerArgs, i: usize) -> 
     v
 }
 
+/// Starts the worker slices of scenario `name`: in this process for one worker, otherwise as
+/// child processes of this executable, each given the common arguments plus `extra`.
+pub(crate) fn start_slices<F, Fut>(
+    name: &str,
+    common: &Common,
+    workers: &WorkerArgs,
+    target: &Target,
+    extra: &[String],
+    local: F,
+) -> anyhow::Result<Slices>
+where
+    F: FnOnce(Target, Coord) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    if workers.workers == 1 {
+        let t = target.for_slice();
+        return Ok(Slices::local(move |coord| local(t, coord)));
+    }
+    let mut common = common.clone();
+    common.sources = common.sources.max(1);
+    Slices::spawn(workers.workers, |i| {
+        let mut v = vec![name.to_owned()];
+        v.extend(child_common(&common, target, workers, i));
+        v.extend(extra.iter().cloned());
+        v
+    })
+}
+
 /// Registers this slice's accounts and closes the registration connections.
 pub(crate) async fn register_slice(
     target: &Target,
@@ -237,27 +265,23 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     a.workers.workers = k;
     a.workers.worker_count = k;
     let mut target = Target::resolve(&a.common).await?;
-    let mut slices = if k == 1 {
-        let t = target.for_slice();
-        let a2 = a.clone();
-        Slices::local(move |coord| slice(a2, t, coord))
-    } else {
-        let mut base = a.clone();
-        base.common.sources = base.common.sources.max(1);
-        Slices::spawn(k, |i| {
-            let mut v = vec!["idle".to_owned()];
-            v.extend(child_common(&base.common, &target, &base.workers, i));
-            v.extend([
-                "--connections".into(),
-                base.connections.to_string(),
-                "--batch".into(),
-                base.batch.to_string(),
-                "--concurrency".into(),
-                base.concurrency.to_string(),
-            ]);
-            v
-        })?
-    };
+    let extra = [
+        "--connections".to_owned(),
+        a.connections.to_string(),
+        "--batch".to_owned(),
+        a.batch.to_string(),
+        "--concurrency".to_owned(),
+        a.concurrency.to_string(),
+    ];
+    let a2 = a.clone();
+    let mut slices = start_slices(
+        "idle",
+        &a.common,
+        &a.workers,
+        &target,
+        &extra,
+        move |t, coord| slice(a2, t, coord),
+    )?;
     let long = Duration::from_secs(3600);
     let p = Progress::new("registering", a.connections as u64);
     let registered = slices.wait("registered", long, &p).await?;

@@ -11,11 +11,11 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::idle::{child_common, slice_len, WorkerArgs};
+use super::idle::{slice_len, start_slices, WorkerArgs};
 use super::{machine, register_all, round3, Common, Target};
 use crate::client::{self, account_name, open_direct, send_request, Identity};
 use crate::conn::Connector;
-use crate::coord::{Coord, Slices};
+use crate::coord::Coord;
 use crate::progress::Progress;
 use crate::stats::summarize;
 
@@ -180,27 +180,23 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
     a.workers.workers = k;
     a.workers.worker_count = k;
     let target = Target::resolve(&a.common).await?;
-    let mut slices = if k == 1 {
-        let t = target.for_slice();
-        let a2 = a.clone();
-        Slices::local(move |coord| slice(a2, t, coord))
-    } else {
-        let mut base = a.clone();
-        base.common.sources = base.common.sources.max(1);
-        Slices::spawn(k, |i| {
-            let mut v = vec!["storm".to_owned()];
-            v.extend(child_common(&base.common, &target, &base.workers, i));
-            v.extend([
-                "--clients".into(),
-                base.clients.to_string(),
-                "--backlog".into(),
-                base.backlog.to_string(),
-                "--concurrency".into(),
-                base.concurrency.to_string(),
-            ]);
-            v
-        })?
-    };
+    let extra = [
+        "--clients".to_owned(),
+        a.clients.to_string(),
+        "--backlog".to_owned(),
+        a.backlog.to_string(),
+        "--concurrency".to_owned(),
+        a.concurrency.to_string(),
+    ];
+    let a2 = a.clone();
+    let mut slices = start_slices(
+        "storm",
+        &a.common,
+        &a.workers,
+        &target,
+        &extra,
+        move |t, coord| slice(a2, t, coord),
+    )?;
     let long = Duration::from_secs(3600);
     let p = Progress::new("registering", a.clients as u64);
     slices.wait("ready", long, &p).await?;
