@@ -61,7 +61,57 @@ impl Traffic {
 }
 
 /// Samples at warm-up end and at the end of sending, showing progress; returns the two marks.
-pub(crate) async fn measure_window(
+/// A measured sending window: what the peers did between the end of the warm-up and the end
+/// of sending, and how they ended.
+pub(crate) struct Window {
+    /// Server CPU and time at the start of the window.
+    pub first: Mark,
+    /// The same at its end.
+    pub last: Mark,
+    /// Deliveries within the window.
+    pub delivered: u64,
+    /// Acks within the window.
+    pub acked: u64,
+    /// Length of the window in seconds.
+    pub secs: f64,
+    /// Server RSS every 5 s from the start of sending.
+    pub rss_every_5s_kib: Vec<u64>,
+    /// Every peer's outcome, in the order the tasks were given.
+    pub outcomes: Vec<PeerOutcome>,
+    /// The server's counters once every peer has finished.
+    pub server_counters: Value,
+}
+
+/// Waits for `start`, measures the window `[start + warmup, start + duration]`, then waits for
+/// every peer task and reads the server's counters.
+pub(crate) async fn run_window(
+    target: &Target,
+    counters: &Counters,
+    start: Instant,
+    warmup: Duration,
+    duration: Duration,
+    tasks: Vec<tokio::task::JoinHandle<PeerOutcome>>,
+) -> anyhow::Result<Window> {
+    tokio::time::sleep_until(start).await;
+    let (first, d0, a0, last, d1, a1, rss_every_5s_kib) =
+        measure_window(target, counters, start, warmup, duration).await;
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        outcomes.push(t.await?);
+    }
+    Ok(Window {
+        secs: last.at.duration_since(first.at).as_secs_f64(),
+        first,
+        last,
+        delivered: d1 - d0,
+        acked: a1 - a0,
+        rss_every_5s_kib,
+        outcomes,
+        server_counters: target.stats().await,
+    })
+}
+
+async fn measure_window(
     target: &Target,
     counters: &Counters,
     start: Instant,
@@ -181,22 +231,13 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
         tasks.push(tokio::spawn(peer::run(sconn, cfg(Some(plan)))));
         tasks.push(tokio::spawn(peer::run(rconn, cfg(None))));
     }
-    tokio::time::sleep_until(start).await;
-    let (m0, d0, a0, m1, d1, a1, rss) =
-        measure_window(&target, &traffic.counters, start, warmup, duration).await;
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        outcomes.push(t.await?);
-    }
-    let stats = target.stats().await;
-    let secs = m1.at.duration_since(m0.at).as_secs_f64();
-    let delivered_in_window = d1 - d0;
+    let w = run_window(&target, &traffic.counters, start, warmup, duration, tasks).await?;
 
     // Integrity: per pair, the sender's acked seqs must be exactly 1..=n, and the receiver
     // must have seen each of them once.
-    let integrity = pair_integrity(&outcomes);
-    let mut cpu = m0.cpu_between(&m1, delivered_in_window);
-    cpu["server_rss_every_5s_kib"] = json!(rss);
+    let integrity = pair_integrity(&w.outcomes);
+    let mut cpu = w.first.cpu_between(&w.last, w.delivered);
+    cpu["server_rss_every_5s_kib"] = json!(w.rss_every_5s_kib);
     let ok = integrity["ok"].as_bool().unwrap_or(false);
     let report = json!({
         "scenario": "chat",
@@ -214,9 +255,9 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
         "setup": { "accounts": 2 * a.pairs, "register_s": round3(register_secs),
                    "password_registrations_per_s": round3((2 * a.pairs) as f64 / register_secs) },
         "throughput": {
-            "delivered_per_s": round3(delivered_in_window as f64 / secs),
-            "acked_per_s": round3((a1 - a0) as f64 / secs),
-            "window_s": round3(secs),
+            "delivered_per_s": round3(w.delivered as f64 / w.secs),
+            "acked_per_s": round3(w.acked as f64 / w.secs),
+            "window_s": round3(w.secs),
         },
         "latency": {
             "send_to_durable_ack": traffic.ack.summary(),
@@ -225,7 +266,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
         },
         "cpu": cpu,
         "integrity": integrity,
-        "server_counters": stats,
+        "server_counters": w.server_counters,
         "machine": machine(),
     });
     target.stop().await?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::chat::{measure_window, Traffic};
+use super::chat::{run_window, Traffic};
 use super::{machine, register_with_progress, round3, Common, Target};
 use crate::client::{account_name, create_group, ns_of};
 use crate::peer::{self, Expect, PeerConfig, SendPlan, SERVER_MAX_INFLIGHT};
@@ -111,20 +111,13 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         };
         tasks.push(tokio::spawn(peer::run(conn, cfg)));
     }
-    tokio::time::sleep_until(start).await;
-    let (m0, d0, a0, m1, d1, a1, _rss) =
-        measure_window(&target, &traffic.counters, start, warmup, duration).await;
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        outcomes.push(t.await?);
-    }
-    let stats = target.stats().await;
-    let secs = m1.at.duration_since(m0.at).as_secs_f64();
+    let w = run_window(&target, &traffic.counters, start, warmup, duration, tasks).await?;
+    let outcomes = &w.outcomes;
 
     // Every seq acked by some sender, once: the group's log must be exactly 1..=n.
     let mut all = SeqSet::default();
     let mut seq_conflicts = 0;
-    for o in &outcomes {
+    for o in outcomes {
         seq_conflicts += all.union_with(&o.acked);
     }
     let n = all.len();
@@ -133,7 +126,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     let mut errors = 0;
     let mut failures = Vec::new();
     let (mut sync_needed, mut recovered, mut timed_out, mut delivered) = (0, 0, 0, 0);
-    for o in &outcomes {
+    for o in outcomes {
         // A member receives everything except what its own connection sent.
         let expected = o.acked.complement_upto(n);
         lost += expected.missing_from(&o.seen);
@@ -172,16 +165,16 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         },
         "setup": { "accounts": a.members, "register_s": round3(register_secs) },
         "throughput": {
-            "deliveries_per_s": round3((d1 - d0) as f64 / secs),
-            "messages_per_s": round3((a1 - a0) as f64 / secs),
-            "window_s": round3(secs),
+            "deliveries_per_s": round3(w.delivered as f64 / w.secs),
+            "messages_per_s": round3(w.acked as f64 / w.secs),
+            "window_s": round3(w.secs),
         },
         "latency": {
             "send_to_durable_ack": traffic.ack.summary(),
             "send_to_deliver": traffic.deliver.summary(),
             "generator_send_lag_behind_schedule": traffic.send_lag.summary(),
         },
-        "cpu": m0.cpu_between(&m1, d1 - d0),
+        "cpu": w.first.cpu_between(&w.last, w.delivered),
         "integrity": {
             "ok": ok,
             "messages": n,
@@ -196,7 +189,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             "peers_timed_out": timed_out,
             "failures": failures,
         },
-        "server_counters": stats,
+        "server_counters": w.server_counters,
         "machine": machine(),
     });
     target.stop().await?;
