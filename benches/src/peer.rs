@@ -296,22 +296,12 @@ impl Loop {
                 if Some(id.get()) == self.sync_pending =>
             {
                 self.sync_pending = None;
-                for m in page
-                    .messages
-                    .iter()
-                    .filter(|m| m.conversation == self.cfg.conv)
-                {
+                let conv = self.cfg.conv;
+                for m in page.messages.iter().filter(|m| m.conversation == conv) {
                     // Sync repeats what pushes already brought: only new seqs count.
                     if !self.out.seen.contains(m.seq.get()) && self.out.seen.insert(m.seq.get()) {
                         self.out.recovered_by_sync += 1;
-                        self.cfg.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                        if let Some(stamp) = stamp_of(&m.content) {
-                            if stamp >= self.cfg.record_from_ns {
-                                self.cfg
-                                    .deliver_latency
-                                    .record(now_ns().saturating_sub(stamp));
-                            }
-                        }
+                        self.count_delivery(&m.content);
                     }
                 }
                 if page.has_more {
@@ -331,16 +321,8 @@ impl Loop {
                 if m.conversation != self.cfg.conv {
                     return;
                 }
-                let fresh = self.out.seen.insert(m.seq.get());
-                if fresh {
-                    self.cfg.counters.delivered.fetch_add(1, Ordering::Relaxed);
-                    if let Some(stamp) = stamp_of(&m.content) {
-                        if stamp >= self.cfg.record_from_ns {
-                            self.cfg
-                                .deliver_latency
-                                .record(now_ns().saturating_sub(stamp));
-                        }
-                    }
+                if self.out.seen.insert(m.seq.get()) {
+                    self.count_delivery(&m.content);
                 }
             }
             ServerFrame::Push(Push::SyncNeeded) => {
@@ -354,6 +336,18 @@ impl Loop {
                 self.cfg.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
             ServerFrame::Push(_) => {}
+        }
+    }
+
+    /// Counts a newly seen message and records its send→deliver latency (past the warm-up).
+    fn count_delivery(&mut self, content: &[u8]) {
+        self.cfg.counters.delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(stamp) = stamp_of(content) {
+            if stamp >= self.cfg.record_from_ns {
+                self.cfg
+                    .deliver_latency
+                    .record(now_ns().saturating_sub(stamp));
+            }
         }
     }
 

@@ -57,6 +57,16 @@ pub struct IdleArgs {
     pub hold: f64,
 }
 
+impl WorkerArgs {
+    /// Clamps the worker count to 1..=64 and records it as the slice count; returns it.
+    pub fn normalise(&mut self) -> usize {
+        let k = self.workers.clamp(1, 64);
+        self.workers = k;
+        self.worker_count = k;
+        k
+    }
+}
+
 /// The size of slice `i` of `n` clients over `k` slices.
 pub fn slice_len(n: usize, k: usize, i: usize) -> usize {
     n / k + usize::from(i < n % k)
@@ -261,9 +271,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
         a.hold = 0.5;
     }
     anyhow::ensure!(a.connections > 0, "--connections must be positive");
-    let k = a.workers.workers.clamp(1, 64);
-    a.workers.workers = k;
-    a.workers.worker_count = k;
+    let k = a.workers.normalise();
     let mut target = Target::resolve(&a.common).await?;
     let extra = [
         "--connections".to_owned(),

@@ -176,9 +176,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
         a.backlog = a.backlog.min(3);
     }
     anyhow::ensure!(a.clients > 0, "--clients must be positive");
-    let k = a.workers.workers.clamp(1, 64);
-    a.workers.workers = k;
-    a.workers.worker_count = k;
+    let k = a.workers.normalise();
     let target = Target::resolve(&a.common).await?;
     let extra = [
         "--clients".to_owned(),

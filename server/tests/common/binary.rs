@@ -121,20 +121,16 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with extra command-line arguments.
     pub async fn start_with_args(data_dir: &Path, extra: &[&OsStr]) -> ServerProcess {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--tls", "127.0.0.1:0"])
             .args(["--quic", "127.0.0.1:0"])
             .args(["--http", "127.0.0.1:0"])
             .args(["--plain-tcp", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the parley binary");
+            .args(extra);
+        let mut child = spawn(&mut command);
         let log = LogTail::default();
         let stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
         let stderr_reader = collect_lines(stderr, log.clone());
@@ -317,16 +313,20 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let child = Command::new(BIN)
-        .args(args)
+    let child = spawn(Command::new(BIN).args(args));
+    tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("parley exits in time")
+        .expect("collect parley output")
+}
+
+/// Starts the binary with no stdin and both outputs piped; it is killed if the handle drops.
+fn spawn(command: &mut Command) -> Child {
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("start the parley binary");
-    tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("parley exits in time")
-        .expect("collect parley output")
+        .expect("start the parley binary")
 }
