@@ -37,8 +37,11 @@ pub struct Link {
 pub enum LinkEvent {
     /// The same device logged in on another connection.
     Replaced,
-    /// Queued frames were moved to the caller's buffer.
-    Frames,
+    /// Queued frames were moved to the caller's buffer; `drained` if none are left.
+    Frames {
+        /// The queue was empty afterwards.
+        drained: bool,
+    },
 }
 
 impl Link {
@@ -104,18 +107,14 @@ impl Link {
             for frame in queue.drain(..n) {
                 out.extend_from_slice(&frame);
             }
-            if queue.is_empty() && queue.capacity() > 0 {
+            let drained = queue.is_empty();
+            if drained && queue.capacity() > 0 {
                 // Drained: give the memory back instead of keeping it for an idle session.
                 *queue = VecDeque::new();
             }
-            Poll::Ready(LinkEvent::Frames)
+            Poll::Ready(LinkEvent::Frames { drained })
         })
         .await
-    }
-
-    /// True if nothing is queued.
-    pub fn is_drained(&self) -> bool {
-        self.queue().is_empty()
     }
 
     /// Clears the lagging mark; true if it was set (the session must then send `SyncNeeded`).
@@ -209,7 +208,10 @@ mod tests {
     fn drain(link: &Link) -> Vec<u8> {
         let mut out = Vec::new();
         let event = futures::FutureExt::now_or_never(link.next_event(&mut out, usize::MAX));
-        assert!(matches!(event, None | Some(LinkEvent::Frames)));
+        assert!(matches!(
+            event,
+            None | Some(LinkEvent::Frames { drained: true })
+        ));
         out
     }
 
@@ -224,7 +226,7 @@ mod tests {
         assert_eq!(hub.stats.delivered.load(Ordering::Relaxed), 2);
         assert_eq!(hub.stats.dropped.load(Ordering::Relaxed), 3);
         assert_eq!(drain(&link), b"xx");
-        assert!(link.is_drained());
+        assert!(link.queue().is_empty());
         assert!(link.take_lagging());
         assert!(!link.take_lagging());
         hub.deliver(user(1), &Bytes::from_static(b"y"), None);

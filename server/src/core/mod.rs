@@ -5,10 +5,12 @@ mod auth;
 mod conversations;
 mod messaging;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parley_protocol::frames::{ErrorInfo, Limits};
+use parley_protocol::frames::{CursorKind, ErrorInfo, Limits};
+use parley_protocol::ids::{ConversationId, Seq, UserId};
 use parley_protocol::ErrorCode;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -118,33 +120,97 @@ impl Core {
     /// Pushes newly durable messages to every online device of every member (and the sender's
     /// other devices). Runs until the committer stops.
     pub async fn run_fanout(self: Arc<Self>, mut rx: mpsc::Receiver<CommittedBatch>) {
+        let cursors = Arc::new(SenderCursors::default());
+        let writer = {
+            let (cursors, store) = (cursors.clone(), self.store.clone());
+            std::thread::Builder::new()
+                .name("read-cursors".into())
+                .spawn(move || cursors.run(&store))
+        };
         while let Some(batch) = rx.recv().await {
             self.stats
                 .messages
                 .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
-            // Sending implies having read everything before: advance each sender's read cursor
-            // once per batch (to its newest message), so its unread count stays 0.
-            let mut read_upto: std::collections::HashMap<_, parley_protocol::ids::Seq> =
-                std::collections::HashMap::new();
+            // Sending implies having read everything before: each sender's read cursor moves
+            // to its newest message, so its unread count stays 0 (one update per batch).
+            let mut read_upto: HashMap<(UserId, ConversationId), Seq> = HashMap::new();
             for (message, origin) in batch.messages {
-                let key = (message.sender, message.conversation);
-                let seq = read_upto.entry(key).or_default();
-                *seq = (*seq).max(message.seq);
+                let at = read_upto
+                    .entry((message.sender, message.conversation))
+                    .or_default();
+                *at = (*at).max(message.seq);
                 self.fan_out(message, origin);
             }
-            // Off the runtime's workers: a store write waits while the committer applies a
-            // batch (sled serialises writers against its atomic batches), and a blocked
-            // worker would stall every session it runs. Cursors only move forward (max), so
-            // the order of these updates does not matter.
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || {
-                for ((user, conv), seq) in read_upto {
-                    let kind = parley_protocol::frames::CursorKind::Read;
-                    if let Err(e) = store.advance_cursor(user, conv, kind, seq) {
-                        tracing::warn!(error = %e, "could not advance the sender's read cursor");
-                    }
+            cursors.advance(read_upto);
+        }
+        cursors.close();
+        match writer {
+            Ok(handle) => {
+                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            }
+            Err(e) => tracing::error!(error = %e, "could not start the read-cursor writer"),
+        }
+    }
+}
+
+/// Senders' read cursors waiting to be written. They are written by a thread of their own: a
+/// store write waits while the committer applies a batch (sled serialises writers against its
+/// atomic batches), and on a runtime worker that wait would stall every session it runs. The
+/// map holds one entry per (sender, conversation) with the newest seq, so it is bounded by the
+/// conversations in use and coalesces bursts into one write each; cursors only move forward.
+#[derive(Debug, Default)]
+struct SenderCursors {
+    pending: std::sync::Mutex<PendingCursors>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PendingCursors {
+    upto: HashMap<(UserId, ConversationId), Seq>,
+    closed: bool,
+}
+
+impl SenderCursors {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingCursors> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn advance(&self, upto: HashMap<(UserId, ConversationId), Seq>) {
+        let mut pending = self.lock();
+        for (key, seq) in upto {
+            let at = pending.upto.entry(key).or_default();
+            *at = (*at).max(seq);
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Lets the writer finish what is pending and exit.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self, store: &Store) {
+        loop {
+            let (work, closed) = {
+                let mut pending = self.lock();
+                while pending.upto.is_empty() && !pending.closed {
+                    pending = self.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
                 }
-            });
+                (std::mem::take(&mut pending.upto), pending.closed)
+            };
+            for ((user, conv), seq) in work {
+                if let Err(e) = store.advance_cursor(user, conv, CursorKind::Read, seq) {
+                    tracing::warn!(error = %e, "could not advance the sender's read cursor");
+                }
+            }
+            if closed {
+                // `close` comes after the last `advance`, so nothing is left behind.
+                if self.lock().upto.is_empty() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -157,4 +223,30 @@ pub(crate) fn internal(e: StoreError) -> ErrorInfo {
 
 pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new(code, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_util::temp_store;
+
+    #[test]
+    fn sender_cursors_coalesce_and_are_all_written_before_the_writer_exits() {
+        let (_dir, store) = temp_store();
+        let cursors = SenderCursors::default();
+        let user = UserId::try_from(7).unwrap();
+        let (c1, c2) = (
+            ConversationId::try_from(1).unwrap(),
+            ConversationId::try_from(2).unwrap(),
+        );
+        cursors.advance(HashMap::from([((user, c1), Seq(3))]));
+        cursors.advance(HashMap::from([((user, c1), Seq(9)), ((user, c2), Seq(4))]));
+        // Older: never moves the cursor back.
+        cursors.advance(HashMap::from([((user, c1), Seq(5))]));
+        assert_eq!(cursors.lock().upto.len(), 2, "one entry per conversation");
+        cursors.close();
+        cursors.run(&store); // returns only once everything pending is written
+        assert_eq!(store.cursors(user, c1).unwrap().read, Seq(9));
+        assert_eq!(store.cursors(user, c2).unwrap().read, Seq(4));
+    }
 }

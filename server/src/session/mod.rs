@@ -142,7 +142,7 @@ where
                     LinkEvent::Replaced => {
                         self.begin_close(GoAwayReason::Replaced, "logged in on another connection");
                     }
-                    LinkEvent::Frames => self.after_pushes(),
+                    LinkEvent::Frames { drained } => self.after_pushes(drained),
                 },
                 item = self.framed.next(), if can_read => match item {
                     None => break,
@@ -244,12 +244,8 @@ where
 
     /// After queued pushes were moved to `out`: once the queue is empty, a session that
     /// overflowed it is told to sync (only then does the sync cover everything dropped).
-    fn after_pushes(&mut self) {
-        if self
-            .link
-            .as_ref()
-            .is_some_and(|l| l.is_drained() && l.take_lagging())
-        {
+    fn after_pushes(&mut self, drained: bool) {
+        if drained && self.link.as_ref().is_some_and(|l| l.take_lagging()) {
             tracing::debug!("push queue overflowed; asking the client to sync");
             self.push(Push::SyncNeeded);
         }
