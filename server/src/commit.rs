@@ -243,7 +243,16 @@ fn run(
             continue;
         }
         // An empty batch (barriers only) still syncs: that is what the barriers wait for.
-        match commit(&store, &durable, &mut heads, &mut next_id, &batch, stats) {
+        let sync_all = !barriers.is_empty();
+        match commit(
+            &store,
+            &durable,
+            &mut heads,
+            &mut next_id,
+            &batch,
+            sync_all,
+            stats,
+        ) {
             Ok(outcomes) => {
                 for b in barriers.drain(..) {
                     let _ = b.send(true);
@@ -297,6 +306,7 @@ fn commit(
     heads: &mut rustc_hash::FxHashMap<ConversationId, Seq>,
     next_id: &mut u64,
     batch: &[CommitRequest],
+    sync_all: bool,
     stats: &CommitStats,
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
     let started = Instant::now();
@@ -306,9 +316,13 @@ fn commit(
             slot.insert(durable.ensure(store, conv)?);
         }
     }
-    let outcomes = store.commit_batch(batch, heads, next_id, now_ms())?;
+    let (outcomes, pending) = store.commit_batch(batch, heads, next_id, now_ms())?;
     let written = Instant::now();
-    store.sync()?;
+    store.make_durable(pending)?;
+    if sync_all {
+        // Barriers wait for everything written before them, not only messages.
+        store.sync()?;
+    }
     let synced = Instant::now();
     durable.advance(heads);
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);

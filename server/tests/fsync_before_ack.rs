@@ -1,5 +1,5 @@
 //! The durable-ack guarantee, checked on the real binary with strace: the message's bytes are
-//! written to the store file, that file is fsync'd, and only then does the ack reach the socket.
+//! written to the message log, that file is fsync'd, and only then does the ack reach the socket.
 //! (See docs/durability.md for the same check run by hand.)
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
@@ -140,30 +140,33 @@ async fn message_is_fsynced_before_its_ack_is_written() {
 
     let trace = std::fs::read_to_string(&trace_path).unwrap();
     let lines = parse(&trace);
-    // Every fd opened on the store's log file.
+    // Every fd opened on a segment of the message log.
     // strace -xx prints paths hex-escaped too.
-    let db_path = hex_escaped(format!("{}/store/db\"", data.display()).as_bytes());
-    let db_path = db_path.replace("\\x22", "\"");
+    let log_dir = hex_escaped(format!("{}/messages/", data.display()).as_bytes());
     // Under load strace may split an `openat` into `<unfinished ...>` and a later `<... openat
     // resumed> = fd` line of the same thread: the fd is on the line where the call completed.
     let db_fds: Vec<String> = lines
         .iter()
         .enumerate()
-        .filter(|(_, l)| l.text.starts_with("openat(") && l.text.contains(&db_path))
+        .filter(|(_, l)| l.text.starts_with("openat(") && l.text.contains(&log_dir))
         .filter_map(|(i, _)| lines.get(completion(&lines, i, "openat")))
         .filter_map(|l| l.text.rsplit("= ").next().map(|fd| fd.trim().to_owned()))
         .collect();
-    assert!(!db_fds.is_empty(), "the store file was never opened?");
+    assert!(!db_fds.is_empty(), "the message log was never opened?");
     let probe_hex = hex_escaped(probe.as_bytes());
     let written = lines
         .iter()
         .position(|l| {
-            (l.text.starts_with("pwrite64(")
-                || l.text.starts_with("pwritev(")
-                || l.text.starts_with("write("))
-                && l.text.contains(&probe_hex)
+            let Some(args) = ["pwrite64(", "pwritev(", "write("]
+                .iter()
+                .find_map(|s| l.text.strip_prefix(s))
+            else {
+                return false;
+            };
+            let fd = args.split(',').next().unwrap_or("");
+            db_fds.iter().any(|d| d == fd) && l.text.contains(&probe_hex)
         })
-        .expect("the message content was written to the store file");
+        .expect("the message content was written to the message log");
     // Frame { request_id = 0x2a5 (field 1 varint: 08 a5 05), send_ack = field 51 (9a 03) }.
     let ack_marker = hex_escaped(&[0x08, 0xa5, 0x05, 0x9a, 0x03]);
     let acked = lines
@@ -177,7 +180,7 @@ async fn message_is_fsynced_before_its_ack_is_written() {
         .expect("the ack was written to the socket");
     assert!(
         written < acked,
-        "ack written before the message reached the store file"
+        "ack written before the message reached the message log"
     );
     let synced = (written..acked).any(|i| {
         let t = &lines[i].text;
@@ -196,7 +199,7 @@ async fn message_is_fsynced_before_its_ack_is_written() {
     });
     assert!(
         synced,
-        "no fsync/fdatasync of the store file completed between the write of the message \
+        "no fsync/fdatasync of the message log completed between the write of the message \
          (trace line {written}) and its ack (trace line {acked})"
     );
 }

@@ -532,6 +532,11 @@ impl Message {
         w::Message::from(self.clone()).encode_to_vec()
     }
 
+    /// Appends the [`Message::to_bytes`] encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        w::Message::from(self.clone()).encode_raw(out);
+    }
+
     /// Decodes [`Message::to_bytes`] output.
     pub fn from_bytes(bytes: &[u8]) -> Result<Message, DecodeError> {
         Ok(w::Message::decode(bytes)?.try_into()?)

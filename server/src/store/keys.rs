@@ -53,24 +53,7 @@ pub(super) fn conversation(bytes: &[u8], tree: &'static str) -> Result<Conversat
     })
 }
 
-/// `m` + conversation + seq.
-pub(super) fn message(conv: ConversationId, seq: Seq) -> [u8; 17] {
-    let mut k = [0u8; 17];
-    k[0] = b'm';
-    k[1..9].copy_from_slice(&conv.get().to_be_bytes());
-    k[9..].copy_from_slice(&seq.get().to_be_bytes());
-    k
-}
-
-/// `m` + conversation: prefix of all its messages.
-pub(super) fn message_prefix(conv: ConversationId) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = b'm';
-    k[1..].copy_from_slice(&conv.get().to_be_bytes());
-    k
-}
-
-/// `d` + sender + client_msg_id.
+/// `d` + sender + client_msg_id: the position of the message it sent (idempotency).
 pub(super) fn dedup(sender: UserId, client_msg_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(9 + client_msg_id.len());
     k.push(b'd');
@@ -79,7 +62,28 @@ pub(super) fn dedup(sender: UserId, client_msg_id: &str) -> Vec<u8> {
     k
 }
 
-pub(super) const NEXT_MESSAGE_ID: &[u8] = b"n";
+/// `c` + conversation + seq: the position of a checkpointed message.
+pub(super) fn checkpoint(conv: ConversationId, seq: Seq) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = b'c';
+    k[1..9].copy_from_slice(&conv.get().to_be_bytes());
+    k[9..].copy_from_slice(&seq.get().to_be_bytes());
+    k
+}
+
+/// `h` + conversation: its head (seq, position) as of the last snapshot.
+pub(super) fn head(conv: ConversationId) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b'h';
+    k[1..].copy_from_slice(&conv.get().to_be_bytes());
+    k
+}
+
+/// Prefix of every head entry.
+pub(super) const HEAD_PREFIX: &[u8] = b"h";
+
+/// The snapshot marker: where replay starts, and the next message id there.
+pub(super) const REPLAY_FROM: &[u8] = b"r";
 
 #[cfg(test)]
 mod tests {
@@ -88,9 +92,9 @@ mod tests {
     #[test]
     fn message_keys_sort_numerically() {
         let c = ConversationId::try_from(1).unwrap();
-        assert!(message(c, Seq(255)) < message(c, Seq(256)));
+        assert!(checkpoint(c, Seq(255)) < checkpoint(c, Seq(256)));
         let c2 = ConversationId::try_from(256).unwrap();
-        assert!(message(c, Seq(u64::MAX)) < message(c2, Seq(1)));
-        assert!(message(c, Seq(3)).starts_with(&message_prefix(c)));
+        assert!(checkpoint(c, Seq(u64::MAX)) < checkpoint(c2, Seq(1)));
+        assert!(head(c).starts_with(HEAD_PREFIX));
     }
 }

@@ -14,25 +14,33 @@
 //! | `direct`    | lower user id, higher user id         | conversation id                |
 //! | `members`   | conversation id, user id              | [`MemberRecord`] (JSON)        |
 //! | `user_convs`| user id, conversation id              | empty                          |
-//! | `log`       | `m` conversation id, seq              | message (protobuf `Message`)   |
-//! |             | `d` sender id, client_msg_id (utf-8)  | conversation id, seq           |
-//! |             | `n`                                   | next message id                |
+//! | `msgidx`    | `d` sender id, client_msg_id (utf-8)  | message position (u64 BE)      |
+//! |             | `c` conversation id, seq (every 64th) | message position               |
+//! |             | `h` conversation id                   | head seq, position (snapshot)  |
+//! |             | `r`                                   | replay position, next msg id   |
 //! | `cursors`   | user id, conversation id              | delivered seq, read seq        |
 //!
-//! Numbers in keys are big-endian u64 so range scans run in numeric order. Everything the
-//! committer writes for a batch goes into `log` with one atomic `apply_batch`, so a message, its
-//! idempotency entry and the id counter can never disagree after a crash.
+//! Numbers in keys are big-endian u64 so range scans run in numeric order.
+//!
+//! Messages themselves are not in sled: they are records in append-only segment files under
+//! `messages/` ([`log`]), each pointing at the previous message of its conversation. `msgidx`
+//! is derived from those files: it is written after the records are durable and, after a crash,
+//! rebuilt by replaying the log from the last snapshot, so the files are the only truth and a
+//! message can never exist without its idempotency entry.
 //!
 //! # Durability
 //!
-//! [`Store::sync`] makes every earlier write durable: sled's `flush` writes its buffers, and then
-//! the log file itself is `fdatasync`ed through a handle of our own, so the guarantee does not
-//! depend on what a given sled version does inside `flush`. See `docs/durability.md`.
+//! A message is durable once its segment is `fdatasync`ed ([`Store::make_durable`]): one write
+//! and one fdatasync per batch, no sled work on the way to the ack. [`Store::sync`] makes every
+//! earlier write of any kind durable: the log as above, then sled's `flush` and an `fdatasync`
+//! of sled's file through a handle of our own, so the guarantee does not depend on what a given
+//! sled version does inside `flush`. See `docs/durability.md`.
 
 mod accounts;
 mod conversations;
 mod cursors;
 mod keys;
+mod log;
 mod messages;
 
 use std::fs::File;
@@ -41,7 +49,7 @@ use std::path::{Path, PathBuf};
 pub use accounts::{DeviceTokens, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, MemberRecord, Role};
 pub use cursors::Cursors;
-pub use messages::{CommitItem, Committed, IdReused};
+pub use messages::{CommitItem, Committed, IdReused, PendingBatch};
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +87,10 @@ pub struct Store {
     direct: sled::Tree,
     members: sled::Tree,
     user_convs: sled::Tree,
-    log: sled::Tree,
+    idx: sled::Tree,
     cursors: sled::Tree,
-    log_file: std::sync::Arc<File>,
+    messages: std::sync::Arc<messages::MessageLog>,
+    db_file: std::sync::Arc<File>,
     epoch: u64,
     path: PathBuf,
 }
@@ -117,7 +126,17 @@ impl Store {
                 epoch
             }
         };
-        let log_file = File::open(path.join("db"))?;
+        let db_file = File::open(path.join("db"))?;
+        if db.tree_names().iter().any(|n| &n[..] == b"log") && !db.open_tree("log")?.is_empty() {
+            return Err(StoreError::Corrupt {
+                tree: "log",
+                detail: "this data directory keeps messages in sled (an older Parley); \
+                         start with a new data directory"
+                    .into(),
+            });
+        }
+        let idx = db.open_tree("msgidx")?;
+        let messages = messages::MessageLog::open(&dir.join("messages"), &idx)?;
         let store = Store {
             accounts: db.open_tree("accounts")?,
             users: db.open_tree("users")?,
@@ -127,9 +146,10 @@ impl Store {
             direct: db.open_tree("direct")?,
             members: db.open_tree("members")?,
             user_convs: db.open_tree("user_convs")?,
-            log: db.open_tree("log")?,
+            idx,
             cursors: db.open_tree("cursors")?,
-            log_file: std::sync::Arc::new(log_file),
+            messages: std::sync::Arc::new(messages),
+            db_file: std::sync::Arc::new(db_file),
             epoch,
             path,
             db,
@@ -142,11 +162,14 @@ impl Store {
         self.epoch
     }
 
-    /// Makes every write so far durable: sled flush, then fdatasync of the log file.
+    /// Makes every write so far durable: the message log, then sled (flush, and fdatasync of
+    /// its file).
     pub fn sync(&self) -> Result<()> {
-        self.db.flush()?;
-        self.log_file.sync_data()?;
-        Ok(())
+        self.sync_log(|| {
+            self.db.flush()?;
+            self.db_file.sync_data()?;
+            Ok(())
+        })
     }
 
     /// A fresh id (users, conversations). Monotonic; may skip numbers after a crash.
@@ -156,7 +179,7 @@ impl Store {
 
     /// Size of the store on disk in bytes.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.messages.size()
     }
 }
 
