@@ -41,7 +41,7 @@ pub struct Stats {
     pub commit_batch_max: u64,
     /// Time spent assigning seqs and writing batches to the store, in microseconds.
     pub commit_write_us_total: u64,
-    /// Time spent making batches durable (store flush + fdatasync), in microseconds.
+    /// Time spent making batches durable (log fdatasync, then the index update), in microseconds.
     pub commit_sync_us_total: u64,
 }
 

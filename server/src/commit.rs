@@ -1,9 +1,10 @@
 //! Group commit: the one writer of messages.
 //!
 //! Sessions queue sends on a bounded channel. A dedicated thread takes everything queued (up to
-//! `commit_batch`), assigns seqs and ids, writes the batch atomically, makes it durable with one
-//! fsync, and only then answers every sender and hands the new messages to the fan-out. Being
-//! the only writer is what makes per-conversation seqs gapless without locks.
+//! `commit_batch`), assigns seqs and ids, appends the batch to the message log with one write,
+//! makes it durable with one fdatasync, and only then answers every sender and hands the new
+//! messages to the fan-out. Being the only writer is what makes per-conversation seqs gapless
+//! without locks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,7 +111,7 @@ pub struct CommitStats {
     pub batch_max: AtomicU64,
     /// Microseconds spent writing batches (seqs, ids, store apply).
     pub write_us: AtomicU64,
-    /// Microseconds spent making them durable (flush + fdatasync).
+    /// Microseconds spent making them durable (log fdatasync, then the index update).
     pub sync_us: AtomicU64,
 }
 
@@ -242,20 +243,20 @@ fn run(
             }
             continue;
         }
-        // An empty batch (barriers only) still syncs: that is what the barriers wait for.
-        let sync_all = !barriers.is_empty();
-        match commit(
-            &store,
-            &durable,
-            &mut heads,
-            &mut next_id,
-            &batch,
-            sync_all,
-            stats,
-        ) {
+        match commit(&store, &durable, &mut heads, &mut next_id, &batch, stats) {
             Ok(outcomes) => {
-                for b in barriers.drain(..) {
-                    let _ = b.send(true);
+                // Barriers wait for everything written before them, not only messages: a full
+                // sync (an empty batch of barriers syncs too). The batch's messages are durable
+                // whatever happens here.
+                if !barriers.is_empty() {
+                    let synced = store.sync();
+                    if let Err(e) = &synced {
+                        tracing::error!(error = %e, "sync failed; refusing further writes");
+                        failed = true;
+                    }
+                    for b in barriers.drain(..) {
+                        let _ = b.send(synced.is_ok());
+                    }
                 }
                 let mut fresh = Vec::with_capacity(outcomes.len());
                 for (req, outcome) in batch.drain(..).zip(outcomes) {
@@ -284,6 +285,13 @@ fn run(
                 {
                     tracing::debug!("fan-out stopped; pushes skipped (clients catch up by sync)");
                 }
+                // The periodic snapshot comes after the answers: it is not on any ack's path.
+                if !failed && store.snapshot_due() {
+                    if let Err(e) = store.sync() {
+                        tracing::error!(error = %e, "snapshot failed; refusing further sends");
+                        failed = true;
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; refusing further sends");
@@ -306,7 +314,6 @@ fn commit(
     heads: &mut rustc_hash::FxHashMap<ConversationId, Seq>,
     next_id: &mut u64,
     batch: &[CommitRequest],
-    sync_all: bool,
     stats: &CommitStats,
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
     let started = Instant::now();
@@ -319,10 +326,6 @@ fn commit(
     let (outcomes, pending) = store.commit_batch(batch, heads, next_id, now_ms())?;
     let written = Instant::now();
     store.make_durable(pending)?;
-    if sync_all {
-        // Barriers wait for everything written before them, not only messages.
-        store.sync()?;
-    }
     let synced = Instant::now();
     durable.advance(heads);
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);

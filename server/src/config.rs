@@ -269,6 +269,10 @@ impl Config {
         {
             return bad("limits must be positive (max_group_members at least 2)");
         }
+        // A batch is one write into one log segment, and positions in a segment are 32-bit.
+        if l.commit_batch as u64 * (u64::from(l.max_message_bytes) + 1024) > 2 << 30 {
+            return bad("limits.commit_batch x limits.max_message_bytes must stay under 2 GiB");
+        }
         let h = &self.heartbeat;
         if h.interval.is_zero() || h.timeout <= h.interval || h.login_timeout.is_zero() {
             return bad("heartbeat.timeout must exceed heartbeat.interval, both non-zero");
@@ -338,6 +342,14 @@ mod tests {
         let mut cfg = Config::default();
         cfg.tls.cert = Some("c.pem".into());
         assert!(cfg.validate().is_err());
+        // A batch must fit in one log segment's 32-bit offsets.
+        let mut cfg = Config::default();
+        cfg.limits.max_message_bytes = 1 << 20;
+        cfg.limits.max_frame_bytes = 2 << 20;
+        cfg.limits.commit_batch = 4096;
+        assert!(cfg.validate().is_err());
+        cfg.limits.commit_batch = 1024;
+        assert!(cfg.validate().is_ok());
     }
 
     #[test]

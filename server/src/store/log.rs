@@ -3,14 +3,19 @@
 //! A record is `body length (u32 LE) | crc32 of the next two fields (u32 LE) | position of the
 //! previous message of the same conversation (u64 LE, `NO_POS` for its first) | body` where the
 //! body is the stored message (protobuf `Message`). A position is `segment << 32 | offset`.
-//! Segments are `messages/NNNNNNNN.log`, numbered from 0; a new one starts once the current one
-//! passes the size limit. Only the committer appends; readers read records at positions they got
-//! from the index, which only ever points at records that are already durable.
+//! Every batch (one `pwrite`) ends with an *end mark*: a record with an empty body whose
+//! position field is the position of the batch's first record. Segments are
+//! `messages/NNNNNNNN.log`, numbered from 0; a new one starts once the current one passes the
+//! size limit. Only the committer appends; readers read records at positions they got from the
+//! index, which only ever points at records that are already durable.
 //!
-//! After a crash the tail of the last segment may hold a torn or unwritten record (a batch whose
-//! fdatasync never returned, so none of it was acknowledged): [`Segments::scan`] stops at the
-//! first record that does not check out and cuts the file there. Anywhere else that is
-//! corruption, and opening fails.
+//! Recovery ([`Segments::scan`]) hands out a batch's records only once its end mark checks
+//! out, so a batch is all or nothing. After a crash the last batch of the last segment may be
+//! torn or unterminated: its fdatasync never returned, so none of it was acknowledged, and the
+//! file is cut where it began. A bad record in a batch that a later, complete batch follows is
+//! damage to acknowledged data (a batch is only written after the previous one's fdatasync),
+//! and so is a bad record anywhere but the last segment: opening fails rather than dropping
+//! what follows.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read};
@@ -48,6 +53,24 @@ fn checksum(prev: u64, body: &[u8]) -> u32 {
     h.update(&prev.to_le_bytes());
     h.update(body);
     h.finalize()
+}
+
+/// Appends the end mark of a batch that started at `start` (a position).
+pub(super) fn push_end_mark(buf: &mut Vec<u8>, start: u64) {
+    buf.extend_from_slice(&0u32.to_le_bytes());
+    buf.extend_from_slice(&checksum(start, &[]).to_le_bytes());
+    buf.extend_from_slice(&start.to_le_bytes());
+}
+
+/// True if `bytes` (at least `HEADER` long) is an end mark of a batch of `segment` that started
+/// after `after` (an offset) and before `at` (the mark's own offset).
+fn is_later_end_mark(bytes: &[u8], segment: u32, after: u64, at: u64) -> bool {
+    let Ok(header) = <[u8; HEADER]>::try_from(&bytes[..HEADER]) else {
+        return false;
+    };
+    let (len, sum, start) = parse_header(&header);
+    let (s, o) = split(start);
+    len == 0 && sum == checksum(start, &[]) && s == segment && o > after && o < at
 }
 
 /// Appends one record (header and `body`) to `buf`.
@@ -102,17 +125,23 @@ fn segment_path(dir: &Path, n: u32) -> PathBuf {
 impl Segments {
     /// Opens the segments under `dir` (creating the directory and segment 0 if needed).
     pub fn open(dir: &Path) -> Result<Segments> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // The directory's existence must be durable before anything in it counts.
+            if let Some(parent) = dir.parent() {
+                File::open(parent)?.sync_all()?;
+            }
+        }
         let mut numbers = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
-            let Some(n) = name
-                .to_str()
-                .and_then(|s| s.strip_suffix(".log"))
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
+            let Some(stem) = name.to_str().and_then(|s| s.strip_suffix(".log")) else {
                 continue;
             };
+            let n = (stem.len() == 8 && stem.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| stem.parse::<u32>().ok())
+                .flatten()
+                .ok_or_else(|| corrupt(format!("unexpected file {stem}.log in the message log")))?;
             numbers.push(n);
         }
         numbers.sort_unstable();
@@ -212,9 +241,10 @@ impl Segments {
         Ok(Record { prev, body })
     }
 
-    /// Reads every record from `from` to the end of the log, in order, calling `f(pos, record)`.
-    /// A bad record in the last segment is a torn write: the file is cut there (and synced).
-    /// Returns the position after the last good record.
+    /// Reads every record from `from` (the start of a batch) to the end of the log, in order,
+    /// calling `f(pos, record)` for the records of each complete batch. A torn or unterminated
+    /// last batch is cut off the file (and the cut synced); damage anywhere else is an error.
+    /// Returns the position after the last complete batch.
     pub fn scan(&self, from: u64, mut f: impl FnMut(u64, Record) -> Result<()>) -> Result<u64> {
         let (first, mut offset) = split(from);
         let last = self.last();
@@ -222,17 +252,37 @@ impl Segments {
         loop {
             let file = self.file(segment)?;
             let len = file.metadata()?.len();
+            if offset > len {
+                return Err(corrupt(format!(
+                    "segment {segment} is {len} bytes but the index says it reached {offset}: \
+                     the message log is shorter than what was acknowledged"
+                )));
+            }
             let mut reader = BufReader::with_capacity(1 << 20, ReadAt::new(&file, offset));
-            let torn = loop {
+            let mut batch: Vec<(u64, Record)> = Vec::new();
+            let mut batch_start = offset;
+            let bad = loop {
                 if offset == len {
-                    break None;
+                    break (!batch.is_empty()).then(|| "no end mark".to_owned());
                 }
                 let mut header = [0u8; HEADER];
                 if let Err(e) = reader.read_exact(&mut header) {
                     break Some(format!("header: {e}"));
                 }
                 let (body_len, sum, prev) = parse_header(&header);
-                if body_len == 0 || body_len > MAX_BODY {
+                if body_len == 0 {
+                    // An end mark: it must close the batch that started at `batch_start`.
+                    if sum != checksum(prev, &[]) || prev != pos(segment, batch_start) {
+                        break Some("end mark".to_owned());
+                    }
+                    for (at, record) in batch.drain(..) {
+                        f(at, record)?;
+                    }
+                    offset += HEADER as u64;
+                    batch_start = offset;
+                    continue;
+                }
+                if body_len > MAX_BODY {
                     break Some(format!("length {body_len}"));
                 }
                 let mut body = vec![0u8; body_len];
@@ -242,24 +292,34 @@ impl Segments {
                 if checksum(prev, &body) != sum {
                     break Some("checksum".to_owned());
                 }
-                f(pos(segment, offset), Record { prev, body })?;
+                batch.push((pos(segment, offset), Record { prev, body }));
                 offset += (HEADER + body_len) as u64;
             };
-            if let Some(why) = torn {
-                if segment != last {
+            drop(reader);
+            if let Some(why) = bad {
+                let damage = if segment != last {
+                    Some("not in the last segment")
+                } else if self.later_end_mark(&file, segment, batch_start, offset, len)? {
+                    Some("a complete batch follows it")
+                } else {
+                    None
+                };
+                if let Some(damage) = damage {
                     return Err(corrupt(format!(
-                        "bad record in segment {segment} at {offset} ({why}), not at the end of the log"
+                        "bad record in segment {segment} at {offset} ({why}) in the batch at \
+                         {batch_start}, {damage}: acknowledged messages are damaged"
                     )));
                 }
                 tracing::warn!(
                     segment,
-                    offset,
-                    cut = len - offset,
+                    offset = batch_start,
+                    cut = len - batch_start,
                     reason = %why,
-                    "cutting an unfinished write off the end of the message log"
+                    "cutting an unfinished batch off the end of the message log"
                 );
-                file.set_len(offset)?;
+                file.set_len(batch_start)?;
                 file.sync_all()?;
+                offset = batch_start;
             }
             if segment == last {
                 return Ok(pos(segment, offset));
@@ -267,6 +327,22 @@ impl Segments {
             segment += 1;
             offset = 0;
         }
+    }
+
+    /// Whether an end mark of a batch that started after `batch_start` lies anywhere in
+    /// `(bad, len)`: only read when recovery met a bad record.
+    fn later_end_mark(
+        &self,
+        file: &File,
+        segment: u32,
+        batch_start: u64,
+        bad: u64,
+        len: u64,
+    ) -> Result<bool> {
+        let mut rest = vec![0u8; usize::try_from(len - bad).unwrap_or(0)];
+        file.read_exact_at(&mut rest, bad)?;
+        Ok((1..rest.len().saturating_sub(HEADER - 1))
+            .any(|i| is_later_end_mark(&rest[i..], segment, batch_start, bad + i as u64)))
     }
 }
 
@@ -307,95 +383,168 @@ impl Read for ReadAt<'_> {
 mod tests {
     use super::*;
 
+    /// Appends one batch (its records, then its end mark) the way the committer does; returns
+    /// the records' positions.
     fn append(segments: &Segments, segment: u32, records: &[(u64, &[u8])]) -> Vec<u64> {
         let file = segments.file(segment).unwrap();
-        let mut end = file.metadata().unwrap().len();
+        let start = file.metadata().unwrap().len();
+        let mut buf = Vec::new();
         let mut at = Vec::new();
         for (prev, body) in records {
-            let mut buf = Vec::new();
+            at.push(pos(segment, start + buf.len() as u64));
             push_record(&mut buf, *prev, body);
-            file.write_all_at(&buf, end).unwrap();
-            at.push(pos(segment, end));
-            end += buf.len() as u64;
         }
+        push_end_mark(&mut buf, pos(segment, start));
+        file.write_all_at(&buf, start).unwrap();
         at
     }
 
-    fn collect(segments: &Segments, from: u64) -> (Vec<(u64, u64, Vec<u8>)>, u64) {
+    /// Position, previous position and body of each record handed out.
+    type Scanned = Vec<(u64, u64, Vec<u8>)>;
+
+    fn collect(segments: &Segments, from: u64) -> Result<(Scanned, u64)> {
         let mut out = Vec::new();
-        let end = segments
-            .scan(from, |p, r| {
-                out.push((p, r.prev, r.body));
-                Ok(())
-            })
-            .unwrap();
-        (out, end)
+        let end = segments.scan(from, |p, r| {
+            out.push((p, r.prev, r.body));
+            Ok(())
+        })?;
+        Ok((out, end))
+    }
+
+    fn len(segments: &Segments, segment: u32) -> u64 {
+        segments.file(segment).unwrap().metadata().unwrap().len()
     }
 
     #[test]
-    fn records_read_back_across_segments_and_from_any_position() {
+    fn records_read_back_across_segments_and_from_any_batch() {
         let dir = tempfile::tempdir().unwrap();
         let segments = Segments::open(dir.path()).unwrap();
         let a = append(&segments, 0, &[(NO_POS, b"one"), (7, &[9u8; 2000])]);
+        let b = append(&segments, 0, &[(a[0], b"two")]);
         segments.create(1).unwrap();
-        let b = append(&segments, 1, &[(a[1], b"three")]);
+        let c = append(&segments, 1, &[(a[1], b"three")]);
         assert_eq!(segments.read(a[1]).unwrap().body, vec![9u8; 2000]);
-        assert_eq!(segments.read(b[0]).unwrap().prev, a[1]);
-        let (all, end) = collect(&segments, 0);
-        assert_eq!(all.len(), 3);
-        assert_eq!(all[2].0, b[0]);
-        assert_eq!(end, pos(1, (HEADER + 5) as u64));
-        let (tail, _) = collect(&segments, a[1]);
+        assert_eq!(segments.read(c[0]).unwrap().prev, a[1]);
+        let (all, end) = collect(&segments, 0).unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].0, c[0]);
+        assert_eq!(end, pos(1, len(&segments, 1)));
+        let (tail, _) = collect(&segments, b[0]).unwrap();
         assert_eq!(
             tail.iter().map(|r| r.0).collect::<Vec<_>>(),
-            vec![a[1], b[0]]
+            vec![b[0], c[0]]
         );
         drop(segments);
         // Reopened: the same files, in order.
         let segments = Segments::open(dir.path()).unwrap();
         assert_eq!(segments.last(), 1);
-        assert_eq!(collect(&segments, 0).0, all);
+        assert_eq!(collect(&segments, 0).unwrap().0, all);
     }
 
     #[test]
-    fn a_torn_tail_is_cut_and_damage_elsewhere_refuses_to_open() {
+    fn a_torn_last_batch_is_cut_whole() {
         let dir = tempfile::tempdir().unwrap();
         let segments = Segments::open(dir.path()).unwrap();
-        let at = append(&segments, 0, &[(NO_POS, b"kept"), (NO_POS, b"torn record")]);
+        let kept = append(&segments, 0, &[(NO_POS, b"kept")]);
+        let boundary = len(&segments, 0);
+        append(
+            &segments,
+            0,
+            &[(kept[0], b"first of torn"), (NO_POS, b"torn record")],
+        );
         let file = segments.file(0).unwrap();
-        let full = file.metadata().unwrap().len();
-        // The second record lost its last bytes, then zeros follow (a size update that made it
-        // to disk without the data).
-        file.set_len(full - 3).unwrap();
+        let full = len(&segments, 0);
+        // The batch lost its last bytes, then zeros follow (a size update that made it to disk
+        // without the data).
+        file.set_len(full - 20).unwrap();
         file.set_len(full + 100).unwrap();
-        let (good, end) = collect(&segments, 0);
-        assert_eq!(good.len(), 1);
-        assert_eq!(end, at[1]);
-        assert_eq!(file.metadata().unwrap().len(), at[1], "the tail was cut");
+        let (good, end) = collect(&segments, 0).unwrap();
+        assert_eq!(
+            good.len(),
+            1,
+            "the whole torn batch is gone, its first record too"
+        );
+        assert_eq!(end, pos(0, boundary));
+        assert_eq!(len(&segments, 0), boundary, "the file was cut at the batch");
         // Appending continues cleanly after the cut.
-        append(&segments, 0, &[(at[0], b"next")]);
-        assert_eq!(collect(&segments, 0).0.len(), 2);
+        append(&segments, 0, &[(kept[0], b"next")]);
+        assert_eq!(collect(&segments, 0).unwrap().0.len(), 2);
 
-        // A flipped byte in a segment that is not the last one is not a torn write.
-        segments.create(1).unwrap();
-        append(&segments, 1, &[(NO_POS, b"later")]);
-        let mut byte = [0u8; 1];
-        file.read_exact_at(&mut byte, at[0] + HEADER as u64)
-            .unwrap();
-        file.write_all_at(&[byte[0] ^ 1], at[0] + HEADER as u64)
-            .unwrap();
-        assert!(matches!(
-            segments.scan(0, |_, _| Ok(())),
-            Err(StoreError::Corrupt { .. })
-        ));
-        assert!(segments.read(at[0]).is_err(), "the checksum catches it");
+        // A batch written without its end mark (a write cut short) is not complete either.
+        let mut buf = Vec::new();
+        push_record(&mut buf, NO_POS, b"unterminated");
+        file.write_all_at(&buf, len(&segments, 0)).unwrap();
+        let before = len(&segments, 0) - buf.len() as u64;
+        assert_eq!(collect(&segments, 0).unwrap().0.len(), 2);
+        assert_eq!(len(&segments, 0), before);
+
+        // Pages of the last batch reaching the disk out of order: a hole in the middle of the
+        // batch, its own end mark intact. Still the last batch: cut.
+        let start = len(&segments, 0);
+        append(
+            &segments,
+            0,
+            &[(NO_POS, &[1u8; 300]), (NO_POS, b"after the hole")],
+        );
+        file.write_all_at(&[0u8; 40], start + 100).unwrap();
+        assert_eq!(collect(&segments, 0).unwrap().0.len(), 2);
+        assert_eq!(len(&segments, 0), start);
     }
 
     #[test]
-    fn gaps_in_segment_numbers_refuse_to_open() {
+    fn damage_before_a_complete_batch_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = Segments::open(dir.path()).unwrap();
+        let at = append(&segments, 0, &[(NO_POS, b"acknowledged")]);
+        append(&segments, 0, &[(NO_POS, b"later batch")]);
+        let file = segments.file(0).unwrap();
+        let before = len(&segments, 0);
+        let mut byte = [0u8; 1];
+        let body = at[0] + HEADER as u64;
+        file.read_exact_at(&mut byte, body).unwrap();
+        file.write_all_at(&[byte[0] ^ 1], body).unwrap();
+        assert!(matches!(
+            collect(&segments, 0),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(len(&segments, 0), before, "nothing was cut");
+        assert!(segments.read(at[0]).is_err(), "the checksum catches it");
+
+        // The same damage in a segment that is not the last one.
+        file.write_all_at(&[byte[0]], body).unwrap();
+        segments.create(1).unwrap();
+        append(&segments, 1, &[(NO_POS, b"in the next segment")]);
+        assert_eq!(collect(&segments, 0).unwrap().0.len(), 3);
+        file.write_all_at(&[byte[0] ^ 1], body).unwrap();
+        assert!(matches!(
+            collect(&segments, 0),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_log_shorter_than_the_snapshot_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = Segments::open(dir.path()).unwrap();
+        append(&segments, 0, &[(NO_POS, b"one")]);
+        assert!(matches!(
+            segments.scan(pos(0, 10_000), |_, _| Ok(())),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn unexpected_names_and_gaps_refuse_to_open() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("00000000.log"), b"").unwrap();
         std::fs::write(dir.path().join("00000002.log"), b"").unwrap();
         assert!(Segments::open(dir.path()).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("1.log"), b"").unwrap();
+        assert!(Segments::open(dir.path()).is_err());
+        // Other files are left alone.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"").unwrap();
+        assert!(Segments::open(dir.path()).is_ok());
     }
 }

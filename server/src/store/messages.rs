@@ -13,7 +13,7 @@ use std::sync::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::keys::{self, checkpoint, dedup, pair, HEAD_PREFIX, REPLAY_FROM};
-use super::log::{self, seal_record, Segments, HEADER, NO_POS};
+use super::log::{self, push_end_mark, seal_record, Segments, HEADER, NO_POS};
 use super::{Result, Store, StoreError};
 
 /// One send waiting to be committed.
@@ -143,7 +143,7 @@ impl MessageLog {
         let end = segments.scan(from, |pos, record| {
             let msg = Message::from_bytes(&record.body).map_err(corrupt)?;
             let head = heads.get(&msg.conversation).copied().unwrap_or(NO_HEAD);
-            if msg.seq != head.seq.next() || record.prev != head.pos {
+            if Some(msg.seq.get()) != head.seq.get().checked_add(1) || record.prev != head.pos {
                 return Err(corrupt(format!(
                     "conversation {} seq {} follows seq {} in the log",
                     msg.conversation, msg.seq, head.seq
@@ -152,7 +152,12 @@ impl MessageLog {
             index_message(&mut index, &msg, pos);
             heads.insert(msg.conversation, Head { seq: msg.seq, pos });
             dirty.insert(msg.conversation);
-            next_id = next_id.max(msg.id.get() + 1);
+            next_id = next_id.max(
+                msg.id
+                    .get()
+                    .checked_add(1)
+                    .ok_or_else(|| corrupt("message id out of range"))?,
+            );
             replayed += 1;
             Ok(())
         })?;
@@ -241,7 +246,7 @@ impl Store {
         }
         // Start at the head or at the first checkpoint at or after `hi`, and walk back.
         let (mut seq, mut pos) = (head.seq.get(), head.pos);
-        let mark = hi.div_ceil(CHECKPOINT) * CHECKPOINT;
+        let mark = hi.div_ceil(CHECKPOINT).saturating_mul(CHECKPOINT);
         if mark < seq {
             let v = self
                 .idx
@@ -347,10 +352,16 @@ impl Store {
                 Some(h) => *h,
                 None => self.messages.head(req.conversation),
             };
-            let seq = prev.seq.next();
+            let seq = Seq(prev
+                .seq
+                .get()
+                .checked_add(1)
+                .ok_or_else(|| corrupt("seq overflow"))?);
             heads.insert(req.conversation, seq);
             let id = MessageId::try_from(*next_id).map_err(corrupt)?;
-            *next_id += 1;
+            *next_id = next_id
+                .checked_add(1)
+                .ok_or_else(|| corrupt("id overflow"))?;
             let msg = Message {
                 id,
                 conversation: req.conversation,
@@ -377,6 +388,18 @@ impl Store {
                 duplicate: false,
             }));
         }
+        if !w.buf.is_empty() {
+            let start = log::pos(w.segment, w.end);
+            push_end_mark(&mut w.buf, start);
+        }
+        let too_large = w.end + w.buf.len() as u64 > u64::from(u32::MAX);
+        if too_large {
+            // Cannot happen with a valid configuration (config.rs bounds a batch to 2 GiB and a
+            // segment rolls at 256 MiB); refuse rather than write positions that would wrap.
+            heads.clear();
+            *next_id = start_id;
+            return Err(corrupt("batch does not fit in a log segment"));
+        }
         if let Err(e) = w.file.write_all_at(&w.buf, w.end) {
             // Nothing of this batch counts: cut what may have been written, forget the seqs and
             // ids handed out above.
@@ -400,7 +423,7 @@ impl Store {
     /// indexes it and publishes the new heads to readers. Only after this returns may the batch
     /// be acknowledged.
     pub fn make_durable(&self, pending: PendingBatch) -> Result<()> {
-        let snapshot_due = {
+        {
             let mut w = lock(&self.messages.writer);
             w.file.sync_data()?;
             self.idx.apply_batch(pending.index)?;
@@ -417,12 +440,15 @@ impl Store {
             w.indexed = pending.end;
             w.indexed_next_id = pending.next_id;
             w.since_snapshot += pending.bytes;
-            w.since_snapshot >= SNAPSHOT_BYTES
-        };
-        if snapshot_due {
-            self.sync()?;
         }
         Ok(())
+    }
+
+    /// True once enough has been appended since the last snapshot that the committer should
+    /// take one ([`Store::sync`]) after answering its current batch: it bounds the replay after
+    /// a crash to about `SNAPSHOT_BYTES` of log.
+    pub fn snapshot_due(&self) -> bool {
+        lock(&self.messages.writer).since_snapshot >= SNAPSHOT_BYTES
     }
 
     /// Part of [`Store::sync`]: makes the log durable and, once sled's own flush has made every

@@ -112,7 +112,8 @@ impl Store {
             .path(&path)
             .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
-            // We decide when data is durable (group commit); no background flusher needed.
+            // Messages are durable through their own log (group commit); sled's background
+            // flush writes the index, cursors and snapshots out every second.
             .flush_every_ms(Some(1000))
             .open()?;
         let meta = db.open_tree("meta")?;
@@ -154,6 +155,9 @@ impl Store {
             path,
             db,
         };
+        // Record a snapshot after the replay (if there was one), so the next start does not
+        // replay the same records again: crash loops cannot make the replay grow.
+        store.sync()?;
         Ok(store)
     }
 
