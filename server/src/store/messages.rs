@@ -1,6 +1,6 @@
 //! The message log: messages in append-only segment files of our own ([`super::log`]); sled
-//! keeps what is needed to find them (the idempotency index, checkpoints, snapshots of the
-//! heads), written after the records are durable and rebuilt from the log after a crash.
+//! (checkpoints, snapshots of the heads) and fjall (the idempotency index) keep what is needed
+//! to find them, written after the records are durable and rebuilt from the log after a crash.
 use std::collections::HashMap;
 
 use parley_protocol::frames::{Message, SendRequest};
@@ -107,6 +107,7 @@ pub(super) struct MessageLog {
 #[derive(Debug)]
 pub struct PendingBatch {
     index: sled::Batch,
+    dedup: Vec<(Vec<u8>, u64)>,
     heads: Vec<(ConversationId, Head)>,
     end: u64,
     next_id: u64,
@@ -125,7 +126,12 @@ fn decode_head(v: &[u8]) -> Result<Head> {
 impl MessageLog {
     /// Opens the segments under `dir` and brings the index in `idx` up to date with them: loads
     /// the last snapshot, then replays every record after it (cutting a torn tail).
-    pub(super) fn open(dir: &Path, idx: &sled::Tree) -> Result<MessageLog> {
+    pub(super) fn open(
+        dir: &Path,
+        idx: &sled::Tree,
+        index_db: &fjall::Keyspace,
+        dedup_index: &fjall::PartitionHandle,
+    ) -> Result<MessageLog> {
         let segments = Segments::open(dir)?;
         let (from, mut next_id) = match idx.get(REPLAY_FROM)? {
             Some(v) => keys::decode_pair(&v, "messages")?,
@@ -138,6 +144,7 @@ impl MessageLog {
             heads.insert(conv, decode_head(&v)?);
         }
         let mut index = sled::Batch::default();
+        let mut dedup = Vec::new();
         let mut dirty = FxHashSet::default();
         let mut replayed = 0u64;
         let end = segments.scan(from, |pos, record| {
@@ -149,7 +156,7 @@ impl MessageLog {
                     msg.conversation, msg.seq, head.seq
                 )));
             }
-            index_message(&mut index, &msg, pos);
+            index_message(&mut index, &mut dedup, &msg, pos);
             heads.insert(msg.conversation, Head { seq: msg.seq, pos });
             dirty.insert(msg.conversation);
             next_id = next_id.max(
@@ -162,6 +169,7 @@ impl MessageLog {
             Ok(())
         })?;
         idx.apply_batch(index)?;
+        write_dedup(index_db, dedup_index, dedup)?;
         if replayed > 0 {
             tracing::info!(replayed, "message log replayed into the index");
         }
@@ -201,12 +209,37 @@ impl MessageLog {
 
 /// The index entries of one message: its idempotency key and, every `CHECKPOINT` seqs, its
 /// position.
-fn index_message(index: &mut sled::Batch, msg: &Message, pos: u64) {
-    let at = pos.to_be_bytes();
-    index.insert(dedup(msg.sender, msg.client_msg_id.as_str()), &at[..]);
+fn index_message(
+    index: &mut sled::Batch,
+    dedup_keys: &mut Vec<(Vec<u8>, u64)>,
+    msg: &Message,
+    pos: u64,
+) {
+    dedup_keys.push((dedup(msg.sender, msg.client_msg_id.as_str()), pos));
     if msg.seq.get() % CHECKPOINT == 0 {
-        index.insert(&checkpoint(msg.conversation, msg.seq)[..], &at[..]);
+        index.insert(
+            &checkpoint(msg.conversation, msg.seq)[..],
+            &pos.to_be_bytes()[..],
+        );
     }
+}
+
+/// Writes idempotency entries (not synced: [`Store::sync`] persists them before a snapshot,
+/// and a replay writes them again after a crash).
+fn write_dedup(
+    index_db: &fjall::Keyspace,
+    partition: &fjall::PartitionHandle,
+    entries: Vec<(Vec<u8>, u64)>,
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut batch = index_db.batch().durability(None);
+    for (key, pos) in entries {
+        batch.insert(partition, key, pos.to_be_bytes());
+    }
+    batch.commit()?;
+    Ok(())
 }
 
 impl Store {
@@ -286,7 +319,7 @@ impl Store {
     }
 
     fn find_duplicate(&self, sender: UserId, client_msg_id: &str) -> Result<Option<Message>> {
-        let Some(v) = self.idx.get(dedup(sender, client_msg_id))? else {
+        let Some(v) = self.dedup.get(dedup(sender, client_msg_id))? else {
             return Ok(None);
         };
         let (msg, _) = self.read_message(keys::decode_u64(&v, "messages")?)?;
@@ -323,6 +356,7 @@ impl Store {
         let mut in_batch: HashMap<(UserId, &str), usize> = HashMap::new();
         let mut batch_heads: FxHashMap<ConversationId, Head> = FxHashMap::default();
         let mut index = sled::Batch::default();
+        let mut dedup_keys = Vec::with_capacity(items.len());
         let mut out: Vec<std::result::Result<Committed, IdReused>> =
             Vec::with_capacity(items.len());
         let start_id = *next_id;
@@ -380,7 +414,7 @@ impl Store {
             msg.encode_into(&mut w.buf);
             seal_record(&mut w.buf, at, prev.pos);
             let pos = log::pos(w.segment, w.end + at as u64);
-            index_message(&mut index, &msg, pos);
+            index_message(&mut index, &mut dedup_keys, &msg, pos);
             batch_heads.insert(req.conversation, Head { seq, pos });
             in_batch.insert((item.sender, cmid), i);
             out.push(Ok(Committed {
@@ -411,6 +445,7 @@ impl Store {
         w.end += w.buf.len() as u64;
         let pending = PendingBatch {
             index,
+            dedup: dedup_keys,
             heads: batch_heads.into_iter().collect(),
             end: log::pos(w.segment, w.end),
             next_id: *next_id,
@@ -427,6 +462,7 @@ impl Store {
             let mut w = lock(&self.messages.writer);
             w.file.sync_data()?;
             self.idx.apply_batch(pending.index)?;
+            write_dedup(&self.index_db, &self.dedup, pending.dedup)?;
             let mut heads = self
                 .messages
                 .heads
@@ -642,7 +678,7 @@ mod tests {
         commit(&store, &[item(1, 10, "second"), item(2, 10, "third")], 2);
         // A crash before sled wrote the newer index entries: they are lost, the log is not.
         for k in [dedup(uid(1), "second"), dedup(uid(2), "third")] {
-            store.idx.remove(k).unwrap();
+            store.dedup.remove(k).unwrap();
         }
         let segment = store.messages.segments.file(0).unwrap();
         let end = segment.metadata().unwrap().len();
