@@ -6,12 +6,10 @@
 //! messages to the fan-out. Being the only writer is what makes per-conversation seqs gapless
 //! without locks.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use parley_protocol::frames::{Message, SendAck};
-use parley_protocol::ids::{ConversationId, Seq};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -54,50 +52,6 @@ impl AsRef<CommitItem> for CommitRequest {
 pub struct CommittedBatch {
     /// Messages with the session that sent each.
     pub messages: Vec<(Message, u64)>,
-}
-
-/// Per-conversation seq of the newest *durable* message. Readers (sync, conversation info)
-/// must never see a message before it is fsync'd: a crash could otherwise make them hand out a
-/// seq that is later reused by another message.
-#[derive(Debug, Default)]
-pub struct DurableHeads {
-    map: RwLock<HashMap<ConversationId, Seq>>,
-}
-
-impl DurableHeads {
-    /// The durable head of `conv`.
-    pub fn get(&self, store: &Store, conv: ConversationId) -> Result<Seq, StoreError> {
-        if let Some(seq) = self
-            .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&conv)
-        {
-            return Ok(*seq);
-        }
-        self.ensure(store, conv)
-    }
-
-    /// Loads the head from the store if not known yet. The committer calls this before writing
-    /// to a conversation, under the same lock readers fill under, so a reader can never load a
-    /// head that includes a not-yet-durable write.
-    fn ensure(&self, store: &Store, conv: ConversationId) -> Result<Seq, StoreError> {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(seq) = map.get(&conv) {
-            return Ok(*seq);
-        }
-        let seq = store.head(conv)?;
-        map.insert(conv, seq);
-        Ok(seq)
-    }
-
-    fn advance<S>(&self, heads: &HashMap<ConversationId, Seq, S>) {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        for (conv, seq) in heads {
-            let entry = map.entry(*conv).or_insert(*seq);
-            *entry = (*entry).max(*seq);
-        }
-    }
 }
 
 /// What the committer has done, for `/api/v1/stats`.
@@ -145,7 +99,6 @@ impl Committer {
     /// dropped), after committing what was queued; the returned handle joins it.
     pub fn spawn(
         store: Store,
-        heads: Arc<DurableHeads>,
         queue: usize,
         max_batch: usize,
         fanout: mpsc::Sender<CommittedBatch>,
@@ -155,7 +108,7 @@ impl Committer {
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(store, heads, rx, max_batch, fanout, &thread_stats))?;
+            .spawn(move || run(store, rx, max_batch, fanout, &thread_stats))?;
         Ok((Committer { tx, stats }, thread))
     }
 
@@ -196,15 +149,11 @@ impl Committer {
 
 fn run(
     store: Store,
-    durable: Arc<DurableHeads>,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     fanout: mpsc::Sender<CommittedBatch>,
     stats: &CommitStats,
 ) {
-    // Hashed with FxHash: the committer looks up every message's conversation here, and the
-    // keys are our own ids (no peer can choose them to collide).
-    let mut heads: rustc_hash::FxHashMap<ConversationId, Seq> = Default::default();
     let mut next_id = match store.next_message_id() {
         Ok(n) => n,
         Err(e) => {
@@ -243,7 +192,7 @@ fn run(
             }
             continue;
         }
-        match commit(&store, &durable, &mut heads, &mut next_id, &batch, stats) {
+        match commit(&store, &mut next_id, &batch, stats) {
             Ok(outcomes) => {
                 // Barriers wait for everything written before them, not only messages: a full
                 // sync (an empty batch of barriers syncs too). The batch's messages are durable
@@ -310,24 +259,15 @@ fn run(
 
 fn commit(
     store: &Store,
-    durable: &DurableHeads,
-    heads: &mut rustc_hash::FxHashMap<ConversationId, Seq>,
     next_id: &mut u64,
     batch: &[CommitRequest],
     stats: &CommitStats,
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
     let started = Instant::now();
-    for r in batch {
-        let conv = r.item.request.conversation;
-        if let std::collections::hash_map::Entry::Vacant(slot) = heads.entry(conv) {
-            slot.insert(durable.ensure(store, conv)?);
-        }
-    }
-    let (outcomes, pending) = store.commit_batch(batch, heads, next_id, now_ms())?;
+    let (outcomes, pending) = store.commit_batch(batch, next_id, now_ms())?;
     let written = Instant::now();
     store.make_durable(pending)?;
     let synced = Instant::now();
-    durable.advance(heads);
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats.items.fetch_add(batch.len() as u64, Ordering::Relaxed);

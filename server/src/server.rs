@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::commit::{Committer, DurableHeads};
+use crate::commit::Committer;
 use crate::config::{Config, ConfigError};
 use crate::core::Core;
 use crate::store::{Store, StoreError};
@@ -159,16 +159,14 @@ impl Server {
             http: local(&http_listeners),
         };
 
-        let heads = Arc::new(DurableHeads::default());
         let (fanout_tx, fanout_rx) = mpsc::channel(1024);
         let (committer, committer_thread) = Committer::spawn(
             store.clone(),
-            heads.clone(),
             cfg.limits.commit_queue,
             cfg.limits.commit_batch,
             fanout_tx,
         )?;
-        let core = Arc::new(Core::new(store, Arc::new(cfg), committer, heads));
+        let core = Arc::new(Core::new(store, Arc::new(cfg), committer));
         Ok(Server {
             core,
             committer_thread,

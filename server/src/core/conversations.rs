@@ -118,7 +118,7 @@ impl Core {
         user: UserId,
         me: &MemberRecord,
     ) -> CoreResult<ConversationInfo> {
-        let head = self.heads.get(&self.store, conv).map_err(internal)?;
+        let head = self.store.head(conv).map_err(internal)?;
         let cursors = self.store.cursors(user, conv).map_err(internal)?;
         let visible_from = Seq(me.from_seq.max(1));
         let read = cursors.read.max(Seq(visible_from.get() - 1));
@@ -230,7 +230,7 @@ impl Core {
             return Err(err(ErrorCode::InvalidArgument, "too many members"));
         }
         self.check_users_exist(&add)?;
-        let from = self.heads.get(&self.store, conv).map_err(internal)?.next();
+        let from = self.store.head(conv).map_err(internal)?.next();
         self.members
             .change(conv, || {
                 self.store.change_members(conv, &add, &remove, from)

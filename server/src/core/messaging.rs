@@ -31,10 +31,7 @@ impl Core {
             ));
         }
         if request.reply_to != Seq::ZERO {
-            let head = self
-                .heads
-                .get(&self.store, request.conversation)
-                .map_err(internal)?;
+            let head = self.store.head(request.conversation).map_err(internal)?;
             if request.reply_to > head {
                 return Err(err(
                     ErrorCode::InvalidArgument,
@@ -79,7 +76,7 @@ impl Core {
         seq: Seq,
     ) -> CoreResult<()> {
         let (members, record) = self.membership(conv, me.user)?;
-        let head = self.heads.get(&self.store, conv).map_err(internal)?;
+        let head = self.store.head(conv).map_err(internal)?;
         let seq = seq.min(head);
         let (before, after) = self
             .store

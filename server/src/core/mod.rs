@@ -14,7 +14,7 @@ use parley_protocol::ids::{ConversationId, Seq, UserId};
 use parley_protocol::ErrorCode;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::commit::{CommittedBatch, Committer, DurableHeads};
+use crate::commit::{CommittedBatch, Committer};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::{Store, StoreError};
@@ -32,7 +32,6 @@ pub struct Core {
     pub(crate) cfg: Arc<Config>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) committer: Committer,
-    pub(crate) heads: Arc<DurableHeads>,
     members: MemberCache,
     /// Bounds concurrent password hashing (each argon2id hash takes ~19 MiB and a core).
     hash_permits: Semaphore,
@@ -54,19 +53,13 @@ pub struct CoreStats {
 
 impl Core {
     /// Wires the core together. `fanout_rx` must be passed to [`Core::run_fanout`].
-    pub fn new(
-        store: Store,
-        cfg: Arc<Config>,
-        committer: Committer,
-        heads: Arc<DurableHeads>,
-    ) -> Core {
+    pub fn new(store: Store, cfg: Arc<Config>, committer: Committer) -> Core {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         Core {
             store,
             cfg,
             hub: Arc::new(Hub::default()),
             committer,
-            heads,
             members: MemberCache::default(),
             hash_permits: Semaphore::new(workers),
             next_session: AtomicU64::new(1),

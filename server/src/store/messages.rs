@@ -333,14 +333,12 @@ impl Store {
     /// returned [`PendingBatch`] to [`Store::make_durable`] before acknowledging anything, and
     /// before the next call).
     ///
-    /// `heads` caches the newest seq per conversation and `next_id` the id counter; both belong
-    /// to the single committer, which is what makes seqs gapless without locks. Returns one
-    /// outcome per item, in order.
+    /// `next_id` is the id counter; it belongs to the single committer, the only caller, which
+    /// is what makes seqs gapless without locks. Returns one outcome per item, in order.
     #[allow(clippy::type_complexity)]
-    pub fn commit_batch<T: AsRef<CommitItem>, S: std::hash::BuildHasher>(
+    pub fn commit_batch<T: AsRef<CommitItem>>(
         &self,
         items: &[T],
-        heads: &mut HashMap<ConversationId, Seq, S>,
         next_id: &mut u64,
         now_ms: u64,
     ) -> Result<(Vec<std::result::Result<Committed, IdReused>>, PendingBatch)> {
@@ -391,7 +389,6 @@ impl Store {
                 .get()
                 .checked_add(1)
                 .ok_or_else(|| corrupt("seq overflow"))?);
-            heads.insert(req.conversation, seq);
             let id = MessageId::try_from(*next_id).map_err(corrupt)?;
             *next_id = next_id
                 .checked_add(1)
@@ -430,15 +427,13 @@ impl Store {
         if too_large {
             // Cannot happen with a valid configuration (config.rs bounds a batch to 2 GiB and a
             // segment rolls at 256 MiB); refuse rather than write positions that would wrap.
-            heads.clear();
             *next_id = start_id;
             return Err(corrupt("batch does not fit in a log segment"));
         }
         if let Err(e) = w.file.write_all_at(&w.buf, w.end) {
-            // Nothing of this batch counts: cut what may have been written, forget the seqs and
-            // ids handed out above.
+            // Nothing of this batch counts: cut what may have been written, forget the ids
+            // handed out above (the seqs were never published).
             let _ = w.file.set_len(w.end);
-            heads.clear();
             *next_id = start_id;
             return Err(e.into());
         }
@@ -543,11 +538,8 @@ mod tests {
 
     /// Commits `batch` the way the committer does, durable before returning.
     fn commit(store: &Store, batch: &[CommitItem], now: u64) -> Outcomes {
-        let mut heads = HashMap::new();
         let mut next = store.next_message_id().unwrap();
-        let (out, pending) = store
-            .commit_batch(batch, &mut heads, &mut next, now)
-            .unwrap();
+        let (out, pending) = store.commit_batch(batch, &mut next, now).unwrap();
         store.make_durable(pending).unwrap();
         out
     }
@@ -614,10 +606,9 @@ mod tests {
     #[test]
     fn a_batch_is_invisible_until_durable() {
         let (_dir, store) = temp_store();
-        let mut heads = HashMap::new();
         let mut next = store.next_message_id().unwrap();
         let (_, pending) = store
-            .commit_batch(&[item(1, 10, "a")], &mut heads, &mut next, 1)
+            .commit_batch(&[item(1, 10, "a")], &mut next, 1)
             .unwrap();
         assert_eq!(store.head(conv(10)).unwrap(), Seq::ZERO);
         assert!(store
