@@ -50,7 +50,6 @@ fn group_commit(c: &mut Criterion, full_sync: bool) {
     for batch in [1usize, 16, 128, 1024] {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 64 << 20).expect("open store");
-        let mut next_id = store.next_message_id().expect("counter");
         let mut counter = 0u64;
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(BenchmarkId::from_parameter(batch), |b| {
@@ -61,7 +60,7 @@ fn group_commit(c: &mut Criterion, full_sync: bool) {
                     counter += batch as u64;
                     let t = Instant::now();
                     let (out, pending) = store
-                        .commit_batch(&batch_items, &mut next_id, 1_763_700_000_000)
+                        .commit_batch(&batch_items, 1_763_700_000_000)
                         .expect("commit");
                     store.make_durable(pending).expect("durable");
                     if full_sync {

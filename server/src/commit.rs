@@ -154,13 +154,6 @@ fn run(
     fanout: mpsc::Sender<CommittedBatch>,
     stats: &CommitStats,
 ) {
-    let mut next_id = match store.next_message_id() {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::error!(error = %e, "committer cannot read the message id counter");
-            return;
-        }
-    };
     let mut failed = false;
     let mut batch: Vec<CommitRequest> = Vec::with_capacity(max_batch);
     let mut barriers: Vec<oneshot::Sender<bool>> = Vec::new();
@@ -192,7 +185,7 @@ fn run(
             }
             continue;
         }
-        match commit(&store, &mut next_id, &batch, stats) {
+        match commit(&store, &batch, stats) {
             Ok(outcomes) => {
                 // Barriers wait for everything written before them, not only messages: a full
                 // sync (an empty batch of barriers syncs too). The batch's messages are durable
@@ -259,12 +252,11 @@ fn run(
 
 fn commit(
     store: &Store,
-    next_id: &mut u64,
     batch: &[CommitRequest],
     stats: &CommitStats,
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
     let started = Instant::now();
-    let (outcomes, pending) = store.commit_batch(batch, next_id, now_ms())?;
+    let (outcomes, pending) = store.commit_batch(batch, now_ms())?;
     let written = Instant::now();
     store.make_durable(pending)?;
     let synced = Instant::now();

@@ -2,13 +2,12 @@
 //! (checkpoints, snapshots of the heads) and fjall (the idempotency index) keep what is needed
 //! to find them, written after the records are durable and rebuilt from the log after a crash.
 use std::collections::HashMap;
-
-use parley_protocol::frames::{Message, SendRequest};
-use parley_protocol::ids::{ConversationId, DeviceId, MessageId, Seq, UserId};
-
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
+
+use parley_protocol::frames::{Message, SendRequest};
+use parley_protocol::ids::{ConversationId, DeviceId, MessageId, Seq, UserId};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -84,6 +83,8 @@ struct Writer {
     end: u64,
     /// Encoding buffer, reused.
     buf: Vec<u8>,
+    /// The id the next message gets.
+    next_id: u64,
     /// Position up to which records are durable and indexed, and the next id there.
     indexed: u64,
     indexed_next_id: u64,
@@ -179,6 +180,7 @@ impl MessageLog {
             file: segments.file(segment)?,
             end: end & 0xffff_ffff,
             buf: Vec::new(),
+            next_id,
             indexed: end,
             indexed_next_id: next_id,
             dirty,
@@ -333,13 +335,12 @@ impl Store {
     /// returned [`PendingBatch`] to [`Store::make_durable`] before acknowledging anything, and
     /// before the next call).
     ///
-    /// `next_id` is the id counter; it belongs to the single committer, the only caller, which
-    /// is what makes seqs gapless without locks. Returns one outcome per item, in order.
+    /// The single committer is the only caller, which is what makes seqs gapless without
+    /// locks. Returns one outcome per item, in order.
     #[allow(clippy::type_complexity)]
     pub fn commit_batch<T: AsRef<CommitItem>>(
         &self,
         items: &[T],
-        next_id: &mut u64,
         now_ms: u64,
     ) -> Result<(Vec<std::result::Result<Committed, IdReused>>, PendingBatch)> {
         let mut guard = lock(&self.messages.writer);
@@ -357,7 +358,8 @@ impl Store {
         let mut dedup_keys = Vec::with_capacity(items.len());
         let mut out: Vec<std::result::Result<Committed, IdReused>> =
             Vec::with_capacity(items.len());
-        let start_id = *next_id;
+        // Ids count only once the batch is written.
+        let mut next_id = w.next_id;
         for (i, item) in items.iter().enumerate() {
             let item = item.as_ref();
             let req = &item.request;
@@ -389,8 +391,8 @@ impl Store {
                 .get()
                 .checked_add(1)
                 .ok_or_else(|| corrupt("seq overflow"))?);
-            let id = MessageId::try_from(*next_id).map_err(corrupt)?;
-            *next_id = next_id
+            let id = MessageId::try_from(next_id).map_err(corrupt)?;
+            next_id = next_id
                 .checked_add(1)
                 .ok_or_else(|| corrupt("id overflow"))?;
             let msg = Message {
@@ -427,23 +429,22 @@ impl Store {
         if too_large {
             // Cannot happen with a valid configuration (config.rs bounds a batch to 2 GiB and a
             // segment rolls at 256 MiB); refuse rather than write positions that would wrap.
-            *next_id = start_id;
             return Err(corrupt("batch does not fit in a log segment"));
         }
         if let Err(e) = w.file.write_all_at(&w.buf, w.end) {
-            // Nothing of this batch counts: cut what may have been written, forget the ids
-            // handed out above (the seqs were never published).
+            // Nothing of this batch counts: cut what may have been written (its seqs and ids
+            // were never published).
             let _ = w.file.set_len(w.end);
-            *next_id = start_id;
             return Err(e.into());
         }
         w.end += w.buf.len() as u64;
+        w.next_id = next_id;
         let pending = PendingBatch {
             index,
             dedup: dedup_keys,
             heads: batch_heads.into_iter().collect(),
             end: log::pos(w.segment, w.end),
-            next_id: *next_id,
+            next_id,
             bytes: w.buf.len() as u64,
         };
         Ok((out, pending))
@@ -538,8 +539,7 @@ mod tests {
 
     /// Commits `batch` the way the committer does, durable before returning.
     fn commit(store: &Store, batch: &[CommitItem], now: u64) -> Outcomes {
-        let mut next = store.next_message_id().unwrap();
-        let (out, pending) = store.commit_batch(batch, &mut next, now).unwrap();
+        let (out, pending) = store.commit_batch(batch, now).unwrap();
         store.make_durable(pending).unwrap();
         out
     }
@@ -606,10 +606,7 @@ mod tests {
     #[test]
     fn a_batch_is_invisible_until_durable() {
         let (_dir, store) = temp_store();
-        let mut next = store.next_message_id().unwrap();
-        let (_, pending) = store
-            .commit_batch(&[item(1, 10, "a")], &mut next, 1)
-            .unwrap();
+        let (_, pending) = store.commit_batch(&[item(1, 10, "a")], 1).unwrap();
         assert_eq!(store.head(conv(10)).unwrap(), Seq::ZERO);
         assert!(store
             .messages(conv(10), Seq(0), Seq(1), 10, 1 << 20)
