@@ -43,6 +43,12 @@ pub struct Stats {
     pub commit_write_us_total: u64,
     /// Time spent making batches durable (log fdatasync, then the index update), in microseconds.
     pub commit_sync_us_total: u64,
+    /// Full syncs of the store (periodic snapshots, barriers for account and conversation writes).
+    pub commit_full_syncs_total: u64,
+    /// Time the committer spent in full syncs, in microseconds.
+    pub commit_full_sync_us_total: u64,
+    /// Longest full sync, in microseconds.
+    pub commit_full_sync_us_max: u64,
 }
 
 /// What the HTTP side needs from the server.

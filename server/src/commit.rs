@@ -67,6 +67,24 @@ pub struct CommitStats {
     pub write_us: AtomicU64,
     /// Microseconds spent making them durable (log fdatasync, then the index update).
     pub sync_us: AtomicU64,
+    /// Full syncs of the store (periodic snapshots and barriers).
+    pub full_syncs: AtomicU64,
+    /// Microseconds the committer spent in full syncs.
+    pub full_sync_us: AtomicU64,
+    /// Longest full sync, in microseconds.
+    pub full_sync_us_max: AtomicU64,
+}
+
+impl CommitStats {
+    fn full_sync(&self, store: &Store) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let synced = store.sync();
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.full_syncs.fetch_add(1, Ordering::Relaxed);
+        self.full_sync_us.fetch_add(us, Ordering::Relaxed);
+        self.full_sync_us_max.fetch_max(us, Ordering::Relaxed);
+        synced
+    }
 }
 
 enum Msg {
@@ -191,7 +209,7 @@ fn run(
                 // sync (an empty batch of barriers syncs too). The batch's messages are durable
                 // whatever happens here.
                 if !barriers.is_empty() {
-                    let synced = store.sync();
+                    let synced = stats.full_sync(&store);
                     if let Err(e) = &synced {
                         tracing::error!(error = %e, "sync failed; refusing further writes");
                         failed = true;
@@ -229,7 +247,7 @@ fn run(
                 }
                 // The periodic snapshot comes after the answers: it is not on any ack's path.
                 if !failed && store.snapshot_due() {
-                    if let Err(e) = store.sync() {
+                    if let Err(e) = stats.full_sync(&store) {
                         tracing::error!(error = %e, "snapshot failed; refusing further sends");
                         failed = true;
                     }

@@ -300,6 +300,9 @@ impl parley_admin_http::Backend for StatsBackend {
             commit_batch_max: commits.batch_max.load(Ordering::Relaxed),
             commit_write_us_total: commits.write_us.load(Ordering::Relaxed),
             commit_sync_us_total: commits.sync_us.load(Ordering::Relaxed),
+            commit_full_syncs_total: commits.full_syncs.load(Ordering::Relaxed),
+            commit_full_sync_us_total: commits.full_sync_us.load(Ordering::Relaxed),
+            commit_full_sync_us_max: commits.full_sync_us_max.load(Ordering::Relaxed),
         }
     }
 }
