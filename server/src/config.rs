@@ -269,6 +269,14 @@ impl Config {
         {
             return bad("limits must be positive (max_group_members at least 2)");
         }
+        // A retry is recognised among the sender's last IDEMPOTENCY_WINDOW messages; one session
+        // alone must not be able to push its own unacknowledged sends out of that window.
+        if l.max_inflight_sends as usize > crate::store::IDEMPOTENCY_WINDOW {
+            return bad(&format!(
+                "limits.max_inflight_sends must be at most {}",
+                crate::store::IDEMPOTENCY_WINDOW
+            ));
+        }
         // A batch is one write into one log segment, and positions in a segment are 32-bit.
         if l.commit_batch as u64 * (u64::from(l.max_message_bytes) + 1024) > 2 << 30 {
             return bad("limits.commit_batch x limits.max_message_bytes must stay under 2 GiB");
@@ -350,6 +358,9 @@ mod tests {
         assert!(cfg.validate().is_err());
         cfg.limits.commit_batch = 1024;
         assert!(cfg.validate().is_ok());
+        // A session's unacknowledged sends must fit in the idempotency window.
+        cfg.limits.max_inflight_sends = crate::store::IDEMPOTENCY_WINDOW as u32 + 1;
+        assert!(cfg.validate().is_err());
     }
 
     #[test]

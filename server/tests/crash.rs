@@ -15,7 +15,7 @@
 //! - one session's messages are stored in the order they were sent, and what a round stored of
 //!   a sender's stream is a prefix of it (an fsync'd batch never follows a lost one);
 //! - resending an acked client_msg_id answers the same seq and id with `duplicate`; resending
-//!   a stored-but-unacked one does too; resending a lost one stores it at head + 1; new sends
+//!   a stored-but-unacked one (among the sender's last `IDEMPOTENCY_WINDOW`) does too; resending a lost one stores it at head + 1; new sends
 //!   continue at head + 1.
 //!
 //! Rounds with different kill points run in the same data dir, so repeated crashes and
@@ -34,6 +34,7 @@ use parley_protocol::frames::{
     ContentType, Message, PeerRef, Request, Response, SendAck, SendRequest, SyncRequest,
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, MessageId, Seq, UserId};
+use parley_server::store::IDEMPOTENCY_WINDOW;
 use tokio::sync::watch;
 
 use common::binary::ServerProcess;
@@ -421,9 +422,22 @@ async fn probe(
                 "[{label}] resent acked {key:?}"
             );
         }
-        // A send stored but never acked (the ack died with the server): the same.
-        let stored_unacked = oldest(world, i, |k, _| {
-            stored.contains_key(k) && !world.acked.contains_key(k)
+        // A send stored but never acked (the ack died with the server): the same, for the
+        // oldest such send the server still recognises, i.e. among the sender's last
+        // IDEMPOTENCY_WINDOW stored messages (the SDK re-sends its unacknowledged messages first
+        // after a reconnect, so a real retry is always among them).
+        let mut mine: Vec<&Sent> = world
+            .sent
+            .iter()
+            .filter(|(k, _)| k.0 == i && stored.contains_key(*k))
+            .map(|(_, s)| s)
+            .collect();
+        mine.sort_by_key(|s| s.order);
+        let recent = mine[mine.len().saturating_sub(IDEMPOTENCY_WINDOW)..]
+            .first()
+            .map_or(0, |s| s.order);
+        let stored_unacked = oldest(world, i, |k, s| {
+            s.order >= recent && stored.contains_key(k) && !world.acked.contains_key(k)
         });
         if let Some(sent) = stored_unacked {
             let key = (i, sent.client_msg_id.to_string());

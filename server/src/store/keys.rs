@@ -53,14 +53,17 @@ pub(super) fn conversation(bytes: &[u8], tree: &'static str) -> Result<Conversat
     })
 }
 
-/// `d` + sender + client_msg_id: the position of the message it sent (idempotency).
-pub(super) fn dedup(sender: UserId, client_msg_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + client_msg_id.len());
-    k.push(b'd');
-    k.extend_from_slice(&sender.get().to_be_bytes());
-    k.extend_from_slice(client_msg_id.as_bytes());
+/// `s` + sender: the position of the newest message it sent (the head of its sender chain) as
+/// of the last snapshot.
+pub(super) fn sent_head(sender: UserId) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = b's';
+    k[1..].copy_from_slice(&sender.get().to_be_bytes());
     k
 }
+
+/// Prefix of every sender chain head.
+pub(super) const SENT_PREFIX: &[u8] = b"s";
 
 /// `c` + conversation + seq: the position of a checkpointed message.
 pub(super) fn checkpoint(conv: ConversationId, seq: Seq) -> [u8; 17] {
@@ -85,6 +88,9 @@ pub(super) const HEAD_PREFIX: &[u8] = b"h";
 /// The snapshot marker: where replay starts, and the next message id there.
 pub(super) const REPLAY_FROM: &[u8] = b"r";
 
+/// The message log's format version (u64 BE).
+pub(super) const FORMAT: &[u8] = b"v";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +102,6 @@ mod tests {
         let c2 = ConversationId::try_from(256).unwrap();
         assert!(checkpoint(c, Seq(u64::MAX)) < checkpoint(c2, Seq(1)));
         assert!(head(c).starts_with(HEAD_PREFIX));
+        assert!(sent_head(UserId::try_from(7).unwrap()).starts_with(SENT_PREFIX));
     }
 }

@@ -1,7 +1,15 @@
 //! The message log: messages in append-only segment files of our own ([`super::log`]); sled
-//! (checkpoints, snapshots of the heads) and fjall (the idempotency index) keep what is needed
-//! to find them, written after the records are durable and rebuilt from the log after a crash.
-use std::collections::HashMap;
+//! (checkpoints, snapshots of the heads) keeps what is needed to find them, written after the
+//! records are durable and rebuilt from the log after a crash.
+//!
+//! A record's body is `position of the sender's previous message (u64 LE, NO_POS for its
+//! first) | protobuf Message`: besides its conversation's chain, every message is on its
+//! sender's chain. Idempotency uses that chain: a send is a retry if its `client_msg_id`
+//! matches one of the sender's last [`IDEMPOTENCY_WINDOW`] messages. The windows of active
+//! senders are kept in memory (a hash of the client_msg_id and a position per send, within a
+//! fixed budget); a window not in memory is read back from the chain.
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
@@ -11,7 +19,9 @@ use parley_protocol::ids::{ConversationId, DeviceId, MessageId, Seq, UserId};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::keys::{self, checkpoint, dedup, pair, HEAD_PREFIX, REPLAY_FROM};
+use super::keys::{
+    self, checkpoint, pair, sent_head, FORMAT, HEAD_PREFIX, REPLAY_FROM, SENT_PREFIX,
+};
 use super::log::{self, push_end_mark, seal_record, Segments, HEADER, NO_POS};
 use super::{Result, Store, StoreError};
 
@@ -62,6 +72,16 @@ const SEGMENT_BYTES: u64 = 256 << 20;
 /// appended since the last one: it bounds the replay after a crash.
 const SNAPSHOT_BYTES: u64 = 16 << 20;
 
+/// How many of a sender's latest messages a retry is recognised against. A session has at most
+/// `max_inflight_sends` (at most this, see config.rs) unacknowledged sends, and the SDK re-sends
+/// those first, oldest first, after a reconnect.
+pub const IDEMPOTENCY_WINDOW: usize = 1024;
+/// Most sends held in memory in all senders' windows (16 bytes each); beyond it the windows
+/// used least recently are dropped, and read back from the log when their sender sends again.
+const WINDOW_BUDGET: usize = 1 << 21;
+/// Version of the log's record format (the sender chain in the body is version 2).
+const LOG_FORMAT: u64 = 2;
+
 /// The newest durable message of a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Head {
@@ -90,6 +110,12 @@ struct Writer {
     indexed_next_id: u64,
     /// Conversations whose head moved since the last snapshot.
     dirty: FxHashSet<ConversationId>,
+    /// Each sender's newest durable message (the head of its sender chain).
+    sent_heads: FxHashMap<UserId, u64>,
+    /// Senders whose chain head moved since the last snapshot.
+    dirty_senders: FxHashSet<UserId>,
+    /// Idempotency windows of recently active senders.
+    windows: Windows,
     since_snapshot: u64,
     /// A new segment starts once the current one is this large.
     segment_bytes: u64,
@@ -104,11 +130,91 @@ pub(super) struct MessageLog {
     writer: Mutex<Writer>,
 }
 
+/// One sender's latest sends: (hash of the client_msg_id, position), oldest first.
+#[derive(Debug)]
+struct Window {
+    sends: VecDeque<(u64, u64)>,
+    /// When it was last looked at (the writer's batch count).
+    used: u64,
+}
+
+/// The idempotency windows in memory.
+#[derive(Debug)]
+struct Windows {
+    by_sender: FxHashMap<UserId, Window>,
+    /// Sends held in all windows.
+    entries: usize,
+    /// Batches written so far (the clock for `Window::used`).
+    tick: u64,
+    /// Sends per window.
+    size: usize,
+    /// Most sends held in all windows.
+    budget: usize,
+}
+
+impl Windows {
+    fn new() -> Windows {
+        Windows {
+            by_sender: FxHashMap::default(),
+            entries: 0,
+            tick: 0,
+            size: IDEMPOTENCY_WINDOW,
+            budget: WINDOW_BUDGET,
+        }
+    }
+
+    /// Adds a durable send to its sender's window, if that window is in memory (one that is not
+    /// is read back from the log, this send included).
+    fn record(&mut self, sender: UserId, hash: u64, pos: u64) {
+        if let Some(w) = self.by_sender.get_mut(&sender) {
+            w.sends.push_back((hash, pos));
+            self.entries += 1;
+            if w.sends.len() > self.size {
+                w.sends.pop_front();
+                self.entries -= 1;
+            }
+        }
+    }
+
+    /// Drops the least recently used windows once the budget is exceeded, down to 3/4 of it.
+    fn trim(&mut self) {
+        if self.entries <= self.budget {
+            return;
+        }
+        let mut by_age: Vec<(u64, UserId)> =
+            self.by_sender.iter().map(|(s, w)| (w.used, *s)).collect();
+        by_age.sort_unstable();
+        for (_, sender) in by_age {
+            if self.entries <= self.budget / 4 * 3 {
+                break;
+            }
+            if let Some(w) = self.by_sender.remove(&sender) {
+                self.entries -= w.sends.len();
+            }
+        }
+    }
+}
+
+fn cmid_hash(client_msg_id: &str) -> u64 {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(client_msg_id.as_bytes());
+    h.finish()
+}
+
+/// Splits a stored body into the sender chain's previous position and the encoded message.
+fn split_body(body: &[u8]) -> Result<(u64, &[u8])> {
+    let (prev, msg) = body
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("record too short for a message"))?;
+    Ok((u64::from_le_bytes(*prev), msg))
+}
+
 /// A batch written to the log but not yet durable: hand it to [`Store::make_durable`].
 #[derive(Debug)]
 pub struct PendingBatch {
     index: sled::Batch,
-    dedup: Vec<(Vec<u8>, u64)>,
+    /// (sender, hash of the client_msg_id, position) of every new message.
+    sent: Vec<(UserId, u64, u64)>,
     heads: Vec<(ConversationId, Head)>,
     end: u64,
     next_id: u64,
@@ -127,12 +233,26 @@ fn decode_head(v: &[u8]) -> Result<Head> {
 impl MessageLog {
     /// Opens the segments under `dir` and brings the index in `idx` up to date with them: loads
     /// the last snapshot, then replays every record after it (cutting a torn tail).
-    pub(super) fn open(
-        dir: &Path,
-        idx: &sled::Tree,
-        index_db: &fjall::Keyspace,
-        dedup_index: &fjall::PartitionHandle,
-    ) -> Result<MessageLog> {
+    pub(super) fn open(dir: &Path, idx: &sled::Tree) -> Result<MessageLog> {
+        match idx.get(FORMAT)? {
+            Some(v) if keys::decode_u64(&v, "messages")? == LOG_FORMAT => {}
+            Some(v) => {
+                return Err(corrupt(format!(
+                    "message log format {}, this server reads format {LOG_FORMAT}",
+                    keys::decode_u64(&v, "messages")?
+                )))
+            }
+            None if idx.get(REPLAY_FROM)?.is_some() => {
+                return Err(corrupt(
+                    "this data directory holds an older message log format (an older Parley); \
+                     start with a new data directory",
+                ))
+            }
+            // Durable with the snapshot that opening takes.
+            None => {
+                idx.insert(FORMAT, &LOG_FORMAT.to_be_bytes())?;
+            }
+        }
         let segments = Segments::open(dir)?;
         let (from, mut next_id) = match idx.get(REPLAY_FROM)? {
             Some(v) => keys::decode_pair(&v, "messages")?,
@@ -144,12 +264,19 @@ impl MessageLog {
             let conv = keys::conversation(&k[1..], "messages")?;
             heads.insert(conv, decode_head(&v)?);
         }
+        let mut sent_heads = FxHashMap::default();
+        for kv in idx.scan_prefix(SENT_PREFIX) {
+            let (k, v) = kv?;
+            let sender = keys::user(&k[1..], "messages")?;
+            sent_heads.insert(sender, keys::decode_u64(&v, "messages")?);
+        }
         let mut index = sled::Batch::default();
-        let mut dedup = Vec::new();
         let mut dirty = FxHashSet::default();
+        let mut dirty_senders = FxHashSet::default();
         let mut replayed = 0u64;
         let end = segments.scan(from, |pos, record| {
-            let msg = Message::from_bytes(&record.body).map_err(corrupt)?;
+            let (prev_sent, body) = split_body(&record.body)?;
+            let msg = Message::from_bytes(body).map_err(corrupt)?;
             let head = heads.get(&msg.conversation).copied().unwrap_or(NO_HEAD);
             if Some(msg.seq.get()) != head.seq.get().checked_add(1) || record.prev != head.pos {
                 return Err(corrupt(format!(
@@ -157,9 +284,17 @@ impl MessageLog {
                     msg.conversation, msg.seq, head.seq
                 )));
             }
-            index_message(&mut index, &mut dedup, &msg, pos);
+            if prev_sent != sent_heads.get(&msg.sender).copied().unwrap_or(NO_POS) {
+                return Err(corrupt(format!(
+                    "message {} breaks the chain of sender {}",
+                    msg.id, msg.sender
+                )));
+            }
+            index_message(&mut index, &msg, pos);
             heads.insert(msg.conversation, Head { seq: msg.seq, pos });
             dirty.insert(msg.conversation);
+            sent_heads.insert(msg.sender, pos);
+            dirty_senders.insert(msg.sender);
             next_id = next_id.max(
                 msg.id
                     .get()
@@ -170,7 +305,6 @@ impl MessageLog {
             Ok(())
         })?;
         idx.apply_batch(index)?;
-        write_dedup(index_db, dedup_index, dedup)?;
         if replayed > 0 {
             tracing::info!(replayed, "message log replayed into the index");
         }
@@ -184,6 +318,9 @@ impl MessageLog {
             indexed: end,
             indexed_next_id: next_id,
             dirty,
+            sent_heads,
+            dirty_senders,
+            windows: Windows::new(),
             since_snapshot: 0,
             segment_bytes: SEGMENT_BYTES,
         };
@@ -209,39 +346,14 @@ impl MessageLog {
     }
 }
 
-/// The index entries of one message: its idempotency key and, every `CHECKPOINT` seqs, its
-/// position.
-fn index_message(
-    index: &mut sled::Batch,
-    dedup_keys: &mut Vec<(Vec<u8>, u64)>,
-    msg: &Message,
-    pos: u64,
-) {
-    dedup_keys.push((dedup(msg.sender, msg.client_msg_id.as_str()), pos));
+/// The index entries of one message: every `CHECKPOINT` seqs, its position.
+fn index_message(index: &mut sled::Batch, msg: &Message, pos: u64) {
     if msg.seq.get() % CHECKPOINT == 0 {
         index.insert(
             &checkpoint(msg.conversation, msg.seq)[..],
             &pos.to_be_bytes()[..],
         );
     }
-}
-
-/// Writes idempotency entries (not synced: [`Store::sync`] persists them before a snapshot,
-/// and a replay writes them again after a crash).
-fn write_dedup(
-    index_db: &fjall::Keyspace,
-    partition: &fjall::PartitionHandle,
-    entries: Vec<(Vec<u8>, u64)>,
-) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut batch = index_db.batch().durability(None);
-    for (key, pos) in entries {
-        batch.insert(partition, key, pos.to_be_bytes());
-    }
-    batch.commit()?;
-    Ok(())
 }
 
 impl Store {
@@ -255,10 +367,12 @@ impl Store {
         Ok(lock(&self.messages.writer).indexed_next_id)
     }
 
+    /// The message at `pos`, and the position of its sender's previous one.
     fn read_message(&self, pos: u64) -> Result<(Message, u64)> {
         let record = self.messages.segments.read(pos)?;
-        let msg = Message::from_bytes(&record.body).map_err(corrupt)?;
-        Ok((msg, record.prev))
+        let (prev_sent, body) = split_body(&record.body)?;
+        let msg = Message::from_bytes(body).map_err(corrupt)?;
+        Ok((msg, prev_sent))
     }
 
     /// Messages of `conv` with `after < seq <= upto`, oldest first: at most `limit` of them
@@ -304,11 +418,12 @@ impl Store {
         let mut out = Vec::with_capacity(newest_first.len());
         let mut bytes = 0;
         for body in newest_first.into_iter().rev() {
+            let (_, body) = split_body(&body)?;
             bytes += body.len();
             if bytes > max_bytes && !out.is_empty() {
                 break;
             }
-            let msg = Message::from_bytes(&body).map_err(corrupt)?;
+            let msg = Message::from_bytes(body).map_err(corrupt)?;
             if msg.conversation != conv || msg.seq.get() != after.get() + 1 + out.len() as u64 {
                 return Err(corrupt(format!(
                     "chain of {conv} led to {} seq {}",
@@ -320,15 +435,64 @@ impl Store {
         Ok(out)
     }
 
-    fn find_duplicate(&self, sender: UserId, client_msg_id: &str) -> Result<Option<Message>> {
-        let Some(v) = self.dedup.get(dedup(sender, client_msg_id))? else {
-            return Ok(None);
+    /// The message `sender` sent with `client_msg_id`, if it is among its last
+    /// [`IDEMPOTENCY_WINDOW`] messages. Loads the sender's window from the log if it is not in
+    /// memory.
+    fn find_duplicate(
+        &self,
+        w: &mut Writer,
+        sender: UserId,
+        client_msg_id: &str,
+    ) -> Result<Option<Message>> {
+        let tick = w.windows.tick;
+        let window = match w.windows.by_sender.entry(sender) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let head = w.sent_heads.get(&sender).copied().unwrap_or(NO_POS);
+                let sends = self.load_window(sender, head, w.windows.size)?;
+                w.windows.entries += sends.len();
+                e.insert(Window { sends, used: tick })
+            }
         };
-        let (msg, _) = self.read_message(keys::decode_u64(&v, "messages")?)?;
-        if msg.sender != sender || msg.client_msg_id.as_str() != client_msg_id {
-            return Err(corrupt("idempotency entry points at another message"));
+        window.used = tick;
+        let hash = cmid_hash(client_msg_id);
+        for &(h, pos) in window.sends.iter().rev() {
+            if h != hash {
+                continue;
+            }
+            let (msg, _) = self.read_message(pos)?;
+            if msg.sender != sender {
+                return Err(corrupt(
+                    "idempotency window points at another sender's message",
+                ));
+            }
+            if msg.client_msg_id.as_str() == client_msg_id {
+                return Ok(Some(msg));
+            }
         }
-        Ok(Some(msg))
+        Ok(None)
+    }
+
+    /// Reads a sender's window back from its chain: the last `size` messages from `head` on.
+    fn load_window(
+        &self,
+        sender: UserId,
+        mut pos: u64,
+        size: usize,
+    ) -> Result<VecDeque<(u64, u64)>> {
+        let mut sends = VecDeque::new();
+        while pos != NO_POS && sends.len() < size {
+            let (msg, prev_sent) = self.read_message(pos)?;
+            if msg.sender != sender {
+                return Err(corrupt(format!(
+                    "the chain of sender {sender} leads to a message of {}",
+                    msg.sender
+                )));
+            }
+            sends.push_front((cmid_hash(msg.client_msg_id.as_str()), pos));
+            pos = prev_sent;
+        }
+        Ok(sends)
     }
 
     /// Assigns seqs and ids to a batch and appends it to the log (not yet durable: pass the
@@ -354,8 +518,10 @@ impl Store {
         w.buf.clear();
         let mut in_batch: HashMap<(UserId, &str), usize> = HashMap::new();
         let mut batch_heads: FxHashMap<ConversationId, Head> = FxHashMap::default();
+        w.windows.tick += 1;
+        let mut batch_sent: FxHashMap<UserId, u64> = FxHashMap::default();
         let mut index = sled::Batch::default();
-        let mut dedup_keys = Vec::with_capacity(items.len());
+        let mut sent = Vec::with_capacity(items.len());
         let mut out: Vec<std::result::Result<Committed, IdReused>> =
             Vec::with_capacity(items.len());
         // Ids count only once the batch is written.
@@ -369,7 +535,7 @@ impl Store {
                     Ok(c) => Some(c.message.clone()),
                     Err(e) => return Err(corrupt(format!("batch dedup chain: {e}"))),
                 },
-                None => self.find_duplicate(item.sender, cmid)?,
+                None => self.find_duplicate(w, item.sender, cmid)?,
             };
             if let Some(original) = earlier {
                 out.push(if original.conversation == req.conversation {
@@ -408,13 +574,20 @@ impl Store {
                 reply_to: req.reply_to,
                 mentions: req.mentions.clone(),
             };
+            let prev_sent = match batch_sent.get(&item.sender) {
+                Some(&p) => p,
+                None => w.sent_heads.get(&item.sender).copied().unwrap_or(NO_POS),
+            };
             let at = w.buf.len();
             w.buf.resize(at + HEADER, 0);
+            w.buf.extend_from_slice(&prev_sent.to_le_bytes());
             msg.encode_into(&mut w.buf);
             seal_record(&mut w.buf, at, prev.pos);
             let pos = log::pos(w.segment, w.end + at as u64);
-            index_message(&mut index, &mut dedup_keys, &msg, pos);
+            index_message(&mut index, &msg, pos);
             batch_heads.insert(req.conversation, Head { seq, pos });
+            batch_sent.insert(item.sender, pos);
+            sent.push((item.sender, cmid_hash(cmid), pos));
             in_batch.insert((item.sender, cmid), i);
             out.push(Ok(Committed {
                 message: msg,
@@ -441,7 +614,7 @@ impl Store {
         w.next_id = next_id;
         let pending = PendingBatch {
             index,
-            dedup: dedup_keys,
+            sent,
             heads: batch_heads.into_iter().collect(),
             end: log::pos(w.segment, w.end),
             next_id,
@@ -458,7 +631,12 @@ impl Store {
             let mut w = lock(&self.messages.writer);
             w.file.sync_data()?;
             self.idx.apply_batch(pending.index)?;
-            write_dedup(&self.index_db, &self.dedup, pending.dedup)?;
+            for (sender, hash, pos) in pending.sent {
+                w.sent_heads.insert(sender, pos);
+                w.dirty_senders.insert(sender);
+                w.windows.record(sender, hash, pos);
+            }
+            w.windows.trim();
             let mut heads = self
                 .messages
                 .heads
@@ -503,9 +681,14 @@ impl Store {
                 batch.insert(&keys::head(*conv)[..], &pair(head.seq.get(), head.pos)[..]);
             }
         }
+        for sender in &w.dirty_senders {
+            let pos = w.sent_heads.get(sender).copied().unwrap_or(NO_POS);
+            batch.insert(&sent_head(*sender)[..], &pos.to_be_bytes()[..]);
+        }
         batch.insert(REPLAY_FROM, &pair(w.indexed, w.indexed_next_id)[..]);
         self.idx.apply_batch(batch)?;
         w.dirty.clear();
+        w.dirty_senders.clear();
         w.since_snapshot = 0;
         Ok(())
     }
@@ -664,10 +847,8 @@ mod tests {
         let (dir, store) = temp_store();
         commit(&store, &[item(1, 10, "first")], 1); // takes a snapshot
         commit(&store, &[item(1, 10, "second"), item(2, 10, "third")], 2);
-        // A crash before sled wrote the newer index entries: they are lost, the log is not.
-        for k in [dedup(uid(1), "second"), dedup(uid(2), "third")] {
-            store.dedup.remove(k).unwrap();
-        }
+        // A crash before a snapshot: the idempotency windows (memory) and the newer heads and
+        // sender chain heads are lost, the log is not.
         let segment = store.messages.segments.file(0).unwrap();
         let end = segment.metadata().unwrap().len();
         close(store);
@@ -689,7 +870,7 @@ mod tests {
         );
         assert!(
             out[0].as_ref().unwrap().duplicate,
-            "rebuilt idempotency entry"
+            "a retry after the crash is recognised"
         );
         assert_eq!(out[1].as_ref().unwrap().message.seq, Seq(2));
         assert_eq!(out[2].as_ref().unwrap().message.seq, Seq(4));
@@ -699,15 +880,93 @@ mod tests {
         assert_eq!(seqs(&page), vec![1, 2, 3, 4]);
     }
 
+    #[test]
+    fn retries_are_recognised_within_the_senders_window() {
+        let (dir, store) = temp_store();
+        lock(&store.messages.writer).windows.size = 4;
+        lock(&store.messages.writer).segment_bytes = 128;
+        // Sender 1 sends m0..m5 one batch at a time (several segments), sender 2 in between.
+        for n in 0..6 {
+            commit(&store, &[item(1, 10 + n % 2, &format!("m{n}"))], 1);
+            commit(&store, &[item(2, 10, &format!("m{n}"))], 1);
+        }
+        assert!(store.messages.segments.last() > 2, "the log rolled over");
+        let check = |store: &Store| {
+            // m2..m5 are the last four: retries; m0 and m1 have left the window.
+            let out = commit(store, &[item(1, 11, "m5"), item(1, 10, "m2")], 2);
+            assert!(out.iter().all(|o| o.as_ref().unwrap().duplicate));
+            assert_eq!(out[0].as_ref().unwrap().message.seq, Seq(3));
+            assert_eq!(out[1].as_ref().unwrap().message.seq, Seq(4));
+            // Reusing m3's id for another conversation is refused while m3 is in the window.
+            let out = commit(store, &[item(1, 12, "m3")], 2);
+            assert_eq!(out[0].as_ref().unwrap_err().0, conv(11));
+        };
+        check(&store);
+        // Cold: the windows are read back along the sender chains.
+        lock(&store.messages.writer).windows = Windows::new();
+        lock(&store.messages.writer).windows.size = 4;
+        check(&store);
+        // And after a restart without a snapshot (a replay) and with one.
+        close(store);
+        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        lock(&store.messages.writer).windows.size = 4;
+        check(&store);
+        store.sync().unwrap();
+        close(store);
+        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        lock(&store.messages.writer).windows.size = 4;
+        check(&store);
+        // Outside the window a client_msg_id counts as new.
+        assert_eq!(store.head(conv(10)).unwrap(), Seq(9));
+        let out = commit(&store, &[item(1, 10, "m0")], 3);
+        assert!(!out[0].as_ref().unwrap().duplicate);
+        assert_eq!(out[0].as_ref().unwrap().message.seq, Seq(10));
+        // Sender 2's window is its own.
+        let out = commit(&store, &[item(2, 10, "m5"), item(2, 10, "m1")], 3);
+        assert!(out[0].as_ref().unwrap().duplicate);
+        assert!(!out[1].as_ref().unwrap().duplicate);
+    }
+
+    #[test]
+    fn windows_stay_within_their_budget_and_reload() {
+        let (_dir, store) = temp_store();
+        lock(&store.messages.writer).windows.budget = 8;
+        for round in 0..3 {
+            let batch: Vec<_> = (1..=6)
+                .map(|sender| item(sender, 100 + sender, &format!("r{round}")))
+                .collect();
+            commit(&store, &batch, 1);
+            let w = lock(&store.messages.writer);
+            assert!(w.windows.entries <= 8, "{} entries", w.windows.entries);
+            let held: usize = w.windows.by_sender.values().map(|w| w.sends.len()).sum();
+            assert_eq!(held, w.windows.entries);
+        }
+        // Every sender's sends are still recognised, evicted windows read back from the log.
+        let batch: Vec<_> = (1..=6)
+            .flat_map(|sender| (0..3).map(move |r| item(sender, 100 + sender, &format!("r{r}"))))
+            .collect();
+        let out = commit(&store, &batch, 2);
+        assert!(out.iter().all(|o| o.as_ref().unwrap().duplicate));
+    }
+
+    #[test]
+    fn an_older_log_format_is_refused() {
+        let (dir, store) = temp_store();
+        commit(&store, &[item(1, 10, "a")], 1);
+        store.idx.remove(FORMAT).unwrap();
+        close(store);
+        let err = Store::open(dir.path(), 8 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("older message log format"),
+            "{err}"
+        );
+    }
+
     /// Drops the store like a crash after sled's last background flush: no snapshot, so the
     /// next open replays the log. (The flush also means no sled IO is still in flight, which
     /// would hold sled's file lock for a moment after the drop.)
     fn close(store: Store) {
         store.db.flush().unwrap();
         drop(store);
-    }
-
-    fn uid(n: u64) -> UserId {
-        UserId::try_from(n).unwrap()
     }
 }

@@ -17,28 +17,28 @@
 //! | `msgidx`    | `c` conversation id, seq (every 64th) | message position (u64 BE)      |
 //! |             | `h` conversation id                   | head seq, position (snapshot)  |
 //! |             | `r`                                   | replay position, next msg id   |
+//! |             | `s` sender id                         | position of its newest message |
+//! |             | `v`                                   | message log format (u64 BE)    |
 //! | `cursors`   | user id, conversation id              | delivered seq, read seq        |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
-//! The idempotency index, one entry per message ever sent, is not a sled tree: it is the
-//! `dedup` partition of a [fjall](https://docs.rs/fjall) LSM tree under `msgidx/` (key `d`
-//! sender id, client_msg_id; value the message's position). sled kept every entry of it in
-//! memory (~156 bytes of heap per message, measured with heaptrack; docs/BENCHMARKS.md
-//! section 4); fjall's memory is bounded by its block cache and write buffers.
-//!
 //! Messages themselves are not in sled: they are records in append-only segment files under
-//! `messages/` ([`log`]), each pointing at the previous message of its conversation. `msgidx`
-//! and the idempotency index are derived from those files: it is written after the records are durable and, after a crash,
-//! rebuilt by replaying the log from the last snapshot, so the files are the only truth and a
-//! message can never exist without its idempotency entry.
+//! `messages/` ([`log`]), each pointing at the previous message of its conversation and at the
+//! previous message of its sender. `msgidx` is derived from those files: it is written after
+//! the records are durable and, after a crash, rebuilt by replaying the log from the last
+//! snapshot, so the files are the only truth.
+//!
+//! There is no index of every message ever sent: idempotency checks a send against its sender's
+//! last [`IDEMPOTENCY_WINDOW`] messages, kept in memory for active senders and read back along
+//! the sender's chain otherwise ([`messages`]; docs/durability.md says why).
 //!
 //! # Durability
 //!
 //! A message is durable once its segment is `fdatasync`ed ([`Store::make_durable`]): one write
 //! and one fdatasync per batch; the index writes that follow are not synced (no sled flush on
 //! the way to an ack). [`Store::sync`] makes every earlier write of any kind durable: the log as
-//! above, fjall's journal, then sled's `flush` and an `fdatasync` of sled's file through a
+//! above, then sled's `flush` and an `fdatasync` of sled's file through a
 //! handle of our own, so the guarantee does not depend on what a given sled version does inside
 //! `flush`. See `docs/durability.md`.
 
@@ -55,7 +55,7 @@ use std::path::{Path, PathBuf};
 pub use accounts::{DeviceTokens, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, MemberRecord, Role};
 pub use cursors::Cursors;
-pub use messages::{CommitItem, Committed, IdReused, PendingBatch};
+pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +63,6 @@ pub enum StoreError {
     /// The engine failed.
     #[error("storage engine: {0}")]
     Engine(#[from] sled::Error),
-    /// The idempotency index's engine failed.
-    #[error("idempotency index: {0}")]
-    Index(#[from] fjall::Error),
     /// A transaction failed.
     #[error("storage transaction: {0}")]
     Transaction(String),
@@ -84,13 +81,6 @@ pub enum StoreError {
 
 pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Block cache of the idempotency index.
-const INDEX_CACHE_BYTES: u64 = 16 << 20;
-/// Memory for not-yet-flushed writes to it, in all.
-const INDEX_WRITE_BUFFER_BYTES: u64 = 32 << 20;
-/// One memtable of it.
-const INDEX_MEMTABLE_BYTES: u32 = 8 << 20;
-
 /// The opened store.
 #[derive(Clone)]
 pub struct Store {
@@ -104,8 +94,6 @@ pub struct Store {
     members: sled::Tree,
     user_convs: sled::Tree,
     idx: sled::Tree,
-    index_db: fjall::Keyspace,
-    dedup: fjall::PartitionHandle,
     cursors: sled::Tree,
     messages: std::sync::Arc<messages::MessageLog>,
     db_file: std::sync::Arc<File>,
@@ -163,17 +151,15 @@ impl Store {
                     .into(),
             });
         }
-        let index_dir = dir.join("msgidx");
-        std::fs::create_dir_all(&index_dir)?;
-        let index_db = fjall::Config::new(&index_dir)
-            .cache_size(INDEX_CACHE_BYTES)
-            .max_write_buffer_size(INDEX_WRITE_BUFFER_BYTES)
-            .open()?;
-        let dedup = index_db.open_partition(
-            "dedup",
-            fjall::PartitionCreateOptions::default().max_memtable_size(INDEX_MEMTABLE_BYTES),
-        )?;
-        let messages = messages::MessageLog::open(&dir.join("messages"), &idx, &index_db, &dedup)?;
+        if dir.join("msgidx").exists() {
+            return Err(StoreError::Corrupt {
+                tree: "msgidx",
+                detail: "this data directory keeps an idempotency index in fjall (an older \
+                         Parley); start with a new data directory"
+                    .into(),
+            });
+        }
+        let messages = messages::MessageLog::open(&dir.join("messages"), &idx)?;
         let store = Store {
             accounts: db.open_tree("accounts")?,
             users: db.open_tree("users")?,
@@ -184,8 +170,6 @@ impl Store {
             members: db.open_tree("members")?,
             user_convs: db.open_tree("user_convs")?,
             idx,
-            index_db,
-            dedup,
             cursors: db.open_tree("cursors")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
@@ -208,7 +192,6 @@ impl Store {
     /// its file).
     pub fn sync(&self) -> Result<()> {
         self.sync_log(|| {
-            self.index_db.persist(fjall::PersistMode::SyncAll)?;
             self.db.flush()?;
             self.db_file.sync_data()?;
             Ok(())
@@ -222,7 +205,7 @@ impl Store {
 
     /// Size of the store on disk in bytes.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0) + self.messages.size() + self.index_db.disk_space()
+        self.db.size_on_disk().unwrap_or(0) + self.messages.size()
     }
 }
 
