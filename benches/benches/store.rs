@@ -2,6 +2,9 @@
 //! and one fdatasync of the message log, then the index update), exactly what the committer
 //! thread does per batch. The throughput is durable messages per second. The `with_sync` group
 //! adds a full `sync` (sled flush and fdatasync too), what a batch carrying a barrier costs.
+//! `store_idempotency_window` is one durable send of a sender with a full window (1,024
+//! earlier messages): `warm` with its window in memory, `cold` with it read back along the
+//! sender's chain in the log first (the first send of each sender after a restart).
 #![allow(missing_docs)] // criterion macros generate undocumented items
 
 use std::time::Duration;
@@ -76,9 +79,61 @@ fn group_commit(c: &mut Criterion, full_sync: bool) {
     group.finish();
 }
 
+fn idempotency_window(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store_idempotency_window");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path(), 64 << 20).expect("open store");
+    // One sender, 1,024 messages before the measured ones, in batches spread over conversations
+    // like the other senders' traffic would be.
+    let one_sender = |start: u64, n: usize| -> Vec<CommitItem> {
+        let mut batch = items(start, n);
+        for item in &mut batch {
+            item.sender = UserId::try_from(1).expect("non-zero");
+        }
+        batch
+    };
+    let mut counter = 0u64;
+    for _ in 0..8 {
+        let (_, pending) = store
+            .commit_batch(&one_sender(counter, 128), 1_763_700_000_000)
+            .expect("commit");
+        store.make_durable(pending).expect("durable");
+        counter += 128;
+    }
+    for cold in [false, true] {
+        let name = if cold { "cold" } else { "warm" };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let item = one_sender(counter, 1);
+                    counter += 1;
+                    if cold {
+                        store.forget_idempotency_windows();
+                    }
+                    let t = Instant::now();
+                    let (out, pending) = store
+                        .commit_batch(&item, 1_763_700_000_000)
+                        .expect("commit");
+                    store.make_durable(pending).expect("durable");
+                    total += t.elapsed();
+                    debug_assert!(out[0].as_ref().is_ok_and(|c| !c.duplicate));
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 fn store(c: &mut Criterion) {
     group_commit(c, false);
     group_commit(c, true);
+    idempotency_window(c);
 }
 
 criterion_group!(benches, store);

@@ -2,7 +2,8 @@
 //!
 //! A record is `body length (u32 LE) | crc32 of the next two fields (u32 LE) | position of the
 //! previous message of the same conversation (u64 LE, `NO_POS` for its first) | body` where the
-//! body is the stored message (protobuf `Message`). A position is `segment << 32 | offset`.
+//! body is what [`super::messages`] stores: the position of the sender's previous message
+//! (u64 LE) and the message (protobuf `Message`). A position is `segment << 32 | offset`.
 //! Every batch (one `pwrite`) ends with an *end mark*: a record with an empty body whose
 //! position field is the position of the batch's first record. Segments are
 //! `messages/NNNNNNNN.log`, numbered from 0; a new one starts once the current one passes the
@@ -98,7 +99,7 @@ pub(super) fn seal_record(buf: &mut [u8], at: usize, prev: u64) {
 pub(super) struct Record {
     /// Position of the previous message of the same conversation.
     pub prev: u64,
-    /// The stored message.
+    /// What the message log stored (see the module docs).
     pub body: Vec<u8>,
 }
 
