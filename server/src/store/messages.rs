@@ -949,7 +949,11 @@ mod tests {
                 .collect();
             commit(&store, &batch, 1);
             let w = lock(&store.messages.writer);
-            assert!(w.windows.entries <= w.windows.budget, "{}", w.windows.entries);
+            assert!(
+                w.windows.entries <= w.windows.budget,
+                "{}",
+                w.windows.entries
+            );
             assert!(w.windows.by_sender.len() < 6, "some windows were dropped");
             let held: usize = w
                 .windows
