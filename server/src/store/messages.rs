@@ -171,12 +171,13 @@ impl Windows {
     /// is read back from the log, this send included).
     fn record(&mut self, sender: UserId, hash: u64, pos: u64) {
         if let Some(w) = self.by_sender.get_mut(&sender) {
-            w.sends.push_back((hash, pos));
-            self.entries += 1;
-            if w.sends.len() > self.size {
+            // Make room first, so a full window's buffer never grows past `size`.
+            if w.sends.len() >= self.size {
                 w.sends.pop_front();
                 self.entries -= 1;
             }
+            w.sends.push_back((hash, pos));
+            self.entries += 1;
         }
     }
 
