@@ -6,7 +6,7 @@
 //! messages to the fan-out. Being the only writer is what makes per-conversation seqs gapless
 //! without locks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parley_protocol::frames::{Message, SendAck};
@@ -67,9 +67,9 @@ pub struct CommitStats {
     pub write_us: AtomicU64,
     /// Microseconds spent making them durable (log fdatasync, then the index update).
     pub sync_us: AtomicU64,
-    /// Full syncs of the store (periodic snapshots and barriers).
+    /// Full syncs of the store (periodic snapshots, on their own thread, and barriers).
     pub full_syncs: AtomicU64,
-    /// Microseconds the committer spent in full syncs.
+    /// Microseconds spent in full syncs.
     pub full_sync_us: AtomicU64,
     /// Longest full sync, in microseconds.
     pub full_sync_us_max: AtomicU64,
@@ -126,7 +126,11 @@ impl Committer {
         let thread_stats = stats.clone();
         let thread = std::thread::Builder::new()
             .name("committer".into())
-            .spawn(move || run(store, rx, max_batch, fanout, &thread_stats))?;
+            .spawn(move || {
+                let snapshots = Snapshots::spawn(store.clone(), thread_stats.clone());
+                run(store, rx, max_batch, fanout, &thread_stats, &snapshots);
+                snapshots.stop();
+            })?;
         Ok((Committer { tx, stats }, thread))
     }
 
@@ -165,12 +169,71 @@ impl Committer {
     }
 }
 
+/// The periodic snapshot ([`Store::sync`]: sled's flush and fdatasync, then the snapshot
+/// entries) runs on a thread of its own, so the committer keeps committing meanwhile.
+struct Snapshots {
+    tx: Option<std::sync::mpsc::SyncSender<()>>,
+    failed: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Snapshots {
+    fn spawn(store: Store, stats: Arc<CommitStats>) -> Snapshots {
+        // One request waiting at most: requests while one runs fold into it.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("snapshots".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    if let Err(e) = stats.full_sync(&store) {
+                        tracing::error!(error = %e, "snapshot failed; refusing further sends");
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        let (tx, thread) = match thread {
+            Ok(t) => (Some(tx), Some(t)),
+            Err(e) => {
+                // Without the thread, snapshots are taken on the committer's (see `request`).
+                tracing::warn!(error = %e, "no snapshot thread; the committer takes them");
+                (None, None)
+            }
+        };
+        Snapshots { tx, failed, thread }
+    }
+
+    /// Asks for a snapshot (a no-op if one is already waiting). False if one has failed.
+    fn request(&self, store: &Store, stats: &CommitStats) -> bool {
+        if self.failed.load(Ordering::SeqCst) {
+            return false;
+        }
+        match &self.tx {
+            Some(tx) => {
+                let _ = tx.try_send(());
+                true
+            }
+            None => stats.full_sync(store).is_ok(),
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn run(
     store: Store,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     fanout: mpsc::Sender<CommittedBatch>,
     stats: &CommitStats,
+    snapshots: &Snapshots,
 ) {
     let mut failed = false;
     let mut batch: Vec<CommitRequest> = Vec::with_capacity(max_batch);
@@ -192,6 +255,9 @@ fn run(
                 }
                 Err(_) => break,
             }
+        }
+        if !failed && snapshots.failed.load(Ordering::SeqCst) {
+            failed = true;
         }
         if failed {
             // After a failed fsync the state of the file is unknown: acknowledge nothing more.
@@ -245,12 +311,9 @@ fn run(
                 {
                     tracing::debug!("fan-out stopped; pushes skipped (clients catch up by sync)");
                 }
-                // The periodic snapshot comes after the answers: it is not on any ack's path.
-                if !failed && store.snapshot_due() {
-                    if let Err(e) = stats.full_sync(&store) {
-                        tracing::error!(error = %e, "snapshot failed; refusing further sends");
-                        failed = true;
-                    }
+                // The periodic snapshot runs beside the committer: on no ack's path.
+                if !failed && store.snapshot_due() && !snapshots.request(&store, stats) {
+                    failed = true;
                 }
             }
             Err(e) => {

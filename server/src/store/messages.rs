@@ -132,6 +132,8 @@ pub(super) struct MessageLog {
     segments: Segments,
     heads: RwLock<FxHashMap<ConversationId, Head>>,
     writer: Mutex<Writer>,
+    /// Held for the whole of a snapshot, so they run one at a time.
+    snapshot: Mutex<()>,
 }
 
 /// One sender's latest sends: (hash of the client_msg_id, position), oldest first.
@@ -333,6 +335,7 @@ impl MessageLog {
             segments,
             heads: RwLock::new(heads),
             writer: Mutex::new(writer),
+            snapshot: Mutex::new(()),
         })
     }
 
@@ -667,23 +670,28 @@ impl Store {
         w.windows.entries = 0;
     }
 
-    /// True once enough has been appended since the last snapshot that the committer should
-    /// take one ([`Store::sync`]) after answering its current batch: it bounds the replay after
-    /// a crash to about `SNAPSHOT_BYTES` of log.
+    /// True once enough has been appended since the last snapshot that one should be taken
+    /// ([`Store::sync`], off the committer's thread): it bounds the replay after a crash to about
+    /// `SNAPSHOT_BYTES` of log.
     pub fn snapshot_due(&self) -> bool {
         lock(&self.messages.writer).since_snapshot >= SNAPSHOT_BYTES
     }
 
-    /// Part of [`Store::sync`]: makes the log durable and, once sled's own flush has made every
-    /// index entry so far durable, records a snapshot (replay position, next id, moved heads).
-    /// The snapshot itself becomes durable with the next flush; until then the previous one is
-    /// where a replay starts, which is only longer, never wrong.
+    /// Part of [`Store::sync`]: makes the log durable and, once sled's own flush (`flush_index`)
+    /// has made every index entry so far durable, records a snapshot (replay position, next id,
+    /// moved heads). The snapshot itself becomes durable with the next flush; until then the
+    /// previous one is where a replay starts, which is only longer, never wrong.
+    ///
+    /// The writer is locked only to capture what the snapshot records, not across the flushes,
+    /// so the committer keeps committing meanwhile. Snapshots run one at a time.
     pub(super) fn sync_log(&self, flush_index: impl FnOnce() -> Result<()>) -> Result<()> {
-        let mut w = lock(&self.messages.writer);
-        w.file.sync_data()?;
-        flush_index()?;
+        let _one_at_a_time = lock(&self.messages.snapshot);
         let mut batch = sled::Batch::default();
-        {
+        let (file, dirty, dirty_senders) = {
+            let mut w = lock(&self.messages.writer);
+            let w = &mut *w;
+            // Heads as of `indexed`: make_durable publishes heads and moves `indexed` under
+            // this lock, so they are consistent with the replay position recorded here.
             let heads = self
                 .messages
                 .heads
@@ -693,17 +701,31 @@ impl Store {
                 let head = heads.get(conv).copied().unwrap_or(NO_HEAD);
                 batch.insert(&keys::head(*conv)[..], &pair(head.seq.get(), head.pos)[..]);
             }
+            for sender in &w.dirty_senders {
+                let pos = w.sent_heads.get(sender).copied().unwrap_or(NO_POS);
+                batch.insert(&sent_head(*sender)[..], &pos.to_be_bytes()[..]);
+            }
+            batch.insert(REPLAY_FROM, &pair(w.indexed, w.indexed_next_id)[..]);
+            w.since_snapshot = 0;
+            (
+                w.file.clone(),
+                std::mem::take(&mut w.dirty),
+                std::mem::take(&mut w.dirty_senders),
+            )
+        };
+        let written = (|| {
+            file.sync_data()?;
+            flush_index()?;
+            self.idx.apply_batch(batch)?;
+            Ok(())
+        })();
+        if written.is_err() {
+            // Not recorded: these heads must go into the next snapshot.
+            let mut w = lock(&self.messages.writer);
+            w.dirty.extend(dirty);
+            w.dirty_senders.extend(dirty_senders);
         }
-        for sender in &w.dirty_senders {
-            let pos = w.sent_heads.get(sender).copied().unwrap_or(NO_POS);
-            batch.insert(&sent_head(*sender)[..], &pos.to_be_bytes()[..]);
-        }
-        batch.insert(REPLAY_FROM, &pair(w.indexed, w.indexed_next_id)[..]);
-        self.idx.apply_batch(batch)?;
-        w.dirty.clear();
-        w.dirty_senders.clear();
-        w.since_snapshot = 0;
-        Ok(())
+        written
     }
 }
 
@@ -970,6 +992,52 @@ mod tests {
             .collect();
         let out = commit(&store, &batch, 2);
         assert!(out.iter().all(|o| o.as_ref().unwrap().duplicate));
+    }
+
+    #[test]
+    fn a_snapshot_records_one_point_while_the_committer_goes_on() {
+        let (dir, store) = temp_store();
+        commit(&store, &[item(1, 10, "a"), item(2, 11, "b")], 1);
+        // The committer commits while the snapshot flushes (the writer is not locked then).
+        store
+            .sync_log(|| {
+                commit(&store, &[item(1, 10, "c"), item(3, 12, "d")], 2);
+                store.db.flush()?;
+                Ok(())
+            })
+            .unwrap();
+        commit(&store, &[item(1, 11, "e")], 3);
+        close(store);
+        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        for (c, seq) in [(10, 2), (11, 2), (12, 1)] {
+            assert_eq!(store.head(conv(c)).unwrap(), Seq(seq), "conversation {c}");
+        }
+        let out = commit(
+            &store,
+            &[item(1, 10, "c"), item(1, 10, "a"), item(1, 10, "f")],
+            4,
+        );
+        assert!(out[0].as_ref().unwrap().duplicate && out[1].as_ref().unwrap().duplicate);
+        assert_eq!(out[2].as_ref().unwrap().message.seq, Seq(3));
+    }
+
+    #[test]
+    fn a_failed_snapshot_leaves_its_heads_to_the_next() {
+        let (dir, store) = temp_store();
+        commit(&store, &[item(1, 10, "a")], 1);
+        let failed = store.sync_log(|| Err(corrupt("flush failed (test)")));
+        assert!(failed.is_err());
+        commit(&store, &[item(2, 11, "b")], 2);
+        store.sync().unwrap();
+        // A crash after the second snapshot: the replay starts after both messages, so
+        // conversation 10's head must be in that snapshot.
+        close(store);
+        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(store.head(conv(10)).unwrap(), Seq(1));
+        assert_eq!(store.head(conv(11)).unwrap(), Seq(1));
+        let out = commit(&store, &[item(1, 10, "a"), item(1, 10, "c")], 3);
+        assert!(out[0].as_ref().unwrap().duplicate);
+        assert_eq!(out[1].as_ref().unwrap().message.seq, Seq(2));
     }
 
     #[test]
