@@ -17,6 +17,11 @@ use serde::Serialize;
 pub struct Stats {
     /// Sessions logged in right now.
     pub sessions_online: u64,
+    /// Of those, sessions asleep (no task, socket out of the runtime's reactor) until a frame,
+    /// a push or their heartbeat deadline wakes them.
+    pub sessions_asleep: u64,
+    /// Times a sleeping session was woken since start.
+    pub session_wakes_total: u64,
     /// Users with at least one session.
     pub users_online: u64,
     /// Connections accepted since start.

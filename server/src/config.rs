@@ -100,6 +100,11 @@ pub struct HeartbeatSettings {
     /// Time to complete TLS/QUIC handshakes and log in.
     #[serde(with = "humantime_serde")]
     pub login_timeout: Duration,
+    /// A logged-in TCP or TLS session with nothing to do this long goes to sleep: it gives up
+    /// its task and its socket's registration with the runtime until a frame, a push or its
+    /// heartbeat deadline wakes it (idle memory per connection; 0 = never).
+    #[serde(with = "humantime_serde")]
+    pub park_after: Duration,
 }
 
 /// Token lifetimes.
@@ -178,6 +183,7 @@ impl Default for HeartbeatSettings {
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(90),
             login_timeout: Duration::from_secs(10),
+            park_after: Duration::from_secs(1),
         }
     }
 }
@@ -311,6 +317,12 @@ impl Config {
                 http: any,
             },
             store: StoreConfig { cache_mib: 16 },
+            // Sessions sleep between almost any two requests, so every test that talks to a
+            // server also exercises sleeping and waking.
+            heartbeat: HeartbeatSettings {
+                park_after: Duration::from_millis(20),
+                ..HeartbeatSettings::default()
+            },
             ..Config::default()
         }
     }

@@ -90,6 +90,13 @@ impl Link {
         self.replaced.load(Ordering::Acquire)
     }
 
+    /// Makes `waker` the one that pushes and replacement wake (a sleeping session's); true if
+    /// something is already waiting, which would have woken the previous waker instead.
+    pub fn watch(&self, waker: &std::task::Waker) -> bool {
+        self.waker.register(waker);
+        self.is_replaced() || !self.queue().is_empty()
+    }
+
     /// Waits until the session is replaced or frames are queued; then appends at most `max`
     /// queued frames to `out`. Cancel-safe: frames leave the queue only in the poll that
     /// returns them.

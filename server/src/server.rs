@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::commit::Committer;
 use crate::config::{Config, ConfigError};
 use crate::core::Core;
+use crate::session::ParkingLot;
 use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
 use crate::transport::{serve_quic, serve_tcp, Shared};
@@ -214,11 +215,13 @@ impl Server {
             ..
         } = self;
         let tracker = TaskTracker::new();
+        let lot = ParkingLot::start(tracker.clone(), tokio::runtime::Handle::current())?;
         let shared = Shared {
             core: core.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             permits: Arc::new(Semaphore::new(core.config().limits.max_connections)),
+            lot: lot.clone(),
         };
         let fanout = tokio::spawn(core.clone().run_fanout(fanout_rx));
         let listeners = TaskTracker::new();
@@ -233,6 +236,7 @@ impl Server {
         }
         let backend: Arc<dyn parley_admin_http::Backend> = Arc::new(StatsBackend {
             core: core.clone(),
+            lot: lot.clone(),
             started,
         });
         for l in http_listeners {
@@ -252,6 +256,8 @@ impl Server {
         shutdown.cancelled().await;
         tracing::info!("shutting down: draining sessions");
         listeners.wait().await;
+        // Sleeping sessions wake, see the shutdown and say GoAway like the others.
+        lot.stop();
         tracker.close();
         let drain = core.config().drain_timeout;
         if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
@@ -277,6 +283,7 @@ impl Server {
 
 struct StatsBackend {
     core: Arc<Core>,
+    lot: ParkingLot,
     started: tokio::time::Instant,
 }
 
@@ -287,6 +294,8 @@ impl parley_admin_http::Backend for StatsBackend {
         let commits = c.committer.stats();
         parley_admin_http::Stats {
             sessions_online: hub.session_count() as u64,
+            sessions_asleep: self.lot.asleep() as u64,
+            session_wakes_total: self.lot.wakes(),
             users_online: hub.user_count() as u64,
             connections_total: c.stats.connections.load(Ordering::Relaxed),
             logins_total: c.stats.logins.load(Ordering::Relaxed),

@@ -1,5 +1,7 @@
 //! Connection lifecycle: idle connections are reaped, shutdown says GoAway, and a consumer too
 //! slow for its push queue is told to sync and loses nothing. Each over TLS-TCP and QUIC.
+//! Idle TCP and TLS sessions sleep without a task and wake for frames, pushes, their heartbeat
+//! deadline and shutdown.
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
 mod common;
@@ -152,3 +154,116 @@ both_transports!(
     slow_consumer,
     slow_consumer_is_told_to_sync_and_loses_nothing
 );
+
+/// Waits until the server reports `n` sessions asleep.
+async fn until_asleep(s: &TestServer, n: u64) {
+    tokio::time::timeout(common::WAIT, async {
+        while common::stat(s, "sessions_asleep").await != n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} sessions asleep in time"));
+}
+
+async fn sleeping_sessions_wake_for_everything(t: Transport) {
+    let s = TestServer::start_with(|c| {
+        c.heartbeat.interval = INTERVAL;
+        c.heartbeat.timeout = Duration::from_millis(1500);
+        c.heartbeat.park_after = Duration::from_millis(20);
+    })
+    .await;
+    let mut bob = login(&s, t, "bob").await;
+    let mut carol = login(&s, t, "carol").await;
+    // Carol opens the conversation while both are awake enough to answer.
+    carol
+        .send(
+            2,
+            Request::OpenDirect(PeerRef::Account(Account::try_from("bob").unwrap())),
+        )
+        .await;
+    let Response::Conversation(conv) = carol.response(2).await else {
+        panic!("open_direct failed");
+    };
+    until_asleep(&s, 2).await;
+    let wakes = common::stat(&s, "session_wakes_total").await;
+
+    // Bytes wake Carol; the commit's push wakes Bob, who gets the message.
+    carol
+        .send(
+            3,
+            Request::Send(parley_protocol::frames::SendRequest {
+                conversation: conv.id,
+                content_type: ContentType::Text,
+                content: Bytes::from_static(b"wake up"),
+                client_msg_id: parley_protocol::ids::ClientMsgId::try_from("m1").unwrap(),
+                reply_to: Seq::ZERO,
+                mentions: vec![],
+            }),
+        )
+        .await;
+    assert!(matches!(carol.response(3).await, Response::SendAck(_)));
+    match bob.recv().await {
+        Some(ServerFrame::Push(Push::Message(m))) => assert_eq!(&m.content[..], b"wake up"),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    // Bob's own frame wakes him again.
+    until_asleep(&s, 2).await;
+    bob.send(4, Request::Ping { client_time_ms: 7 }).await;
+    assert!(matches!(
+        bob.response(4).await,
+        Response::Pong {
+            client_time_ms: 7,
+            ..
+        }
+    ));
+    until_asleep(&s, 2).await;
+    assert!(common::stat(&s, "session_wakes_total").await >= wakes + 3);
+
+    // Silence: the deadline wakes both to say GoAway(IdleTimeout).
+    for raw in [&mut bob, &mut carol] {
+        let frame = raw.recv().await;
+        assert!(
+            matches!(
+                frame,
+                Some(ServerFrame::Push(Push::GoAway {
+                    reason: GoAwayReason::IdleTimeout,
+                    ..
+                }))
+            ),
+            "got {frame:?}"
+        );
+        assert!(raw.recv().await.is_none());
+    }
+    assert_eq!(common::sessions_online(&s).await, 0);
+    assert_eq!(common::stat(&s, "sessions_asleep").await, 0);
+
+    // Shutdown wakes a sleeper to say GoAway(Shutdown).
+    let mut dave = login(&s, t, "dave").await;
+    until_asleep(&s, 1).await;
+    let stopping = tokio::spawn(s.stop());
+    let frame = dave.recv().await;
+    assert!(
+        matches!(
+            frame,
+            Some(ServerFrame::Push(Push::GoAway {
+                reason: GoAwayReason::Shutdown,
+                ..
+            }))
+        ),
+        "got {frame:?}"
+    );
+    assert!(dave.recv().await.is_none());
+    stopping.await.unwrap();
+}
+
+mod sleeping_sessions {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls() {
+        super::sleeping_sessions_wake_for_everything(parley_client::Transport::Tls).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plain_tcp() {
+        super::sleeping_sessions_wake_for_everything(parley_client::Transport::PlainTcp).await;
+    }
+}

@@ -1,10 +1,10 @@
 //! Request dispatch: each request runs against the core; the driver only writes the answer.
 
+use futures::stream::FuturesUnordered;
 use parley_protocol::frames::{Device, Request, Response};
 use parley_protocol::ids::RequestId;
 use parley_protocol::FrameCodec;
 use parley_protocol::{frames::ErrorInfo, frames::GoAwayReason, ErrorCode};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
 use super::Driver;
@@ -12,11 +12,7 @@ use crate::commit::{CommitError, CommitRequest};
 use crate::core::{CoreResult, LoginOutcome};
 use crate::hub::Link;
 
-impl<R, W> Driver<R, W>
-where
-    R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
-{
+impl<S: crate::transport::SessionStream> Driver<S> {
     pub(super) async fn handle(&mut self, id: RequestId, request: Request) {
         let name = request.name();
         let result = self.dispatch(id, request).await;
@@ -100,7 +96,8 @@ where
                     .submit(request)
                     .await
                     .map_err(|_| ErrorInfo::new(ErrorCode::ShuttingDown, "server shutting down"))?;
-                self.acks.push(Box::pin(async move {
+                let acks = self.acks.get_or_insert_with(FuturesUnordered::new);
+                acks.push(Box::pin(async move {
                     let response = match rx.await {
                         Ok(Ok(ack)) => Response::SendAck(ack),
                         Ok(Err(CommitError::IdReused(e))) => {

@@ -25,6 +25,9 @@ pub struct FrameReader<R> {
     /// The start of a frame that has not fully arrived; empty (and unallocated) otherwise.
     partial: BytesMut,
     eof: bool,
+    /// The last read found the stream empty (returned `Pending`) and no frame has started
+    /// since: nothing readable is buffered above the socket.
+    drained: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -35,7 +38,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             codec,
             partial: BytesMut::new(),
             eof: false,
+            drained: false,
         }
+    }
+
+    /// The stream, for writing (reads go through [`FrameReader::next`]).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// True if every byte read so far was handed out and the stream had no more: the session
+    /// may sleep until the socket is readable again.
+    pub fn is_drained(&self) -> bool {
+        self.drained && self.partial.is_empty()
     }
 
     /// Changes the frame limit (after login the configured limit replaces the default).
@@ -75,7 +90,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
             let mut buf = ReadBuf::uninit(&mut chunk);
-            if let Err(e) = ready!(Pin::new(&mut self.inner).poll_read(cx, &mut buf)) {
+            let read = Pin::new(&mut self.inner).poll_read(cx, &mut buf);
+            self.drained = read.is_pending();
+            if let Err(e) = ready!(read) {
                 return Poll::Ready(Some(Err(DecodeError::Io(e))));
             }
             let filled = buf.filled();

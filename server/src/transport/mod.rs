@@ -3,18 +3,21 @@
 //! driver. No feature logic lives here.
 
 mod quic;
+mod stream;
 mod tcp;
 
 pub use quic::serve_quic;
+pub use stream::{Duplex, SessionStream, Socket};
 pub use tcp::serve_tcp;
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::core::Core;
+use crate::session::{self, ParkingLot};
 
 /// What every listener needs.
 #[derive(Clone, Debug)]
@@ -27,4 +30,17 @@ pub struct Shared {
     pub tracker: TaskTracker,
     /// One permit per open connection (taken before accepting).
     pub permits: Arc<Semaphore>,
+    /// Where idle sessions sleep.
+    pub lot: ParkingLot,
+}
+
+impl Shared {
+    /// What a new session holds on to: the shutdown signal, the lot, and its permit.
+    pub fn env(&self, permit: OwnedSemaphorePermit) -> session::Env {
+        session::Env {
+            shutdown: self.shutdown.clone(),
+            lot: self.lot.clone(),
+            permit,
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::Shared;
+use super::{Duplex, Shared};
 use crate::session::{self, ConnInfo};
 
 /// Accepts until shutdown.
@@ -21,7 +21,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
         };
         let peer = incoming.remote_address();
         let core = shared.core.clone();
-        let shutdown = shared.shutdown.clone();
+        let env = shared.env(permit);
         // Boxed before spawning: the handshake future (and the `Incoming` it consumes) is large,
         // and anything the task captures stays part of every idle connection's memory.
         let handshake = Box::pin(async move {
@@ -30,7 +30,6 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
             Ok::<_, quinn::ConnectionError>((conn, send, recv))
         });
         shared.tracker.spawn(async move {
-            let _permit = permit;
             let timeout = core.config().heartbeat.login_timeout;
             let opened = tokio::time::timeout(timeout, handshake).await;
             let (conn, send, recv) = match opened {
@@ -48,7 +47,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
                 transport: "quic",
                 peer,
             };
-            session::run(core, recv, send, info, shutdown).await;
+            session::run(core, Duplex { recv, send }, info, env).await;
             // The driver finished the stream; give the peer a moment to read the last frames
             // (a QUIC close discards undelivered data), then close.
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;

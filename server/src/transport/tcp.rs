@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::Shared;
+use super::{Shared, Socket};
 use crate::session::{self, ConnInfo};
 
 /// Accepts until shutdown. `tls: None` serves plain TCP.
@@ -40,28 +40,21 @@ pub async fn serve_tcp(
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { transport, peer };
         let core = shared.core.clone();
-        let shutdown = shared.shutdown.clone();
-        // Each task's future is part of every idle connection's memory: the plain task holds
+        let env = shared.env(permit);
+        let stream = Socket::Live(stream);
+        // Each task's future is part of every active connection's memory: the plain task holds
         // only the session, and the TLS handshake (a large future) is boxed and gone before
         // the session starts.
         match &acceptor {
             None => {
-                let (r, w) = stream.into_split();
-                shared.tracker.spawn(async move {
-                    let _permit = permit;
-                    session::run(core, r, w, info, shutdown).await;
-                });
+                shared.tracker.spawn(session::run(core, stream, info, env));
             }
             Some(acceptor) => {
                 let accept = Box::pin(acceptor.accept(stream));
                 shared.tracker.spawn(async move {
-                    let _permit = permit;
                     let timeout = core.config().heartbeat.login_timeout;
                     match tokio::time::timeout(timeout, accept).await {
-                        Ok(Ok(tls)) => {
-                            let (r, w) = tokio::io::split(tls);
-                            session::run(core, r, w, info, shutdown).await;
-                        }
+                        Ok(Ok(tls)) => session::run(core, tls, info, env).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
