@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 /// every write, and glibc's malloc took a third of the committer's time (1:1 saturation rose
 /// from ~62k to ~76k msgs/s); jemalloc also hands freed memory (argon2's 19 MiB per hash) back
 /// to the system. mimalloc was as fast but kept ~50 MB more resident and more per idle
-/// connection (docs/BENCHMARKS.md).
+/// connection (docs/BENCHMARKS.md). Its background thread returns freed pages to the system
+/// after ~10 s even when the server is idle (otherwise purging waits for allocations): memory
+/// a sleeping session gave up leaves the resident set too.
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -1,6 +1,10 @@
 //! `idle`: N logged-in idle connections. Accounts are registered first (password, argon2: slow
 //! on purpose), then every client reconnects and logs in with its access token. Reports
-//! connects/s (transport handshakes), token logins/s, and the server's RSS per connection.
+//! connects/s (transport handshakes), token logins/s, and the server's RSS per connection,
+//! twice: first right after a server restart (`kib_per_connection`: it includes the store's
+//! cache filling with each user's token record), then again after those connections closed
+//! (`kib_per_connection_warm`: the connections' own memory); `store_cache_kib_per_login` is
+//! what stayed resident in between.
 //!
 //! The clients run in `--workers` slices (child processes when more than one), each on its own
 //! 127.0.0.x source addresses, so the generator can hold more sockets than one process may.
@@ -52,8 +56,9 @@ pub struct IdleArgs {
     /// Concurrent handshakes and logins within a batch.
     #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
-    /// Seconds to hold the connections open before closing them.
-    #[arg(long, default_value_t = 2.0)]
+    /// Seconds to hold the connections open before measuring and closing them (idle sessions
+    /// sleep after the server's `heartbeat.park_after`, then give their memory back).
+    #[arg(long, default_value_t = 4.0)]
     pub hold: f64,
 }
 
@@ -166,10 +171,32 @@ async fn slice_inner(a: IdleArgs, target: &Target, coord: &mut Coord) -> anyhow:
         .barrier("registered", json!({ "count": n, "secs": register_s }))
         .await?;
 
-    // Batches: handshake every connection of the batch, then log them all in, timing each
-    // half separately so connects/s and logins/s are separate figures.
+    // Two passes over the same accounts: the first after a restart (the store's cache is
+    // cold: each login also loads that user's token record), the second after the first
+    // closed (the cache is warm, so what it adds is the connections' own memory).
+    for (opened, closed) in [("connected", "closed"), ("reconnected", "closed again")] {
+        let (conns, report) = connect_all(&connector, &ids, &a, coord).await;
+        coord.barrier(opened, report).await?;
+        for conn in conns {
+            conn.close().await;
+        }
+        coord.barrier(closed, json!({})).await?;
+    }
+    connector.shutdown().await;
+    Ok(())
+}
+
+/// Handshakes and logs in a connection for every identity, in batches: every connection of a
+/// batch is handshaken, then all are logged in, each half timed on its own so connects/s and
+/// logins/s are separate figures.
+async fn connect_all(
+    connector: &Arc<crate::conn::Connector>,
+    ids: &[Identity],
+    a: &IdleArgs,
+    coord: &Coord,
+) -> (Vec<Conn>, Value) {
     let progress = coord.progress();
-    let mut conns: Vec<Conn> = Vec::with_capacity(n);
+    let mut conns: Vec<Conn> = Vec::with_capacity(ids.len());
     let (mut connect_s, mut login_s, mut errors) = (0.0, 0.0, 0u64);
     let mut connect_h = crate::stats::histogram();
     let mut login_h = crate::stats::histogram();
@@ -223,26 +250,16 @@ async fn slice_inner(a: IdleArgs, target: &Target, coord: &mut Coord) -> anyhow:
         }
         login_s += t.elapsed().as_secs_f64();
     }
-    coord
-        .barrier(
-            "connected",
-            json!({
-                "count": conns.len(),
-                "connect_s": connect_s,
-                "login_s": login_s,
-                "errors": errors,
-                "first_error": first_error,
-                "connect_latency": summarize(&connect_h),
-                "login_latency": summarize(&login_h),
-            }),
-        )
-        .await?;
-    for conn in conns {
-        conn.close().await;
-    }
-    connector.shutdown().await;
-    coord.barrier("closed", json!({})).await?;
-    Ok(())
+    let report = json!({
+        "count": conns.len(),
+        "connect_s": connect_s,
+        "login_s": login_s,
+        "errors": errors,
+        "first_error": first_error,
+        "connect_latency": summarize(&connect_h),
+        "login_latency": summarize(&login_h),
+    });
+    (conns, report)
 }
 
 /// Entry point of a child process (`--worker-index` given).
@@ -301,38 +318,62 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = target.sample();
     slices.release().await?;
+    let hold = Duration::from_secs_f64(a.hold.max(0.5));
     let p = Progress::new("connecting", a.connections as u64);
     let connected = slices.wait("connected", long, &p).await?;
     p.finish();
-    tokio::time::sleep(Duration::from_secs_f64(a.hold.max(0.5))).await;
+    tokio::time::sleep(hold).await;
     let after = target.sample();
     let stats = target.stats().await;
     slices.release().await?;
     slices
         .wait("closed", Duration::from_secs(120), &Progress::hidden())
         .await?;
+    // The connections are gone; what stays is the store's cache of the users' tokens.
+    tokio::time::sleep(hold).await;
+    let closed = target.sample();
+    slices.release().await?;
+    let p = Progress::new("reconnecting", a.connections as u64);
+    let reconnected = slices.wait("reconnected", long, &p).await?;
+    p.finish();
+    tokio::time::sleep(hold).await;
+    let warm = target.sample();
+    let warm_stats = target.stats().await;
+    slices.release().await?;
+    slices
+        .wait(
+            "closed again",
+            Duration::from_secs(120),
+            &Progress::hidden(),
+        )
+        .await?;
     slices.finish().await?;
 
     let open = sum(&connected, "count");
-    let errors = sum(&connected, "errors");
+    let reopened = sum(&reconnected, "count");
+    let errors = sum(&connected, "errors") + sum(&reconnected, "errors");
     let connect_s = max(&connected, "connect_s");
     let login_s = max(&connected, "login_s");
     let register_s = max(&registered, "secs");
     let mut memory = json!({});
-    if let (Some(b), Some(af)) = (before, after) {
-        let delta = af.rss_kib as f64 - b.rss_kib as f64;
+    if let (Some(b), Some(af), Some(c), Some(w)) = (before, after, closed, warm) {
+        let per = |hi: u64, lo: u64, n: f64| round3((hi as f64 - lo as f64) / n.max(1.0));
         memory = json!({
             "server_restarted_before_connecting": restarted,
             "rss_after_registration_kib": after_registration.map(|s| s.rss_kib),
             "rss_before_kib": b.rss_kib,
             "rss_after_kib": af.rss_kib,
-            "kib_per_connection": round3(delta / open.max(1.0)),
+            "rss_closed_kib": c.rss_kib,
+            "rss_warm_kib": w.rss_kib,
+            "kib_per_connection": per(af.rss_kib, b.rss_kib, open),
+            "kib_per_connection_warm": per(w.rss_kib, c.rss_kib, reopened),
+            "store_cache_kib_per_login": per(c.rss_kib, b.rss_kib, open),
         });
     }
     let first_error = connected
         .iter()
         .find_map(|v| v["first_error"].as_str().map(str::to_owned));
-    let ok = errors == 0.0 && open as usize == a.connections;
+    let ok = errors == 0.0 && open as usize == a.connections && reopened as usize == a.connections;
     let report = json!({
         "scenario": "idle",
         "ok": ok,
@@ -352,12 +393,15 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Value> {
         },
         "connects_per_s": round3(open / connect_s.max(1e-9)),
         "token_logins_per_s": round3(open / login_s.max(1e-9)),
+        "warm_connects_per_s": round3(reopened / max(&reconnected, "connect_s").max(1e-9)),
+        "warm_token_logins_per_s": round3(reopened / max(&reconnected, "login_s").max(1e-9)),
         "open_connections": open,
         "errors": errors,
         "first_error": first_error,
         "per_worker": connected,
         "memory": memory,
         "server_counters": stats,
+        "server_counters_warm": warm_stats,
         "machine": machine(),
     });
     target.stop().await?;

@@ -133,7 +133,12 @@ impl Core {
             }
             Credential::AccessToken(token) => {
                 let (user, record) = self.check_token(&token, TokenKind::Access, &device)?;
-                let account = self.account_of(user)?;
+                // The account name travels in the token's record: a token login reads nothing
+                // else from the store (its cache holds one record per logged-in device).
+                let account = match record.account.clone().map(Account::try_from) {
+                    Some(Ok(account)) => account,
+                    _ => self.account_of(user)?,
+                };
                 // Token logins are cheap: no new tokens, no store writes.
                 Ok(self.outcome(
                     user,
@@ -219,6 +224,7 @@ impl Core {
             device: device.id.to_string(),
             kind,
             expires_ms,
+            account: Some(account.to_string()),
         };
         self.store
             .replace_device_tokens(

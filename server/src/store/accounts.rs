@@ -37,6 +37,10 @@ pub struct TokenRecord {
     pub kind: TokenKind,
     /// Expiry, Unix ms.
     pub expires_ms: u64,
+    /// The owner's account name, so a token login reads this record only (account names
+    /// never change). Absent in tokens issued before it was added: those read the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// The current token pair of one device (so logout can revoke it).
@@ -168,6 +172,7 @@ mod tests {
             device: "d".into(),
             kind,
             expires_ms: 10,
+            account: None,
         };
         let (a, r) = (t(TokenKind::Access), t(TokenKind::Refresh));
         store
@@ -181,5 +186,18 @@ mod tests {
         store.revoke_device(user, &dev).unwrap();
         assert!(store.token(&[3; 32]).unwrap().is_none());
         assert!(store.token(&[4; 32]).unwrap().is_none());
+    }
+
+    #[test]
+    fn token_records_carry_the_account_and_old_ones_still_read() {
+        let old = br#"{"user":7,"device":"d","kind":"Access","expires_ms":10}"#;
+        let r: TokenRecord = serde_json::from_slice(old).unwrap();
+        assert_eq!((r.user, r.account), (7, None));
+        let new = TokenRecord {
+            account: Some("alice".into()),
+            ..r
+        };
+        let back: TokenRecord = serde_json::from_slice(&serde_json::to_vec(&new).unwrap()).unwrap();
+        assert_eq!(back.account.as_deref(), Some("alice"));
     }
 }
