@@ -5,10 +5,12 @@
 mod quic;
 mod stream;
 mod tcp;
+mod tls;
 
 pub use quic::serve_quic;
 pub use stream::{Duplex, SessionStream, Socket};
 pub use tcp::serve_tcp;
+pub use tls::TlsSocket;
 
 use std::sync::Arc;
 

@@ -120,21 +120,6 @@ impl AsyncWrite for Socket {
     }
 }
 
-/// TLS sleeps with its whole connection state; only the socket leaves the reactor.
-impl SessionStream for tokio_rustls::server::TlsStream<Socket> {
-    fn detach(&mut self) -> Option<io::Result<RawFd>> {
-        let (socket, tls) = self.get_mut();
-        if tls.wants_write() {
-            return None;
-        }
-        socket.detach()
-    }
-
-    fn attach(&mut self) -> io::Result<()> {
-        self.get_mut().0.attach()
-    }
-}
-
 /// A QUIC stream pair as one object. It never sleeps: the connection's state and timers live
 /// in quinn's endpoint and its driver task, whatever the session does.
 #[derive(Debug)]

@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
-use super::{Shared, Socket};
+use super::{Shared, Socket, TlsSocket};
 use crate::session::{self, ConnInfo};
 
 /// Accepts until shutdown. `tls: None` serves plain TCP.
@@ -15,8 +14,7 @@ pub async fn serve_tcp(
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Shared,
 ) {
-    let acceptor = tls.map(TlsAcceptor::from);
-    let transport = if acceptor.is_some() { "tls" } else { "tcp" };
+    let transport = if tls.is_some() { "tls" } else { "tcp" };
     loop {
         let permit = tokio::select! {
             p = shared.permits.clone().acquire_owned() => match p {
@@ -45,12 +43,12 @@ pub async fn serve_tcp(
         // Each task's future is part of every active connection's memory: the plain task holds
         // only the session, and the TLS handshake (a large future) is boxed and gone before
         // the session starts.
-        match &acceptor {
+        match &tls {
             None => {
                 shared.tracker.spawn(session::run(core, stream, info, env));
             }
-            Some(acceptor) => {
-                let accept = Box::pin(acceptor.accept(stream));
+            Some(config) => {
+                let accept = Box::pin(TlsSocket::accept(stream, config.clone()));
                 shared.tracker.spawn(async move {
                     let timeout = core.config().heartbeat.login_timeout;
                     match tokio::time::timeout(timeout, accept).await {
