@@ -14,7 +14,8 @@ pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 /// Splits a byte stream into frame bodies.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameCodec {
-    max_frame: usize,
+    /// The length prefix is a u32, so no larger limit could mean anything.
+    max_frame: u32,
 }
 
 impl Default for FrameCodec {
@@ -26,12 +27,14 @@ impl Default for FrameCodec {
 impl FrameCodec {
     /// A codec that rejects frames longer than `max_frame` bytes (prefix not counted).
     pub fn new(max_frame: usize) -> Self {
-        Self { max_frame }
+        Self {
+            max_frame: u32::try_from(max_frame).unwrap_or(u32::MAX),
+        }
     }
 
     /// The limit in force.
     pub fn max_frame(&self) -> usize {
-        self.max_frame
+        self.max_frame as usize
     }
 
     /// Takes one complete frame body off the front of `buf`.
@@ -43,10 +46,10 @@ impl FrameCodec {
             return Ok(None);
         }
         let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if len > self.max_frame {
+        if len > self.max_frame() {
             return Err(DecodeError::TooLarge {
                 len,
-                max: self.max_frame,
+                max: self.max_frame(),
             });
         }
         if buf.len() < LEN_PREFIX + len {

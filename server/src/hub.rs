@@ -25,9 +25,10 @@ pub struct Link {
     pub user: UserId,
     /// The device logged in on it.
     pub device: DeviceId,
-    capacity: usize,
     queue: Mutex<VecDeque<Bytes>>,
     waker: AtomicWaker,
+    // Packed after the rest: a link is part of every idle connection's memory (128 bytes).
+    capacity: u32,
     lagging: AtomicBool,
     replaced: AtomicBool,
 }
@@ -51,7 +52,7 @@ impl Link {
             session_id,
             user,
             device,
-            capacity,
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
             queue: Mutex::new(VecDeque::new()),
             waker: AtomicWaker::new(),
             lagging: AtomicBool::new(false),
@@ -70,7 +71,7 @@ impl Link {
         }
         {
             let mut queue = self.queue();
-            if queue.len() >= self.capacity {
+            if queue.len() >= self.capacity as usize {
                 self.lagging.store(true, Ordering::Release);
                 return false;
             }
@@ -140,10 +141,62 @@ pub struct HubStats {
     pub dropped: AtomicU64,
 }
 
+/// The sessions of one user: almost always one, held without an allocation of its own.
+#[derive(Debug)]
+enum Links {
+    One(Arc<Link>),
+    Many(Vec<Arc<Link>>),
+}
+
+impl Links {
+    fn as_slice(&self) -> &[Arc<Link>] {
+        match self {
+            Links::One(l) => std::slice::from_ref(l),
+            Links::Many(v) => v,
+        }
+    }
+
+    /// Adds `link`; returns the session of the same device it replaces.
+    fn insert(&mut self, link: Arc<Link>) -> Option<Arc<Link>> {
+        match self {
+            Links::One(l) if l.device == link.device => Some(std::mem::replace(l, link)),
+            Links::One(l) => {
+                *self = Links::Many(vec![l.clone(), link]);
+                None
+            }
+            Links::Many(v) => {
+                let old = v
+                    .iter()
+                    .position(|l| l.device == link.device)
+                    .map(|i| v.swap_remove(i));
+                v.push(link);
+                old
+            }
+        }
+    }
+
+    /// Removes session `session_id`; true if none is left.
+    fn remove(&mut self, session_id: u64) -> bool {
+        match self {
+            Links::One(l) => l.session_id == session_id,
+            Links::Many(v) => {
+                v.retain(|l| l.session_id != session_id);
+                if v.len() == 1 {
+                    if let Some(only) = v.pop() {
+                        *self = Links::One(only);
+                    }
+                    return false;
+                }
+                v.is_empty()
+            }
+        }
+    }
+}
+
 /// The in-process router.
 #[derive(Debug, Default)]
 pub struct Hub {
-    users: RwLock<HashMap<UserId, Vec<Arc<Link>>>>,
+    users: RwLock<HashMap<UserId, Links>>,
     /// Counters.
     pub stats: HubStats,
 }
@@ -153,26 +206,24 @@ impl Hub {
     /// the caller can log that it was replaced.
     pub fn register(&self, user: UserId, link: Arc<Link>) -> Option<Arc<Link>> {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        let links = users.entry(user).or_default();
-        let old = links
-            .iter()
-            .position(|l| l.device == link.device)
-            .map(|i| links.swap_remove(i));
+        let old = match users.entry(user) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(link),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Links::One(link));
+                None
+            }
+        };
         if let Some(old) = &old {
             old.replace();
         }
-        links.push(link);
         old
     }
 
     /// Removes a session (no-op if it was already replaced).
     pub fn unregister(&self, user: UserId, session_id: u64) {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(links) = users.get_mut(&user) {
-            links.retain(|l| l.session_id != session_id);
-            if links.is_empty() {
-                users.remove(&user);
-            }
+        if users.get_mut(&user).is_some_and(|l| l.remove(session_id)) {
+            users.remove(&user);
         }
     }
 
@@ -182,7 +233,11 @@ impl Hub {
         let Some(links) = users.get(&user) else {
             return;
         };
-        for link in links.iter().filter(|l| Some(l.session_id) != except) {
+        for link in links
+            .as_slice()
+            .iter()
+            .filter(|l| Some(l.session_id) != except)
+        {
             let counter = if link.push(frame) {
                 &self.stats.delivered
             } else {
@@ -195,7 +250,7 @@ impl Hub {
     /// Online sessions.
     pub fn session_count(&self) -> usize {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        users.values().map(Vec::len).sum()
+        users.values().map(|l| l.as_slice().len()).sum()
     }
 
     /// Users with at least one online session.

@@ -1,5 +1,6 @@
 //! Server side of one connection: which requests are allowed in which state, and liveness.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::ErrorCode;
@@ -59,7 +60,8 @@ pub struct Admission(pub ErrorInfo);
 #[derive(Debug)]
 pub struct ServerSession {
     state: State,
-    cfg: HeartbeatConfig,
+    /// Shared by every session of a server (it is part of each idle connection's memory).
+    cfg: Arc<HeartbeatConfig>,
     deadline: Instant,
     bad_frames: u32,
     bucket: Bucket,
@@ -68,28 +70,26 @@ pub struct ServerSession {
 /// Token bucket: `rate` tokens per second up to `2 * rate`.
 #[derive(Debug)]
 struct Bucket {
-    rate: f64,
     tokens: f64,
     last: Instant,
 }
 
 impl Bucket {
     fn new(now: Instant, rate: u32) -> Self {
-        let rate = f64::from(rate);
         Self {
-            rate,
-            tokens: 2.0 * rate,
+            tokens: 2.0 * f64::from(rate),
             last: now,
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
-        if self.rate == 0.0 {
+    fn take(&mut self, now: Instant, rate: u32) -> bool {
+        if rate == 0 {
             return true;
         }
+        let rate = f64::from(rate);
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(2.0 * self.rate);
+        self.tokens = (self.tokens + elapsed * rate).min(2.0 * rate);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -101,13 +101,14 @@ impl Bucket {
 
 impl ServerSession {
     /// A fresh connection that must log in before `now + login_timeout`.
-    pub fn new(now: Instant, cfg: HeartbeatConfig) -> Self {
+    pub fn new(now: Instant, cfg: impl Into<Arc<HeartbeatConfig>>) -> Self {
+        let cfg: Arc<HeartbeatConfig> = cfg.into();
         Self {
             state: State::AwaitingLogin,
-            cfg,
             deadline: now + cfg.login_timeout,
             bad_frames: 0,
             bucket: Bucket::new(now, cfg.requests_per_second),
+            cfg,
         }
     }
 
@@ -120,7 +121,7 @@ impl ServerSession {
 
     /// Spends one request from the rate budget; `Err` if the connection is over its rate.
     pub fn rate_limit(&mut self, now: Instant) -> Result<(), Admission> {
-        if self.bucket.take(now) {
+        if self.bucket.take(now, self.cfg.requests_per_second) {
             Ok(())
         } else {
             Err(Admission(ErrorInfo::new(
@@ -189,7 +190,7 @@ impl ServerSession {
 
     /// The heartbeat settings (announced at login).
     pub fn heartbeat(&self) -> HeartbeatConfig {
-        self.cfg
+        *self.cfg
     }
 }
 

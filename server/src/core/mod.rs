@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use parley_protocol::frames::{CursorKind, ErrorInfo, Limits};
 use parley_protocol::ids::{ConversationId, Seq, UserId};
+use parley_protocol::session::HeartbeatConfig;
 use parley_protocol::ErrorCode;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -36,6 +37,8 @@ pub struct Core {
     /// Bounds concurrent password hashing (each argon2id hash takes ~19 MiB and a core).
     hash_permits: Semaphore,
     next_session: AtomicU64,
+    /// The sessions' liveness settings, shared by all of them.
+    heartbeat: Arc<HeartbeatConfig>,
     /// Counters for the stats endpoint.
     pub stats: CoreStats,
 }
@@ -55,7 +58,15 @@ impl Core {
     /// Wires the core together. `fanout_rx` must be passed to [`Core::run_fanout`].
     pub fn new(store: Store, cfg: Arc<Config>, committer: Committer) -> Core {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let heartbeat = Arc::new(HeartbeatConfig {
+            interval: cfg.heartbeat.interval,
+            timeout: cfg.heartbeat.timeout,
+            login_timeout: cfg.heartbeat.login_timeout,
+            requests_per_second: cfg.limits.requests_per_second,
+            ..HeartbeatConfig::default()
+        });
         Core {
+            heartbeat,
             store,
             cfg,
             hub: Arc::new(Hub::default()),
@@ -65,6 +76,11 @@ impl Core {
             next_session: AtomicU64::new(1),
             stats: CoreStats::default(),
         }
+    }
+
+    /// Liveness settings for a new session.
+    pub fn heartbeat(&self) -> &Arc<HeartbeatConfig> {
+        &self.heartbeat
     }
 
     /// A fresh connection id.

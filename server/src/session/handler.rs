@@ -1,6 +1,5 @@
 //! Request dispatch: each request runs against the core; the driver only writes the answer.
 
-use futures::stream::FuturesUnordered;
 use parley_protocol::frames::{Device, Request, Response};
 use parley_protocol::ids::RequestId;
 use parley_protocol::FrameCodec;
@@ -96,7 +95,7 @@ impl<S: crate::transport::SessionStream> Driver<S> {
                     .submit(request)
                     .await
                     .map_err(|_| ErrorInfo::new(ErrorCode::ShuttingDown, "server shutting down"))?;
-                let acks = self.acks.get_or_insert_with(FuturesUnordered::new);
+                let acks = self.acks.get_or_insert_with(Box::default);
                 acks.push(Box::pin(async move {
                     let response = match rx.await {
                         Ok(Ok(ack)) => Response::SendAck(ack),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Duplex, Shared};
-use crate::session::{self, ConnInfo};
+use crate::session::{self, ConnInfo, TransportKind};
 
 /// Accepts until shutdown.
 pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
@@ -44,7 +44,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
                 }
             };
             let info = ConnInfo {
-                transport: "quic",
+                transport: TransportKind::Quic,
                 peer,
             };
             session::run(core, Duplex { recv, send }, info, env).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::{Shared, Socket, TlsSocket};
-use crate::session::{self, ConnInfo};
+use crate::session::{self, ConnInfo, TransportKind};
 
 /// Accepts until shutdown. `tls: None` serves plain TCP.
 pub async fn serve_tcp(
@@ -14,7 +14,11 @@ pub async fn serve_tcp(
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Shared,
 ) {
-    let transport = if tls.is_some() { "tls" } else { "tcp" };
+    let transport = if tls.is_some() {
+        TransportKind::Tls
+    } else {
+        TransportKind::Tcp
+    };
     loop {
         let permit = tokio::select! {
             p = shared.permits.clone().acquire_owned() => match p {
@@ -28,7 +32,7 @@ pub async fn serve_tcp(
                 Ok(x) => x,
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, transport, "accept failed");
+                    tracing::warn!(error = %e, transport = transport.name(), "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -60,5 +64,5 @@ pub async fn serve_tcp(
             }
         }
     }
-    tracing::debug!(transport, "listener stopped");
+    tracing::debug!(transport = transport.name(), "listener stopped");
 }

@@ -35,10 +35,12 @@ pub struct TlsSocket {
     incoming: Vec<u8>,
     /// Decrypted bytes not yet read by the session, from `plain_at` on.
     plain: Vec<u8>,
-    plain_at: usize,
     /// Encrypted bytes not yet written to the socket, from `out_at` on.
     outgoing: Vec<u8>,
-    out_at: usize,
+    // Offsets as u32 (buffers stay far below 4 GiB): this struct is most of a sleeping TLS
+    // session's memory, and every 8 bytes can cross an allocation size class.
+    plain_at: u32,
+    out_at: u32,
     /// The peer sent close_notify: reads see the end of the stream.
     peer_closed: bool,
     /// The socket reached end of stream.
@@ -52,8 +54,8 @@ impl std::fmt::Debug for TlsSocket {
         f.debug_struct("TlsSocket")
             .field("socket", &self.socket)
             .field("incoming", &self.incoming.len())
-            .field("plain", &(self.plain.len() - self.plain_at))
-            .field("outgoing", &(self.outgoing.len() - self.out_at))
+            .field("plain", &self.unread().len())
+            .field("outgoing", &self.unsent().len())
             .finish_non_exhaustive()
     }
 }
@@ -237,24 +239,34 @@ impl TlsSocket {
 
     /// Writes `outgoing` to the socket.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_at < self.outgoing.len() {
-            let n =
-                ready!(Pin::new(&mut self.socket).poll_write(cx, &self.outgoing[self.out_at..]))?;
+        while !self.unsent().is_empty() {
+            let at = self.out_at as usize;
+            let n = ready!(Pin::new(&mut self.socket).poll_write(cx, &self.outgoing[at..]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.out_at += n;
+            self.out_at = u32::try_from(at + n).map_err(io::Error::other)?;
         }
         self.outgoing = Vec::new();
         self.out_at = 0;
         Poll::Ready(Ok(()))
     }
 
+    /// Decrypted bytes the session has not read yet.
+    fn unread(&self) -> &[u8] {
+        &self.plain[self.plain_at as usize..]
+    }
+
+    /// Encrypted bytes not yet written to the socket.
+    fn unsent(&self) -> &[u8] {
+        &self.outgoing[self.out_at as usize..]
+    }
+
     fn take_plain(&mut self, buf: &mut ReadBuf<'_>) {
-        let n = buf.remaining().min(self.plain.len() - self.plain_at);
-        buf.put_slice(&self.plain[self.plain_at..self.plain_at + n]);
-        self.plain_at += n;
-        if self.plain_at == self.plain.len() {
+        let n = buf.remaining().min(self.unread().len());
+        buf.put_slice(&self.unread()[..n]);
+        self.plain_at += n as u32;
+        if self.unread().is_empty() {
             self.plain = Vec::new();
             self.plain_at = 0;
         }
@@ -269,7 +281,7 @@ impl AsyncRead for TlsSocket {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.plain_at < this.plain.len() {
+            if !this.unread().is_empty() {
                 this.take_plain(buf);
                 return Poll::Ready(Ok(()));
             }
@@ -282,7 +294,7 @@ impl AsyncRead for TlsSocket {
             if let Poll::Ready(Err(e)) = this.poll_write_out(cx) {
                 return Poll::Ready(Err(e));
             }
-            if this.plain_at < this.plain.len() || this.peer_closed {
+            if !this.unread().is_empty() || this.peer_closed {
                 continue;
             }
             ready!(this.poll_fill(cx))?;
@@ -297,7 +309,7 @@ impl AsyncWrite for TlsSocket {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.outgoing.len() - this.out_at >= OUT_HIGH_WATER {
+        if this.unsent().len() >= OUT_HIGH_WATER {
             ready!(this.poll_write_out(cx))?;
         }
         match this.advance(Emit::Data(buf))? {
@@ -327,7 +339,7 @@ impl AsyncWrite for TlsSocket {
 /// TLS sleeps with rustls' state and keys; the socket leaves the reactor.
 impl SessionStream for TlsSocket {
     fn detach(&mut self) -> Option<io::Result<RawFd>> {
-        if self.out_at < self.outgoing.len() || self.plain_at < self.plain.len() {
+        if !self.unsent().is_empty() || !self.unread().is_empty() {
             return None;
         }
         self.socket.detach()
