@@ -197,11 +197,23 @@ impl<S: SessionStream> Driver<S> {
     async fn run(mut self: Box<Self>) {
         let max_inflight = self.core.config().limits.max_inflight_sends as usize;
         let write_timeout = self.core.config().heartbeat.timeout;
+        // The shutdown wait and the timer live across turns: making them anew each turn
+        // registered and removed a waiter on the one shutdown token every session shares, and
+        // an entry in the timer wheel, for every frame.
         let shutdown = self.env.shutdown.clone();
+        let mut shutdown_wait = std::pin::pin!(shutdown.cancelled());
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(Instant::from_std(
+            self.sm.poll_timeout()
+        )));
         loop {
             let heartbeat = Instant::from_std(self.sm.poll_timeout());
             let sleep_at = self.sleep_at();
             let deadline = sleep_at.map_or(heartbeat, |at| at.min(heartbeat));
+            // Moved only when it must fire earlier (or has fired): activity pushes both
+            // deadlines later, and a timer that fires early is simply armed again here.
+            if deadline < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(deadline);
+            }
             let open = self.closing.is_none();
             let can_read = open && self.inflight() < max_inflight;
             let mut busy = true;
@@ -209,7 +221,7 @@ impl<S: SessionStream> Driver<S> {
             // Every arm is cancel-safe: `FrameReader::next`, `Link::next_event`,
             // `FuturesUnordered::next` and the timers lose nothing when another arm wins.
             tokio::select! {
-                _ = shutdown.cancelled(), if open => {
+                _ = &mut shutdown_wait, if open => {
                     self.begin_close(GoAwayReason::Shutdown, "server shutting down");
                 }
                 Some((id, response)) = next_ack(&mut self.acks), if self.inflight() > 0 => {
@@ -236,7 +248,7 @@ impl<S: SessionStream> Driver<S> {
                         self.on_stream_error(e);
                     }
                 },
-                _ = tokio::time::sleep_until(deadline), if open => {
+                _ = &mut timer, if open => {
                     busy = false;
                     let now = Instant::now();
                     if let Some(reason) = self.sm.handle_timeout(now.into_std()) {
@@ -458,7 +470,7 @@ mod tests {
     }
 
     /// Every connection's task holds this future until its session sleeps, so its size is
-    /// part of the memory of every active connection (the driver itself is boxed; ~680 bytes
+    /// part of the memory of every active connection (the driver itself is boxed; ~760 bytes
     /// on rustc 1.95). Request handling, writes and the close are boxed too; this fails if
     /// something large lands inline again.
     #[test]
