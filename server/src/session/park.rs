@@ -190,6 +190,8 @@ impl ParkingLot {
                 tracing::debug!(error = %e, "cannot watch a sleeping socket; staying awake");
                 return Err(sleeper);
             }
+            // Counted before the watcher can take it (and count it out).
+            self.inner.asleep.fetch_add(1, Ordering::Relaxed);
             entry.insert(Bed {
                 sleeper,
                 fd,
@@ -198,7 +200,6 @@ impl ParkingLot {
             });
             (waker, pending)
         };
-        self.inner.asleep.fetch_add(1, Ordering::Relaxed);
         // A push queued before our waker was in place woke the old task instead.
         if pending {
             waker.wake();

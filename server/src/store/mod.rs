@@ -14,7 +14,7 @@
 //! | `direct`    | lower user id, higher user id         | conversation id                |
 //! | `members`   | conversation id, user id              | [`MemberRecord`] (JSON)        |
 //! | `user_convs`| user id, conversation id              | empty                          |
-//! | `msgidx`    | `c` conversation id, seq (every 64th) | message position (u64 BE)      |
+//! | `msgidx`    | `c` conversation id, seq (1,024th)    | message position (u64 BE)      |
 //! |             | `h` conversation id                   | head seq, position (snapshot)  |
 //! |             | `r`                                   | replay position, next msg id   |
 //! |             | `s` sender id                         | position of its newest message |
