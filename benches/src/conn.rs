@@ -49,9 +49,22 @@ pub struct Connector {
     transport: Transport,
     addr: SocketAddr,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// The TLS configuration (TLS and QUIC), for clients that keep sessions of their own.
+    tls_config: Option<Arc<rustls::ClientConfig>>,
     quic: Vec<quinn::Endpoint>,
+    quic_transport: Option<Arc<quinn::TransportConfig>>,
     sources: Vec<IpAddr>,
     next: AtomicUsize,
+}
+
+/// One client's own TLS session cache. A client that reconnects with it resumes its session
+/// from the ticket the server gave it (an abbreviated handshake: no certificate, no
+/// signature), as a device that keeps its tickets does; [`Connector::connect`] shares one
+/// cache, which holds tickets for a few connections only.
+#[derive(Clone, Default)]
+pub struct Resumable {
+    tls: Option<tokio_rustls::TlsConnector>,
+    quic: Option<quinn::ClientConfig>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -85,6 +98,17 @@ fn client_tls(cert: &Path) -> anyhow::Result<rustls::ClientConfig> {
     Ok(cfg)
 }
 
+fn quic_client(
+    tls: &Arc<rustls::ClientConfig>,
+    transport: &Arc<quinn::TransportConfig>,
+) -> anyhow::Result<quinn::ClientConfig> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.clone())
+        .map_err(|e| anyhow!("QUIC TLS config: {e}"))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+    client.transport_config(transport.clone());
+    Ok(client)
+}
+
 impl Connector {
     /// A connector for `transport` to `addr`. TLS and QUIC need the server's certificate (PEM);
     /// `sources` are local addresses to bind before connecting, used round-robin (empty: let
@@ -99,28 +123,30 @@ impl Connector {
             bail!("{addr}: the load generator only targets loopback addresses");
         }
         let mut tls = None;
+        let mut tls_config = None;
         let mut quic = Vec::new();
+        let mut quic_transport = None;
         match transport {
             Transport::Tcp => {}
             Transport::Tls => {
                 let cert = cert.ok_or_else(|| anyhow!("--cert is needed for TLS"))?;
-                tls = Some(tokio_rustls::TlsConnector::from(Arc::new(client_tls(
-                    cert,
-                )?)));
+                let config = Arc::new(client_tls(cert)?);
+                tls = Some(tokio_rustls::TlsConnector::from(config.clone()));
+                tls_config = Some(config);
             }
             Transport::Quic => {
                 let cert = cert.ok_or_else(|| anyhow!("--cert is needed for QUIC"))?;
-                let tls = client_tls(cert)?;
-                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-                    .map_err(|e| anyhow!("QUIC TLS config: {e}"))?;
-                let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+                let config = Arc::new(client_tls(cert)?);
                 let mut transport = quinn::TransportConfig::default();
                 // Idle connections must outlive the scenario; the server announces 90 s.
                 transport.max_idle_timeout(Some(
                     quinn::IdleTimeout::try_from(std::time::Duration::from_secs(120))
                         .map_err(|e| anyhow!("{e}"))?,
                 ));
-                client.transport_config(Arc::new(transport));
+                let transport = Arc::new(transport);
+                let client = quic_client(&config, &transport)?;
+                tls_config = Some(config);
+                quic_transport = Some(transport);
                 let binds: Vec<IpAddr> = if sources.is_empty() {
                     vec![IpAddr::from([127, 0, 0, 1])]
                 } else {
@@ -138,10 +164,36 @@ impl Connector {
             transport,
             addr,
             tls,
+            tls_config,
             quic,
+            quic_transport,
             sources,
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// A fresh session cache for one client (see [`Resumable`]).
+    pub fn resumable(&self) -> anyhow::Result<Resumable> {
+        let own = |config: &Arc<rustls::ClientConfig>| {
+            let mut config = (**config).clone();
+            config.resumption = rustls::client::Resumption::store(Arc::new(
+                rustls::client::ClientSessionMemoryCache::new(1),
+            ));
+            Arc::new(config)
+        };
+        let mut r = Resumable {
+            tls: None,
+            quic: None,
+        };
+        if let Some(config) = &self.tls_config {
+            match (&self.quic_transport, self.transport) {
+                (Some(transport), Transport::Quic) => {
+                    r.quic = Some(quic_client(&own(config), transport)?);
+                }
+                _ => r.tls = Some(tokio_rustls::TlsConnector::from(own(config))),
+            }
+        }
+        Ok(r)
     }
 
     /// The transport.
@@ -167,6 +219,23 @@ impl Connector {
 
     /// Opens a connection and completes the transport handshake (TCP, TLS or QUIC).
     pub async fn connect(&self) -> anyhow::Result<Conn> {
+        self.open(self.tls.as_ref(), None).await
+    }
+
+    /// Like [`Connector::connect`], with `client`'s own TLS sessions (resumed when it has one).
+    pub async fn connect_as(&self, client: &Resumable) -> anyhow::Result<Conn> {
+        self.open(
+            client.tls.as_ref().or(self.tls.as_ref()),
+            client.quic.as_ref(),
+        )
+        .await
+    }
+
+    async fn open(
+        &self,
+        tls: Option<&tokio_rustls::TlsConnector>,
+        quic: Option<&quinn::ClientConfig>,
+    ) -> anyhow::Result<Conn> {
         match self.transport {
             Transport::Tcp => {
                 let (r, w) = self.tcp().await?.into_split();
@@ -174,7 +243,7 @@ impl Connector {
             }
             Transport::Tls => {
                 let tcp = self.tcp().await?;
-                let tls = self.tls.as_ref().ok_or_else(|| anyhow!("no TLS config"))?;
+                let tls = tls.ok_or_else(|| anyhow!("no TLS config"))?;
                 let name = rustls::pki_types::ServerName::try_from("localhost")?;
                 let stream = tls.connect(name, tcp).await?;
                 let (r, w) = tokio::io::split(stream);
@@ -186,7 +255,11 @@ impl Connector {
                     .quic
                     .get(i)
                     .ok_or_else(|| anyhow!("no QUIC endpoint"))?;
-                let conn = ep.connect(self.addr, "localhost")?.await?;
+                let conn = match quic {
+                    Some(config) => ep.connect_with(config.clone(), self.addr, "localhost")?,
+                    None => ep.connect(self.addr, "localhost")?,
+                }
+                .await?;
                 let (send, recv) = conn.open_bi().await?;
                 Ok(Conn::new(Box::new(recv), Box::new(send), Some(conn)))
             }

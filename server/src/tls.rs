@@ -119,6 +119,18 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Stateless session tickets (encrypted with keys that rotate every six hours), so every client
+/// can resume, however many: a reconnecting device skips the certificate and its signature, the
+/// costliest part of a handshake (in a reconnect storm, most of the server's work). rustls'
+/// default instead keeps the last 256 sessions in server memory.
+fn resumable(cfg: &mut rustls::ServerConfig) -> Result<(), TlsError> {
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    // One ticket per connection: each reconnect brings the next.
+    cfg.send_tls13_tickets = 1;
+    Ok(())
+}
+
 /// rustls server configuration for TLS over TCP, offering ALPN `parley/1`.
 pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
@@ -126,6 +138,7 @@ pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsEr
         .with_no_client_auth()
         .with_single_cert(m.certs.clone(), m.key.clone_key())?;
     cfg.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+    resumable(&mut cfg)?;
     Ok(Arc::new(cfg))
 }
 
@@ -140,6 +153,7 @@ pub fn quic_config(
         .with_single_cert(m.certs.clone(), m.key.clone_key())?;
     tls.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
     tls.max_early_data_size = 0;
+    resumable(&mut tls)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));

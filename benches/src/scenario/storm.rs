@@ -2,7 +2,9 @@
 //! login, then a full sync). Reports the time until every client is logged in and synced.
 //!
 //! Clients come in pairs sharing a 1:1 conversation with `--backlog` messages, so each sync has
-//! real history to fetch and the run can check that every client got all of it.
+//! real history to fetch and the run can check that every client got all of it. Each client
+//! keeps its own TLS session cache, as a device does, so its reconnect resumes the session it
+//! had (`--no-resume`: full handshakes).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use tokio::time::Instant;
 use super::idle::{slice_len, start_slices, WorkerArgs};
 use super::{machine, register_all, round3, Common, Target};
 use crate::client::{self, account_name, open_direct, send_request, Identity};
-use crate::conn::Connector;
+use crate::conn::{Connector, Resumable};
 use crate::coord::Coord;
 use crate::progress::Progress;
 use crate::stats::summarize;
@@ -37,14 +39,18 @@ pub struct StormArgs {
     /// Reconnects in flight at once per worker (the rest queue behind them).
     #[arg(long, default_value_t = 1000)]
     pub concurrency: usize,
+    /// Reconnect with full TLS handshakes (clients keep no session tickets).
+    #[arg(long)]
+    pub no_resume: bool,
 }
 
 async fn reconnect(
     connector: &Connector,
+    client: &Resumable,
     id: &Identity,
     t0: Instant,
 ) -> anyhow::Result<(Duration, usize)> {
-    let mut conn = connector.connect().await?;
+    let mut conn = connector.connect_as(client).await?;
     client::token_login(&mut conn, id).await?;
     let synced = client::sync_all(&mut conn, id.epoch, Vec::new(), 0, 1000).await?;
     let took = t0.elapsed();
@@ -92,13 +98,24 @@ async fn slice_inner(a: StormArgs, target: &Target, coord: &mut Coord) -> anyhow
             ids.push(id);
         }
     }
-    // Everyone online (token login), then the storm.
+    // Everyone online (token login), then the storm. Without resumption every client shares
+    // the connector's cache, which keeps tickets for a handful of connections only.
+    let shared = Resumable::default();
+    let sessions = (0..n)
+        .map(|_| {
+            if a.no_resume {
+                Ok(shared.clone())
+            } else {
+                connector.resumable()
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut online = Vec::with_capacity(n);
-    let mut s = futures::stream::iter(ids.clone())
-        .map(|id| {
+    let mut s = futures::stream::iter(ids.clone().into_iter().zip(sessions.clone()))
+        .map(|(id, session)| {
             let connector = connector.clone();
             async move {
-                let mut conn = connector.connect().await?;
+                let mut conn = connector.connect_as(&session).await?;
                 client::token_login(&mut conn, &id).await?;
                 Ok::<_, anyhow::Error>(conn)
             }
@@ -119,10 +136,10 @@ async fn slice_inner(a: StormArgs, target: &Target, coord: &mut Coord) -> anyhow
     let mut hist = crate::stats::histogram();
     let (mut done, mut errors, mut wrong_history) = (0u64, 0u64, 0u64);
     let mut first_error = None;
-    let mut s = futures::stream::iter(ids.into_iter().zip(expected))
-        .map(|(id, want)| {
+    let mut s = futures::stream::iter(ids.into_iter().zip(expected).zip(sessions))
+        .map(|((id, want), session)| {
             let connector = connector.clone();
-            async move { (reconnect(&connector, &id, t0).await, want) }
+            async move { (reconnect(&connector, &session, &id, t0).await, want) }
         })
         .buffer_unordered(a.concurrency.max(1));
     while let Some((r, want)) = s.next().await {
@@ -178,7 +195,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
     anyhow::ensure!(a.clients > 0, "--clients must be positive");
     let k = a.workers.normalise();
     let target = Target::resolve(&a.common).await?;
-    let extra = [
+    let mut extra = vec![
         "--clients".to_owned(),
         a.clients.to_string(),
         "--backlog".to_owned(),
@@ -186,6 +203,9 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
         "--concurrency".to_owned(),
         a.concurrency.to_string(),
     ];
+    if a.no_resume {
+        extra.push("--no-resume".to_owned());
+    }
     let a2 = a.clone();
     let mut slices = start_slices(
         "storm",
@@ -239,6 +259,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
             "workers": k,
             "backlog_per_pair": a.backlog,
             "concurrency_per_worker": a.concurrency,
+            "tls_resumption": !a.no_resume,
             "smoke": a.common.smoke,
         },
         "all_synced_s": round3(secs),

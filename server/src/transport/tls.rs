@@ -505,4 +505,54 @@ mod tests {
             .await
             .is_err());
     }
+
+    /// With the server's real configuration: a client that reconnects with the ticket it was
+    /// given resumes (an abbreviated handshake), as reconnecting devices do.
+    #[tokio::test]
+    async fn a_reconnecting_client_resumes_its_session() {
+        use rustls::HandshakeKind;
+        let dir = tempfile::tempdir().unwrap();
+        let material =
+            crate::tls::load_or_create(&crate::config::Config::for_tests(dir.path())).unwrap();
+        let server_cfg = crate::tls::server_config(&material).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(material.certs[0].clone()).unwrap();
+        let mut client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        client_cfg.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for want in [HandshakeKind::Full, HandshakeKind::Resumed] {
+            let client = async {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut tls = connector.connect(name, tcp).await.unwrap();
+                tls.write_all(b"x").await.unwrap();
+                tls.flush().await.unwrap();
+                // The ticket comes after the handshake; reading the answer takes it in.
+                let mut y = [0u8; 1];
+                tls.read_exact(&mut y).await.unwrap();
+                tls.get_ref().1.handshake_kind()
+            };
+            let server = async {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut tls = TlsSocket::accept(Socket::Live(tcp), server_cfg.clone())
+                    .await
+                    .unwrap();
+                let mut x = [0u8; 1];
+                tls.read_exact(&mut x).await.unwrap();
+                tls.write_all(b"y").await.unwrap();
+                tls.flush().await.unwrap();
+                tls
+            };
+            let (kind, _server) = tokio::join!(client, server);
+            assert_eq!(kind, Some(want));
+        }
+    }
 }
