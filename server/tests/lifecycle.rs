@@ -41,6 +41,16 @@ async fn login(s: &TestServer, t: Transport, account: &str) -> Raw {
 
 const INTERVAL: Duration = Duration::from_millis(500);
 
+/// The next frame is GoAway for `reason`, then the server closes the connection.
+async fn expect_go_away(raw: &mut Raw, reason: GoAwayReason) {
+    let frame = raw.recv().await;
+    assert!(
+        matches!(&frame, Some(ServerFrame::Push(Push::GoAway { reason: r, .. })) if *r == reason),
+        "expected GoAway({reason:?}), got {frame:?}"
+    );
+    assert!(raw.recv().await.is_none());
+}
+
 async fn silent_connection_is_reaped(t: Transport) {
     let s = TestServer::start_with(|c| {
         c.heartbeat.interval = INTERVAL;
@@ -49,18 +59,7 @@ async fn silent_connection_is_reaped(t: Transport) {
     .await;
     let mut raw = login(&s, t, "sleepy").await;
     // Say nothing: the server gives up after the timeout with GoAway(IdleTimeout), then closes.
-    let frame = raw.recv().await;
-    assert!(
-        matches!(
-            frame,
-            Some(ServerFrame::Push(Push::GoAway {
-                reason: GoAwayReason::IdleTimeout,
-                ..
-            }))
-        ),
-        "got {frame:?}"
-    );
-    assert!(raw.recv().await.is_none());
+    expect_go_away(&mut raw, GoAwayReason::IdleTimeout).await;
     // The session left the router before the connection closed: nothing keeps queueing for it.
     assert_eq!(common::sessions_online(&s).await, 0);
     s.stop().await;
@@ -71,18 +70,7 @@ async fn shutdown_sends_go_away(t: Transport) {
     let s = TestServer::start_with(|c| c.heartbeat.interval = INTERVAL).await;
     let mut raw = login(&s, t, "stayer").await;
     let stopping = tokio::spawn(s.stop());
-    let frame = raw.recv().await;
-    assert!(
-        matches!(
-            frame,
-            Some(ServerFrame::Push(Push::GoAway {
-                reason: GoAwayReason::Shutdown,
-                ..
-            }))
-        ),
-        "got {frame:?}"
-    );
-    assert!(raw.recv().await.is_none());
+    expect_go_away(&mut raw, GoAwayReason::Shutdown).await;
     stopping.await.unwrap();
 }
 both_transports!(go_away_on_shutdown, shutdown_sends_go_away);
@@ -222,18 +210,7 @@ async fn sleeping_sessions_wake_for_everything(t: Transport) {
 
     // Silence: the deadline wakes both to say GoAway(IdleTimeout).
     for raw in [&mut bob, &mut carol] {
-        let frame = raw.recv().await;
-        assert!(
-            matches!(
-                frame,
-                Some(ServerFrame::Push(Push::GoAway {
-                    reason: GoAwayReason::IdleTimeout,
-                    ..
-                }))
-            ),
-            "got {frame:?}"
-        );
-        assert!(raw.recv().await.is_none());
+        expect_go_away(raw, GoAwayReason::IdleTimeout).await;
     }
     assert_eq!(common::sessions_online(&s).await, 0);
     assert_eq!(common::stat(&s, "sessions_asleep").await, 0);
@@ -242,18 +219,7 @@ async fn sleeping_sessions_wake_for_everything(t: Transport) {
     let mut dave = login(&s, t, "dave").await;
     until_asleep(&s, 1).await;
     let stopping = tokio::spawn(s.stop());
-    let frame = dave.recv().await;
-    assert!(
-        matches!(
-            frame,
-            Some(ServerFrame::Push(Push::GoAway {
-                reason: GoAwayReason::Shutdown,
-                ..
-            }))
-        ),
-        "got {frame:?}"
-    );
-    assert!(dave.recv().await.is_none());
+    expect_go_away(&mut dave, GoAwayReason::Shutdown).await;
     stopping.await.unwrap();
 }
 
