@@ -315,6 +315,19 @@ mod tests {
         (client.unwrap(), server.into_std().unwrap())
     }
 
+    fn lie_down(
+        lot: &ParkingLot,
+        note: Note,
+        socket: &std::net::TcpStream,
+        link: &Link,
+        at: Instant,
+    ) {
+        use std::os::fd::AsRawFd;
+        assert!(lot
+            .park(Box::new(note), socket.as_raw_fd(), link, at)
+            .is_ok());
+    }
+
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(3600)
     }
@@ -331,14 +344,7 @@ mod tests {
         // Bytes on the socket.
         let (mut client, server) = socket_pair().await;
         let l = link();
-        lot.park(
-            Box::new(Note("bytes", tx.clone())),
-            server.as_raw_fd(),
-            &l,
-            far(),
-        )
-        .map_err(|_| ())
-        .unwrap();
+        lie_down(&lot, Note("bytes", tx.clone()), &server, &l, far());
         assert_eq!(lot.asleep(), 1);
         client.write_all(b"x").await.unwrap();
         assert_eq!(rx.recv().await, Some("bytes"));
@@ -348,14 +354,7 @@ mod tests {
         let hub = crate::hub::Hub::default();
         let l2 = link();
         hub.register(l2.user, l2.clone());
-        lot.park(
-            Box::new(Note("push", tx.clone())),
-            server2.as_raw_fd(),
-            &l2,
-            far(),
-        )
-        .map_err(|_| ())
-        .unwrap();
+        lie_down(&lot, Note("push", tx.clone()), &server2, &l2, far());
         hub.deliver(l2.user, &bytes::Bytes::from_static(b"frame"), None);
         assert_eq!(rx.recv().await, Some("push"));
 
@@ -364,41 +363,20 @@ mod tests {
         let l3 = link();
         hub.register(l3.user, l3.clone());
         hub.deliver(l3.user, &bytes::Bytes::from_static(b"early"), None);
-        lot.park(
-            Box::new(Note("early", tx.clone())),
-            server3.as_raw_fd(),
-            &l3,
-            far(),
-        )
-        .map_err(|_| ())
-        .unwrap();
+        lie_down(&lot, Note("early", tx.clone()), &server3, &l3, far());
         assert_eq!(rx.recv().await, Some("early"));
 
         // The heartbeat deadline.
         let (_client4, server4) = socket_pair().await;
         let l4 = link();
         let soon = Instant::now() + Duration::from_millis(10);
-        lot.park(
-            Box::new(Note("deadline", tx.clone())),
-            server4.as_raw_fd(),
-            &l4,
-            soon,
-        )
-        .map_err(|_| ())
-        .unwrap();
+        lie_down(&lot, Note("deadline", tx.clone()), &server4, &l4, soon);
         assert_eq!(rx.recv().await, Some("deadline"));
 
         // Stop wakes whoever is left and refuses new sleepers.
         let (_client5, server5) = socket_pair().await;
         let l5 = link();
-        lot.park(
-            Box::new(Note("stop", tx.clone())),
-            server5.as_raw_fd(),
-            &l5,
-            far(),
-        )
-        .map_err(|_| ())
-        .unwrap();
+        lie_down(&lot, Note("stop", tx.clone()), &server5, &l5, far());
         lot.stop();
         assert_eq!(rx.recv().await, Some("stop"));
         assert!(lot
