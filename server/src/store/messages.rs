@@ -748,7 +748,7 @@ mod tests {
     use parley_protocol::frames::ContentType;
     use parley_protocol::ids::ClientMsgId;
 
-    use super::super::test_util::temp_store;
+    use super::super::test_util::{reopen, temp_store};
     use super::*;
 
     fn item(sender: u64, conv: u64, cmid: &str) -> CommitItem {
@@ -810,7 +810,7 @@ mod tests {
 
         // After reopening: the counter and heads continue, duplicates are still recognised,
         // and reuse for another conversation is refused.
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         assert_eq!(store.next_message_id().unwrap(), 4);
         let out = commit(
             &store,
@@ -893,7 +893,7 @@ mod tests {
         };
         check(&store);
         close(store);
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         check(&store);
         assert_eq!(store.head(conv(20)).unwrap(), Seq(n));
         assert_eq!(store.next_message_id().unwrap(), 2 * n + 1);
@@ -913,7 +913,7 @@ mod tests {
         segment.write_all_at(&[0x55; 40], end).unwrap();
         drop(segment);
 
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         assert_eq!(store.head(conv(10)).unwrap(), Seq(3));
         assert_eq!(store.next_message_id().unwrap(), 4);
         let out = commit(
@@ -965,12 +965,12 @@ mod tests {
         check(&store);
         // And after a restart without a snapshot (a replay) and with one.
         close(store);
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         lock(&store.messages.writer).windows.size = 4;
         check(&store);
         store.sync().unwrap();
         close(store);
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         lock(&store.messages.writer).windows.size = 4;
         check(&store);
         // Outside the window a client_msg_id counts as new.
@@ -1030,7 +1030,7 @@ mod tests {
             .unwrap();
         commit(&store, &[item(1, 11, "e")], 3);
         close(store);
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         for (c, seq) in [(10, 2), (11, 2), (12, 1)] {
             assert_eq!(store.head(conv(c)).unwrap(), Seq(seq), "conversation {c}");
         }
@@ -1054,7 +1054,7 @@ mod tests {
         // A crash after the second snapshot: the replay starts after both messages, so
         // conversation 10's head must be in that snapshot.
         close(store);
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = reopen(dir.path()).unwrap();
         assert_eq!(store.head(conv(10)).unwrap(), Seq(1));
         assert_eq!(store.head(conv(11)).unwrap(), Seq(1));
         let out = commit(&store, &[item(1, 10, "a"), item(1, 10, "c")], 3);
@@ -1068,7 +1068,7 @@ mod tests {
         commit(&store, &[item(1, 10, "a")], 1);
         store.idx.remove(FORMAT).unwrap();
         close(store);
-        let err = Store::open(dir.path(), 8 << 20).unwrap_err();
+        let err = reopen(dir.path()).unwrap_err();
         assert!(
             err.to_string().contains("older message log format"),
             "{err}"

@@ -231,6 +231,26 @@ pub(crate) mod test_util {
         let store = Store::open(dir.path(), 8 << 20).expect("open store");
         (dir, store)
     }
+
+    /// Opens the store in `dir` again after the previous one was dropped. sled's IO threads
+    /// let go of the database file (and its lock) a moment after the last handle is dropped,
+    /// with nothing to wait on, so an open that finds the lock still taken is retried for up
+    /// to 10 s; any other result is returned as it is.
+    pub fn reopen(dir: &std::path::Path) -> Result<Store> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(dir, 8 << 20) {
+                Err(StoreError::Engine(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    // Not a runtime thread: a plain unit test.
+                    std::thread::park_timeout(std::time::Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +264,7 @@ mod tests {
         let epoch = store.epoch();
         assert_ne!(epoch, 0);
         drop(store);
-        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        let store = test_util::reopen(dir.path()).unwrap();
         assert_eq!(store.epoch(), epoch);
         store.sync().unwrap();
     }
