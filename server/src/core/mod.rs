@@ -182,6 +182,8 @@ struct SenderCursors {
 struct PendingCursors {
     upto: HashMap<(UserId, ConversationId), Seq>,
     closed: bool,
+    /// The writer is waiting for work (not between rounds): only then does `advance` wake it.
+    idle: bool,
 }
 
 impl SenderCursors {
@@ -195,8 +197,11 @@ impl SenderCursors {
             let at = pending.upto.entry(key).or_default();
             *at = (*at).max(seq);
         }
+        let idle = pending.idle;
         drop(pending);
-        self.wake.notify_one();
+        if idle {
+            self.wake.notify_one();
+        }
     }
 
     /// Lets the writer finish what is pending and exit.
@@ -209,12 +214,15 @@ impl SenderCursors {
         loop {
             let (work, closed) = {
                 let mut pending = self.lock();
+                pending.idle = true;
                 while pending.upto.is_empty() && !pending.closed {
                     pending = self.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
                 }
+                pending.idle = false;
                 (std::mem::take(&mut pending.upto), pending.closed)
             };
-            let started = std::time::Instant::now();
+            // A dedicated thread, not a runtime worker: tokio's clock only reads the time here.
+            let next_round = tokio::time::Instant::now() + CURSOR_ROUND;
             for ((user, conv), seq) in work {
                 if let Err(e) = store.advance_cursor(user, conv, CursorKind::Read, seq) {
                     tracing::warn!(error = %e, "could not advance the sender's read cursor");
@@ -228,8 +236,20 @@ impl SenderCursors {
                 continue;
             }
             // One round per `CURSOR_ROUND` at most: what arrives meanwhile coalesces (one write
-            // per sender and conversation) instead of waking this thread for every batch.
-            std::thread::sleep(CURSOR_ROUND.saturating_sub(started.elapsed()));
+            // per sender and conversation) instead of waking this thread for every batch. Only
+            // `close` ends the wait early.
+            let mut pending = self.lock();
+            while !pending.closed {
+                let left = next_round.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                pending = self
+                    .wake
+                    .wait_timeout(pending, left)
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
         }
     }
 }
@@ -267,5 +287,35 @@ mod tests {
         cursors.run(&store); // returns only once everything pending is written
         assert_eq!(store.cursors(user, c1).unwrap().read, Seq(9));
         assert_eq!(store.cursors(user, c2).unwrap().read, Seq(4));
+    }
+
+    #[test]
+    fn a_running_writer_picks_up_cursors_advanced_while_it_waits_or_rests() {
+        let (_dir, store) = temp_store();
+        let cursors = Arc::new(SenderCursors::default());
+        let writer = {
+            let (cursors, store) = (cursors.clone(), store.clone());
+            std::thread::spawn(move || cursors.run(&store))
+        };
+        let user = UserId::try_from(7).unwrap();
+        let conv = ConversationId::try_from(1).unwrap();
+        // Advances land while the writer waits for work and while it rests between rounds;
+        // each must be written without another advance to wake it.
+        for seq in 1..=6u64 {
+            if seq % 2 == 1 {
+                // Past the rest after the previous round: the writer is waiting for work.
+                let until = std::time::Duration::from_millis(3) * CURSOR_ROUND.as_millis() as u32;
+                std::thread::park_timeout(until);
+            }
+            cursors.advance(HashMap::from([((user, conv), Seq(seq))]));
+            let mut tries = 0;
+            while store.cursors(user, conv).unwrap().read != Seq(seq) {
+                tries += 1;
+                assert!(tries < 2_000, "cursor {seq} never written");
+                std::thread::park_timeout(std::time::Duration::from_millis(1));
+            }
+        }
+        cursors.close();
+        writer.join().unwrap();
     }
 }
