@@ -5,8 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q -p parley-server --bin parley
-cargo build -q -p parley-benches --bin imload
+# One build of the whole workspace with every target: the same features as `cargo test
+# --workspace`, so after the tests nothing but the bench targets compiles. Building each package
+# on its own resolves other features (serde, mio, syn, ...) and recompiled much of the tree
+# twice: 4 of CI's 20 minutes.
+cargo build -q --workspace --all-targets
 
 target_dir=${CARGO_TARGET_DIR:-target}
 imload=$target_dir/debug/imload
