@@ -202,17 +202,15 @@ impl Connector {
             ));
             Arc::new(config)
         };
-        let mut r = Resumable {
-            tls: None,
-            quic: None,
-        };
-        if let Some(config) = &self.tls_config {
-            match (&self.quic_transport, self.transport) {
-                (Some(transport), Transport::Quic) => {
-                    r.quic = Some(quic_client(&own(config), transport)?);
-                }
-                _ => r.tls = Some(tokio_rustls::TlsConnector::from(own(config))),
+        let mut r = Resumable::default();
+        match (self.transport, &self.tls_config, &self.quic_transport) {
+            (Transport::Tls, Some(config), _) => {
+                r.tls = Some(tokio_rustls::TlsConnector::from(own(config)));
             }
+            (Transport::Quic, Some(config), Some(transport)) => {
+                r.quic = Some(quic_client(&own(config), transport)?);
+            }
+            _ => {}
         }
         Ok(r)
     }

@@ -304,8 +304,12 @@ mod tests {
         for seq in 1..=6u64 {
             if seq % 2 == 1 {
                 // Past the rest after the previous round: the writer is waiting for work.
-                let until = std::time::Duration::from_millis(3) * CURSOR_ROUND.as_millis() as u32;
-                std::thread::park_timeout(until);
+                let mut tries = 0;
+                while !cursors.lock().idle {
+                    tries += 1;
+                    assert!(tries < 2_000, "the writer never waited for work");
+                    std::thread::park_timeout(std::time::Duration::from_millis(1));
+                }
             }
             cursors.advance(HashMap::from([((user, conv), Seq(seq))]));
             let mut tries = 0;

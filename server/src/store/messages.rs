@@ -175,30 +175,17 @@ impl Window {
     /// Positions of the sends whose tag matches `hash`'s, newest first (almost always none;
     /// more than one only when different client_msg_ids share a tag).
     fn candidates(&self, hash: u64) -> Vec<u64> {
-        const LANES: usize = 16;
         let wanted = tag(hash);
-        let mut found = Vec::new();
+        // No early exit: a plain OR over every tag, which the compiler vectorises.
+        let any = |tags: &[u32]| tags.iter().fold(false, |any, &t| any | (t == wanted));
         let (front, back) = self.tags.as_slices();
-        let mut base = 0;
-        for part in [front, back] {
-            let chunks = part.chunks_exact(LANES);
-            let rest = chunks.remainder();
-            for (c, chunk) in chunks.enumerate() {
-                // No early exit inside a chunk: the loop vectorises.
-                if chunk.iter().fold(false, |any, &t| any | (t == wanted)) {
-                    let at = base + c * LANES;
-                    found.extend((0..LANES).filter(|&k| chunk[k] == wanted).map(|k| at + k));
-                }
-            }
-            let at = base + part.len() - rest.len();
-            found.extend(
-                (0..rest.len())
-                    .filter(|&k| rest[k] == wanted)
-                    .map(|k| at + k),
-            );
-            base += part.len();
+        if !any(front) && !any(back) {
+            return Vec::new();
         }
-        found.iter().rev().map(|&i| self.positions[i]).collect()
+        (self.tags.iter().zip(&self.positions).rev())
+            .filter(|(&t, _)| t == wanted)
+            .map(|(_, &pos)| pos)
+            .collect()
     }
 }
 
@@ -523,6 +510,7 @@ impl Store {
         w: &mut Writer,
         sender: UserId,
         client_msg_id: &str,
+        hash: u64,
     ) -> Result<Option<Message>> {
         let tick = w.windows.tick;
         let window = match w.windows.by_sender.entry(sender) {
@@ -535,7 +523,7 @@ impl Store {
             }
         };
         window.used = tick;
-        for pos in window.candidates(cmid_hash(client_msg_id)) {
+        for pos in window.candidates(hash) {
             let (msg, _) = self.read_message(pos)?;
             if msg.sender != sender {
                 return Err(corrupt(
@@ -601,12 +589,13 @@ impl Store {
             let item = item.as_ref();
             let req = &item.request;
             let cmid = req.client_msg_id.as_str();
+            let hash = cmid_hash(cmid);
             let earlier = match in_batch.get(&(item.sender, cmid)) {
                 Some(&j) => match &out[j] {
                     Ok(c) => Some(c.message.clone()),
                     Err(e) => return Err(corrupt(format!("batch dedup chain: {e}"))),
                 },
-                None => self.find_duplicate(w, item.sender, cmid)?,
+                None => self.find_duplicate(w, item.sender, cmid, hash)?,
             };
             if let Some(original) = earlier {
                 out.push(if original.conversation == req.conversation {
@@ -658,7 +647,7 @@ impl Store {
             index_message(&mut index, &msg, pos);
             batch_heads.insert(req.conversation, Head { seq, pos });
             batch_sent.insert(item.sender, pos);
-            sent.push((item.sender, cmid_hash(cmid), pos));
+            sent.push((item.sender, hash, pos));
             in_batch.insert((item.sender, cmid), i);
             out.push(Ok(Committed {
                 message: msg,
