@@ -2,7 +2,11 @@
 //! fallback, the seed dialects and file transfer.
 //!
 //! It depends on `parley-protocol`, not on the server: the server hands it a [`Backend`], the
-//! small interface through which every HTTP request reaches the core.
+//! small interface through which every HTTP request reaches the core's request service.
+
+mod backend;
+
+pub use backend::{Backend, PushSession, SessionEvent};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,12 +60,6 @@ pub struct Stats {
     pub commit_full_sync_us_max: u64,
 }
 
-/// What the HTTP side needs from the server.
-pub trait Backend: Send + Sync + 'static {
-    /// Current figures.
-    fn stats(&self) -> Stats;
-}
-
 #[derive(Serialize)]
 struct Health {
     status: &'static str,
@@ -108,6 +106,8 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
+    /// Only the stats: the operational routes use nothing else (the server's own tests drive
+    /// the rest of the interface against the real service).
     struct Fixed;
     impl Backend for Fixed {
         fn stats(&self) -> Stats {
@@ -115,6 +115,26 @@ mod tests {
                 messages_total: 42,
                 ..Stats::default()
             }
+        }
+        fn execute(
+            &self,
+            _: Option<parley_protocol::session::Identity>,
+            _: parley_protocol::frames::Request,
+        ) -> futures::future::BoxFuture<'static, parley_protocol::frames::Response> {
+            unreachable!("not routed")
+        }
+        fn authenticate(
+            &self,
+            _: String,
+            _: parley_protocol::frames::Device,
+        ) -> futures::future::BoxFuture<
+            'static,
+            Result<parley_protocol::session::Identity, parley_protocol::frames::ErrorInfo>,
+        > {
+            unreachable!("not routed")
+        }
+        fn open_session(&self, _: parley_protocol::session::Identity) -> Box<dyn PushSession> {
+            unreachable!("not routed")
         }
     }
 

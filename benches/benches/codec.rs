@@ -21,6 +21,7 @@ fn message(payload: usize) -> Message {
         server_time_ms: 1_763_700_000_000,
         reply_to: Seq::ZERO,
         mentions: vec![],
+        event: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn items(start: u64, n: usize) -> Vec<CommitItem> {
                     reply_to: Seq::ZERO,
                     mentions: vec![],
                 },
+                event: None,
             }
         })
         .collect()

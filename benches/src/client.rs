@@ -9,6 +9,7 @@ use parley_protocol::frames::{
     SendRequest, SyncRequest,
 };
 use parley_protocol::ids::{Account, ClientMsgId, ConversationId, DeviceId, Seq, UserId};
+use parley_protocol::values::{GroupName, NewPassword};
 use tokio::time::Instant;
 
 use crate::conn::{Conn, Connector};
@@ -60,7 +61,7 @@ pub async fn register(connector: &Connector, account: &str) -> anyhow::Result<(C
     let r = conn
         .call(Request::Register {
             account: Account::try_from(account)?,
-            password: PASSWORD.to_owned(),
+            password: NewPassword::try_from(PASSWORD)?,
             device: device.clone(),
         })
         .await?;
@@ -103,7 +104,7 @@ pub async fn create_group(
 ) -> anyhow::Result<ConversationId> {
     let r = conn
         .call(Request::CreateGroup {
-            name: name.to_owned(),
+            name: GroupName::try_from(name)?,
             members,
         })
         .await?;

@@ -4,25 +4,27 @@
 use std::time::Duration;
 
 use parley_protocol::frames::{Credential, Device, ErrorInfo, LoginResult, Request};
-use parley_protocol::ErrorCode;
+use parley_protocol::values::{NewPassword, Password};
+use parley_protocol::{ErrorCode, InvalidInput};
 
 use crate::config::Credentials;
 use crate::error::ClientError;
 use crate::link::Link;
 
 impl Credentials {
-    /// The first request of a connection for these credentials.
-    pub(crate) fn request(&self, device: Device) -> Request {
-        match self {
+    /// The first request of a connection for these credentials; a password that breaks the
+    /// protocol's rules (a new one shorter than 8 bytes ...) is refused here.
+    pub(crate) fn request(&self, device: Device) -> Result<Request, InvalidInput> {
+        Ok(match self {
             Credentials::Register { account, password } => Request::Register {
                 account: account.clone(),
-                password: password.clone(),
+                password: NewPassword::try_from(password.as_str())?,
                 device,
             },
             Credentials::Password { account, password } => Request::Login {
                 credential: Credential::Password {
                     account: account.clone(),
-                    password: password.clone(),
+                    password: Password::try_from(password.as_str())?,
                 },
                 device,
             },
@@ -30,7 +32,7 @@ impl Credentials {
                 credential: Credential::AccessToken(token.clone()),
                 device,
             },
-        }
+        })
     }
 }
 

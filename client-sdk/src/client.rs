@@ -9,6 +9,7 @@ use parley_protocol::frames::{
     SendRequest,
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, Seq, UserId};
+use parley_protocol::values::GroupName;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -53,10 +54,10 @@ impl Client {
         credentials: Credentials,
     ) -> Result<(Client, Events), ClientError> {
         config.validate()?;
+        let request = credentials.request(config.device.clone())?;
         let connector = Connector::new(&config)?;
         let stream = connector.connect().await?;
         let mut link = Link::new(stream, config.request_timeout);
-        let request = credentials.request(config.device.clone());
         let login = match link.login(request, config.request_timeout).await {
             Ok(login) => login,
             Err(e) => {
@@ -148,20 +149,20 @@ impl Client {
         expect_conversation(self.call(Request::OpenDirect(peer)).await?)
     }
 
-    /// Creates a group owned by this user.
+    /// Creates a group owned by this user (the name is checked here, before anything is sent).
     pub async fn create_group(
         &self,
-        name: impl Into<String>,
+        name: &str,
         members: Vec<UserId>,
     ) -> Result<ConversationInfo, ClientError> {
-        let request = Request::CreateGroup {
-            name: name.into(),
-            members,
-        };
+        let name = GroupName::try_from(name)?;
+        let request = Request::CreateGroup { name, members };
         expect_conversation(self.call(request).await?)
     }
 
-    /// Adds and removes group members.
+    /// Adds and removes group members. The change is an entry in the group's log: every member
+    /// (and everyone removed) gets it as a message whose `event` says what changed. Resolves once
+    /// it is durable. The request carries a fresh idempotency key.
     pub async fn change_members(
         &self,
         conversation: ConversationId,
@@ -172,8 +173,17 @@ impl Client {
             conversation,
             add,
             remove,
+            request_key: Some(new_client_msg_id()),
         };
         expect_ok(self.call(request).await?)
+    }
+
+    /// This user's conversations, newest activity first, with cursors and unread counts.
+    pub async fn list_conversations(&self) -> Result<Vec<ConversationInfo>, ClientError> {
+        match self.call(Request::ListConversations).await? {
+            Response::ConversationList(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Moves this user's delivered or read cursor in a conversation.
@@ -282,6 +292,10 @@ fn expect_conversation(r: Response) -> Result<ConversationInfo, ClientError> {
             "expected a conversation, got {other:?}"
         ))),
     }
+}
+
+fn unexpected(other: Response) -> ClientError {
+    ClientError::Protocol(format!("unexpected response {other:?}"))
 }
 
 fn expect_ok(r: Response) -> Result<(), ClientError> {

@@ -178,9 +178,62 @@ string_id!(
     }
 );
 
+/// Which server node a session lives on (0 on a single node). Session ids carry it, so a
+/// router spanning several nodes knows where to deliver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u16);
+
+/// One session (a connection, or an in-process session of the HTTP side): the node it lives on
+/// in the top 16 bits, a number unique on that node below. On the wire it is the plain u64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// Largest per-node number.
+    pub const MAX_LOCAL: u64 = (1 << 48) - 1;
+
+    /// The session `local` (masked to 48 bits) on `node`.
+    pub const fn new(node: NodeId, local: u64) -> SessionId {
+        SessionId(((node.0 as u64) << 48) | (local & Self::MAX_LOCAL))
+    }
+
+    /// The node the session lives on.
+    pub const fn node(self) -> NodeId {
+        NodeId((self.0 >> 48) as u16)
+    }
+
+    /// The number within its node.
+    pub const fn local(self) -> u64 {
+        self.0 & Self::MAX_LOCAL
+    }
+
+    /// The wire form.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.node().0, self.local())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_ids_carry_their_node() {
+        let id = SessionId::new(NodeId(3), 42);
+        assert_eq!((id.node(), id.local()), (NodeId(3), 42));
+        assert_eq!(id.get(), (3 << 48) | 42);
+        assert_eq!(
+            SessionId::new(NodeId(0), 7).get(),
+            7,
+            "node 0 ids are the plain number"
+        );
+    }
 
     #[test]
     fn zero_ids_are_rejected() {

@@ -10,6 +10,7 @@ pub mod error;
 pub mod frames;
 pub mod ids;
 pub mod session;
+pub mod values;
 
 #[allow(missing_docs, clippy::all)]
 mod wire {

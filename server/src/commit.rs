@@ -1,6 +1,6 @@
-//! Group commit: the one writer of messages.
+//! Group commit: the one writer of every conversation's log (messages and conversation events).
 //!
-//! Sessions queue sends on a bounded channel. A dedicated thread takes everything queued (up to
+//! The request service queues entries on a bounded channel. A dedicated thread takes everything queued (up to
 //! `commit_batch`), assigns seqs and ids, appends the batch to the message log with one write,
 //! makes it durable with one fdatasync, and only then answers every sender and hands the new
 //! messages to the fan-out. Being the only writer is what makes per-conversation seqs gapless
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parley_protocol::frames::{Message, SendAck};
+use parley_protocol::ids::SessionId;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -30,13 +31,13 @@ pub enum CommitError {
     Stopped,
 }
 
-/// One queued send.
+/// One queued entry.
 #[derive(Debug)]
 pub struct CommitRequest {
     /// What to store.
     pub item: CommitItem,
-    /// Session that sent it (excluded from the push fan-out).
-    pub origin_session: u64,
+    /// Session that sent it (excluded from the push fan-out), if it came from one.
+    pub origin_session: Option<SessionId>,
     /// Where the outcome goes (the ack itself: the message moves on to the fan-out).
     pub reply: oneshot::Sender<Result<SendAck, CommitError>>,
 }
@@ -47,11 +48,11 @@ impl AsRef<CommitItem> for CommitRequest {
     }
 }
 
-/// Newly durable messages, for the fan-out.
+/// Newly durable entries, for the fan-out.
 #[derive(Debug)]
 pub struct CommittedBatch {
-    /// Messages with the session that sent each.
-    pub messages: Vec<(Message, u64)>,
+    /// Entries with the session that sent each.
+    pub messages: Vec<(Message, Option<SessionId>)>,
 }
 
 /// What the committer has done, for `/api/v1/stats`.

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Where the store, the dev certificate and files live.
     pub data_dir: PathBuf,
+    /// This node's number, carried in every session id (0 on a single node; a router spanning
+    /// several nodes tells them apart by it).
+    pub node_id: u16,
     /// Listening addresses.
     pub listen: ListenConfig,
     /// Certificates.
@@ -131,6 +134,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./data"),
+            node_id: 0,
             listen: ListenConfig::default(),
             tls: TlsConfig::default(),
             limits: LimitsConfig::default(),

@@ -2,7 +2,6 @@
 //! anything runs), then run until shutdown, then drain.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -13,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::commit::Committer;
 use crate::config::{Config, ConfigError};
 use crate::core::Core;
+use crate::service::{HttpBackend, Service};
 use crate::session::ParkingLot;
 use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
@@ -216,8 +216,9 @@ impl Server {
         } = self;
         let tracker = TaskTracker::new();
         let lot = ParkingLot::start(tracker.clone(), tokio::runtime::Handle::current())?;
+        let service = Service::new(core.clone());
         let shared = Shared {
-            core: core.clone(),
+            service: service.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             permits: Arc::new(Semaphore::new(core.config().limits.max_connections)),
@@ -234,11 +235,8 @@ impl Server {
         for ep in &quic_endpoints {
             listeners.spawn(serve_quic(ep.clone(), shared.clone()));
         }
-        let backend: Arc<dyn parley_admin_http::Backend> = Arc::new(StatsBackend {
-            core: core.clone(),
-            lot: lot.clone(),
-            started,
-        });
+        let backend: Arc<dyn parley_admin_http::Backend> =
+            Arc::new(HttpBackend::new(service, Some(lot.clone()), started));
         for l in http_listeners {
             let router = parley_admin_http::router(backend.clone());
             let token = shutdown.clone();
@@ -278,40 +276,5 @@ impl Server {
         }
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-struct StatsBackend {
-    core: Arc<Core>,
-    lot: ParkingLot,
-    started: tokio::time::Instant,
-}
-
-impl parley_admin_http::Backend for StatsBackend {
-    fn stats(&self) -> parley_admin_http::Stats {
-        let c = &self.core;
-        let hub = c.hub();
-        let commits = c.committer.stats();
-        parley_admin_http::Stats {
-            sessions_online: hub.session_count() as u64,
-            sessions_asleep: self.lot.asleep() as u64,
-            session_wakes_total: self.lot.wakes(),
-            users_online: hub.user_count() as u64,
-            connections_total: c.stats.connections.load(Ordering::Relaxed),
-            logins_total: c.stats.logins.load(Ordering::Relaxed),
-            messages_total: c.stats.messages.load(Ordering::Relaxed),
-            pushes_delivered: hub.stats.delivered.load(Ordering::Relaxed),
-            pushes_dropped: hub.stats.dropped.load(Ordering::Relaxed),
-            store_bytes: c.store.size_on_disk(),
-            uptime_seconds: self.started.elapsed().as_secs(),
-            commit_batches_total: commits.batches.load(Ordering::Relaxed),
-            commit_items_total: commits.items.load(Ordering::Relaxed),
-            commit_batch_max: commits.batch_max.load(Ordering::Relaxed),
-            commit_write_us_total: commits.write_us.load(Ordering::Relaxed),
-            commit_sync_us_total: commits.sync_us.load(Ordering::Relaxed),
-            commit_full_syncs_total: commits.full_syncs.load(Ordering::Relaxed),
-            commit_full_sync_us_total: commits.full_sync_us.load(Ordering::Relaxed),
-            commit_full_sync_us_max: commits.full_sync_us_max.load(Ordering::Relaxed),
-        }
     }
 }

@@ -9,7 +9,8 @@ use common::raw::Raw;
 use common::{next_message, wait_for, TestServer};
 use parley_client::{Credentials, Event, Transport};
 use parley_protocol::frames::{
-    ContentType, Credential, Device, Platform, Request, Response, SyncRequest,
+    ContentType, ConversationEvent, ConversationKind, Credential, Device, PeerRef, Platform,
+    Request, Response, SyncRequest,
 };
 use parley_protocol::ids::{DeviceId, Seq};
 use parley_protocol::ErrorCode;
@@ -119,7 +120,7 @@ async fn group_membership_changes(t: Transport) {
         .unwrap();
     assert_eq!(next_message(&mut bob_ev).await.seq, Seq(1));
 
-    // Only the owner adds members; carol sees messages from her join on, not the history.
+    // Only the owner adds members; carol sees the group from her join on, not the history.
     let err = bob
         .change_members(group.id, vec![carol.user_id()], vec![])
         .await
@@ -129,10 +130,19 @@ async fn group_membership_changes(t: Transport) {
         .change_members(group.id, vec![carol.user_id()], vec![])
         .await
         .unwrap();
-    wait_for(&mut carol_ev, |e| {
-        matches!(e, Event::Membership(m) if m.conversation.id == group.id).then_some(())
-    })
-    .await;
+    // The change is an entry of the group's log (seq 2), pushed to every member.
+    let joined = ConversationEvent::Membership {
+        added: vec![carol.user_id()],
+        removed: vec![],
+    };
+    for events in [&mut carol_ev, &mut bob_ev] {
+        let m = next_message(events).await;
+        assert_eq!(
+            (m.seq, m.sender, m.content_type),
+            (Seq(2), alice.user_id(), ContentType::System)
+        );
+        assert_eq!(m.event.as_ref(), Some(&joined));
+    }
     let ack = alice
         .send(group.id, ContentType::Text, Bytes::from_static(b"welcome"))
         .await
@@ -150,7 +160,7 @@ async fn group_membership_changes(t: Transport) {
         .unwrap();
     assert_eq!(
         (info.visible_from, info.head, info.members.len()),
-        (Seq(2), Seq(2), 3)
+        (Seq(2), Seq(3), 3)
     );
 
     // Typing is relayed, not stored.
@@ -162,10 +172,21 @@ async fn group_membership_changes(t: Transport) {
     .await;
     assert_eq!(who, bob.user_id());
 
-    // A member may leave; then the group is gone for them.
+    // A member may leave; then the group is gone for them. Everyone, the one who left
+    // included, gets the event.
     bob.change_members(group.id, vec![], vec![bob.user_id()])
         .await
         .unwrap();
+    let left = ConversationEvent::Membership {
+        added: vec![],
+        removed: vec![bob.user_id()],
+    };
+    let m = wait_for(&mut carol_ev, |e| match e {
+        Event::Message(m) if m.event.is_some() => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!((m.seq, m.event.as_ref()), (Seq(4), Some(&left)));
     let err = bob
         .send(
             group.id,
@@ -178,6 +199,45 @@ async fn group_membership_changes(t: Transport) {
     s.stop().await;
 }
 both_transports!(groups, group_membership_changes);
+
+/// "Get my conversation list", the operation added through the request service: conversations
+/// with entries first (newest activity first), each with the caller's own cursors.
+async fn conversation_list(t: Transport) {
+    let s = TestServer::start().await;
+    let (alice, _a) = s.register(t, "alice").await;
+    let (bob, mut bob_ev) = s.register(t, "bob").await;
+    let group = alice
+        .create_group("quiet", vec![bob.user_id()])
+        .await
+        .unwrap();
+    let direct = alice
+        .open_direct(PeerRef::User(bob.user_id()))
+        .await
+        .unwrap();
+    alice
+        .send(direct.id, ContentType::Text, Bytes::from_static(b"hi"))
+        .await
+        .unwrap();
+    next_message(&mut bob_ev).await;
+
+    let list = bob.list_conversations().await.unwrap();
+    let seen: Vec<_> = list
+        .iter()
+        .map(|c| (c.id, c.kind, c.head, c.unread))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (direct.id, ConversationKind::Direct, Seq(1), 1),
+            (group.id, ConversationKind::Group, Seq(0), 0),
+        ]
+    );
+    let mine = alice.list_conversations().await.unwrap();
+    let ids: Vec<_> = mine.iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec![direct.id, group.id]);
+    s.stop().await;
+}
+both_transports!(conversations, conversation_list);
 
 async fn foreign_epoch_resets_sync(t: Transport) {
     let s = TestServer::start().await;

@@ -47,7 +47,7 @@ async fn raw_login(s: &TestServer, t: Transport, account: &str) -> Raw {
         1,
         Request::Register {
             account: Account::try_from(account).unwrap(),
-            password: "password-123".into(),
+            password: parley_protocol::values::NewPassword::try_from("password-123").unwrap(),
             device: device("raw"),
         },
     )
@@ -141,7 +141,7 @@ async fn requests_need_login_and_membership(t: Transport) {
         Request::Login {
             credential: Credential::Password {
                 account: Account::try_from("alice").unwrap(),
-                password: "wrong-password".into(),
+                password: parley_protocol::values::Password::try_from("wrong-password").unwrap(),
             },
             device: device("x"),
         },

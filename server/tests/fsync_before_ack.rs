@@ -102,7 +102,7 @@ async fn message_is_fsynced_before_its_ack_is_written() {
         1,
         Request::Register {
             account: Account::try_from("prober").unwrap(),
-            password: "password-123".into(),
+            password: parley_protocol::values::NewPassword::try_from("password-123").unwrap(),
             device: device.clone(),
         },
     )

@@ -24,7 +24,7 @@ async fn login(s: &TestServer, t: Transport, account: &str) -> Raw {
         1,
         Request::Register {
             account: Account::try_from(account).unwrap(),
-            password: "password-123".into(),
+            password: parley_protocol::values::NewPassword::try_from("password-123").unwrap(),
             device: Device {
                 id: DeviceId::try_from("raw").unwrap(),
                 platform: Platform::Cli,

@@ -227,7 +227,7 @@ async fn once(client: &Client, command: Command) -> anyhow::Result<()> {
                 .map(UserId::try_from)
                 .collect::<Result<Vec<_>, _>>()
                 .context("bad --member")?;
-            let group = client.create_group(name, members).await?;
+            let group = client.create_group(&name, members).await?;
             println!("created {}", describe(&group));
         }
         Command::Listen | Command::Sync => unreachable!("handled by run"),

@@ -21,6 +21,7 @@ fn msg(c: u64, seq: u64) -> Message {
         server_time_ms: 0,
         reply_to: Seq::ZERO,
         mentions: vec![],
+        event: None,
     }
 }
 

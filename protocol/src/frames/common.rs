@@ -37,7 +37,7 @@ wire_enum!(
 wire_enum!(
     /// How to interpret message content.
     ContentType, w::ContentType, unknown = Unspecified,
-    { Unspecified, Text, Image, File, Audio, Video, Custom }
+    { Unspecified, Text, Image, File, Audio, Video, Custom, System }
 );
 wire_enum!(
     /// 1:1 or group.

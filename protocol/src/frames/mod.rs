@@ -4,16 +4,20 @@
 mod common;
 mod request;
 mod response;
+mod shared;
 
+pub use crate::values::{MAX_GROUP_NAME_BYTES, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES};
 pub use common::{ContentType, ConversationKind, CursorKind, Device, GoAwayReason, Platform};
 pub use request::{
     ClientFrame, Credential, PeerRef, RejectedFrame, Request, SendRequest, SyncRequest,
-    MAX_GROUP_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TOKEN_BYTES,
+    MAX_TOKEN_BYTES,
 };
 pub use response::{
-    ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push, Receipt,
-    Response, SendAck, ServerFrame, SyncResponse,
+    ConversationEvent, ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message,
+    Push, Receipt, Response, SendAck, ServerFrame, SyncResponse,
 };
+
+pub use shared::SharedPush;
 
 #[cfg(test)]
 mod tests;

@@ -8,15 +8,12 @@ use super::common::{ContentType, CursorKind, Device};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, InvalidInput};
 use crate::ids::{Account, ClientMsgId, ConversationId, RequestId, Seq, UserId};
+use crate::values::{GroupName, NewPassword, Password};
 use crate::wire as w;
 use crate::wire::frame::Body;
 
-/// Longest password accepted (hashing cost is bounded by it).
-pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Longest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 512;
-/// Longest group name.
-pub const MAX_GROUP_NAME_BYTES: usize = 128;
 
 /// How a login proves who it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +23,7 @@ pub enum Credential {
         /// Login name.
         account: Account,
         /// Cleartext password (TLS protects it in transit).
-        password: String,
+        password: Password,
     },
     /// An access token from an earlier login.
     AccessToken(String),
@@ -75,7 +72,7 @@ pub struct SyncRequest {
 pub enum Request {
     Register {
         account: Account,
-        password: String,
+        password: NewPassword,
         device: Device,
     },
     Login {
@@ -99,17 +96,20 @@ pub enum Request {
     },
     OpenDirect(PeerRef),
     CreateGroup {
-        name: String,
+        name: GroupName,
         members: Vec<UserId>,
     },
     ChangeMembers {
         conversation: ConversationId,
         add: Vec<UserId>,
         remove: Vec<UserId>,
+        /// Idempotency key (`None`: the server picks one).
+        request_key: Option<ClientMsgId>,
     },
     Typing {
         conversation: ConversationId,
     },
+    ListConversations,
 }
 
 impl Request {
@@ -128,6 +128,7 @@ impl Request {
             Request::CreateGroup { .. } => "create_group",
             Request::ChangeMembers { .. } => "change_members",
             Request::Typing { .. } => "typing",
+            Request::ListConversations => "list_conversations",
         }
     }
 
@@ -164,13 +165,6 @@ pub struct RejectedFrame {
     pub error: DecodeError,
 }
 
-fn password(s: String) -> Result<String, InvalidInput> {
-    if s.is_empty() || s.len() > MAX_PASSWORD_BYTES {
-        return Err(InvalidInput::new("password must be 1..=1024 bytes"));
-    }
-    Ok(s)
-}
-
 fn token(s: String) -> Result<String, InvalidInput> {
     if s.is_empty() || s.len() > MAX_TOKEN_BYTES {
         return Err(InvalidInput::new("token must be 1..=512 bytes"));
@@ -193,14 +187,14 @@ impl TryFrom<Body> for Request {
         Ok(match body {
             Body::Register(r) => Request::Register {
                 account: Account::try_from(r.account)?,
-                password: password(r.password)?,
+                password: NewPassword::try_from(r.password)?,
                 device: Device::try_from(r.device)?,
             },
             Body::Login(l) => {
                 let credential = match l.credential {
                     Some(w::login::Credential::Password(p)) => Credential::Password {
                         account: Account::try_from(p.account)?,
-                        password: password(p.password)?,
+                        password: Password::try_from(p.password)?,
                     },
                     Some(w::login::Credential::AccessToken(t)) => {
                         Credential::AccessToken(token(t)?)
@@ -254,20 +248,20 @@ impl TryFrom<Body> for Request {
                     .into())
                 }
             },
-            Body::CreateGroup(g) => {
-                if g.name.is_empty() || g.name.len() > MAX_GROUP_NAME_BYTES {
-                    return Err(InvalidInput::new("group name must be 1..=128 bytes").into());
-                }
-                Request::CreateGroup {
-                    name: g.name,
-                    members: user_ids(g.member_user_ids)?,
-                }
-            }
+            Body::CreateGroup(g) => Request::CreateGroup {
+                name: GroupName::try_from(g.name)?,
+                members: user_ids(g.member_user_ids)?,
+            },
             Body::ChangeMembers(c) => Request::ChangeMembers {
                 conversation: conversation(c.conversation_id)?,
                 add: user_ids(c.add_user_ids)?,
                 remove: user_ids(c.remove_user_ids)?,
+                request_key: match c.client_request_id.is_empty() {
+                    true => None,
+                    false => Some(ClientMsgId::try_from(c.client_request_id)?),
+                },
             },
+            Body::ListConversations(_) => Request::ListConversations,
             Body::Typing(t) => Request::Typing {
                 conversation: conversation(t.conversation_id)?,
             },
@@ -285,7 +279,7 @@ impl From<Request> for Body {
                 device,
             } => Body::Register(w::Register {
                 account: account.into(),
-                password,
+                password: password.into(),
                 device: Some(device.into()),
             }),
             Request::Login { credential, device } => Body::Login(w::Login {
@@ -293,7 +287,7 @@ impl From<Request> for Body {
                     Credential::Password { account, password } => {
                         w::login::Credential::Password(w::Password {
                             account: account.into(),
-                            password,
+                            password: password.into(),
                         })
                     }
                     Credential::AccessToken(t) => w::login::Credential::AccessToken(t),
@@ -349,21 +343,24 @@ impl From<Request> for Body {
                 },
             }),
             Request::CreateGroup { name, members } => Body::CreateGroup(w::CreateGroup {
-                name,
+                name: name.into(),
                 member_user_ids: members.into_iter().map(u64::from).collect(),
             }),
             Request::ChangeMembers {
                 conversation,
                 add,
                 remove,
+                request_key,
             } => Body::ChangeMembers(w::ChangeMembers {
                 conversation_id: conversation.get(),
                 add_user_ids: add.into_iter().map(u64::from).collect(),
                 remove_user_ids: remove.into_iter().map(u64::from).collect(),
+                client_request_id: request_key.map(String::from).unwrap_or_default(),
             }),
             Request::Typing { conversation } => Body::Typing(w::Typing {
                 conversation_id: conversation.get(),
             }),
+            Request::ListConversations => Body::ListConversations(w::ListConversations {}),
         }
     }
 }

@@ -69,6 +69,58 @@ pub struct Message {
     pub server_time_ms: u64,
     pub reply_to: Seq,
     pub mentions: Vec<UserId>,
+    /// Set for conversation events; `None` for plain messages.
+    pub event: Option<ConversationEvent>,
+}
+
+/// A change to a conversation other than a plain message, ordered and synced with the messages
+/// in the conversation's log. Its author is the entry's `sender`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConversationEvent {
+    /// Members joined or left a group.
+    Membership {
+        /// Users added.
+        added: Vec<UserId>,
+        /// Users removed (or who left).
+        removed: Vec<UserId>,
+    },
+}
+
+impl ConversationEvent {
+    /// Users who must hear of the event besides the conversation's members after it (those it
+    /// removed).
+    pub fn also_notify(&self) -> &[UserId] {
+        match self {
+            ConversationEvent::Membership { removed, .. } => removed,
+        }
+    }
+}
+
+impl From<ConversationEvent> for w::ConversationEvent {
+    fn from(e: ConversationEvent) -> Self {
+        let kind = match e {
+            ConversationEvent::Membership { added, removed } => {
+                w::conversation_event::Kind::Membership(w::MembershipEvent {
+                    added_user_ids: added.into_iter().map(u64::from).collect(),
+                    removed_user_ids: removed.into_iter().map(u64::from).collect(),
+                })
+            }
+        };
+        w::ConversationEvent { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<w::ConversationEvent> for ConversationEvent {
+    type Error = InvalidInput;
+    fn try_from(e: w::ConversationEvent) -> Result<Self, InvalidInput> {
+        match e.kind {
+            Some(w::conversation_event::Kind::Membership(m)) => Ok(ConversationEvent::Membership {
+                added: ids(m.added_user_ids)?,
+                removed: ids(m.removed_user_ids)?,
+            }),
+            None => Err(InvalidInput::new("conversation event of an unknown kind")),
+        }
+    }
 }
 
 /// A conversation as one member sees it.
@@ -157,6 +209,7 @@ pub enum Response {
     Error(ErrorInfo),
     Conversation(ConversationInfo),
     Ok,
+    ConversationList(Vec<ConversationInfo>),
 }
 
 /// Something the server tells the client unasked.
@@ -204,6 +257,7 @@ impl From<Message> for w::Message {
             server_time_ms: m.server_time_ms,
             reply_to_seq: m.reply_to.get(),
             mention_user_ids: m.mentions.into_iter().map(u64::from).collect(),
+            event: m.event.map(Into::into),
         }
     }
 }
@@ -300,6 +354,9 @@ impl From<Response> for Body {
             Response::Error(e) => Body::Error(e.into()),
             Response::Conversation(c) => Body::Conversation(c.into()),
             Response::Ok => Body::Ok(w::Ok {}),
+            Response::ConversationList(list) => Body::ConversationList(w::ConversationList {
+                conversations: list.into_iter().map(Into::into).collect(),
+            }),
         }
     }
 }
@@ -352,6 +409,7 @@ impl TryFrom<w::Message> for Message {
             server_time_ms: m.server_time_ms,
             reply_to: Seq(m.reply_to_seq),
             mentions: ids(m.mention_user_ids)?,
+            event: m.event.map(TryInto::try_into).transpose()?,
         })
     }
 }
@@ -457,6 +515,12 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         Body::Error(e) => Response::Error(e.into()),
         Body::Conversation(c) => Response::Conversation(c.try_into()?),
         Body::Ok(_) => Response::Ok,
+        Body::ConversationList(l) => Response::ConversationList(
+            l.conversations
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        ),
         _ => return Err(DecodeError::Unexpected("not a response")),
     })
 }

@@ -25,7 +25,7 @@ fn requests_round_trip() {
     let requests = vec![
         Request::Register {
             account: Account::try_from("alice").unwrap(),
-            password: "correct horse".into(),
+            password: crate::values::NewPassword::try_from("correct horse").unwrap(),
             device: device(),
         },
         Request::Login {
@@ -52,6 +52,23 @@ fn requests_round_trip() {
         }),
         Request::OpenDirect(PeerRef::Account(Account::try_from("bob").unwrap())),
         Request::Logout,
+        Request::CreateGroup {
+            name: crate::values::GroupName::try_from("team").unwrap(),
+            members: vec![UserId::try_from(4).unwrap()],
+        },
+        Request::ChangeMembers {
+            conversation: conv,
+            add: vec![UserId::try_from(4).unwrap()],
+            remove: vec![],
+            request_key: Some(ClientMsgId::try_from("k1").unwrap()),
+        },
+        Request::ChangeMembers {
+            conversation: conv,
+            add: vec![],
+            remove: vec![UserId::try_from(5).unwrap()],
+            request_key: None,
+        },
+        Request::ListConversations,
     ];
     for (i, request) in requests.into_iter().enumerate() {
         let frame = ClientFrame {
@@ -77,10 +94,26 @@ fn server_frames_round_trip() {
         server_time_ms: 1234,
         reply_to: Seq::ZERO,
         mentions: vec![],
+        event: None,
     };
     assert_eq!(Message::from_bytes(&msg.to_bytes()).unwrap(), msg);
+    let event = Message {
+        content_type: ContentType::System,
+        content: Bytes::new(),
+        event: Some(crate::frames::ConversationEvent::Membership {
+            added: vec![UserId::try_from(7).unwrap()],
+            removed: vec![UserId::try_from(8).unwrap()],
+        }),
+        ..msg.clone()
+    };
+    assert_eq!(Message::from_bytes(&event.to_bytes()).unwrap(), event);
     for frame in [
         ServerFrame::Push(Push::Message(msg.clone())),
+        ServerFrame::Push(Push::Message(event)),
+        ServerFrame::Response(
+            RequestId::try_from(6).unwrap(),
+            Response::ConversationList(vec![]),
+        ),
         ServerFrame::Push(Push::SyncNeeded),
         ServerFrame::Response(
             RequestId::try_from(5).unwrap(),

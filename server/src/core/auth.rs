@@ -6,6 +6,7 @@ use argon2::Argon2;
 use parley_protocol::frames::{Credential, Device, LoginResult};
 use parley_protocol::ids::{Account, UserId};
 use parley_protocol::session::Identity;
+use parley_protocol::values::NewPassword;
 use parley_protocol::ErrorCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -22,8 +23,6 @@ pub struct LoginOutcome {
     /// What to answer (the caller fills in `session_id`).
     pub result: LoginResult,
 }
-
-const MIN_PASSWORD: usize = 8;
 
 fn new_token() -> (String, [u8; 32]) {
     let mut raw = [0u8; 32];
@@ -60,15 +59,9 @@ impl Core {
     pub async fn register(
         &self,
         account: Account,
-        password: String,
+        password: NewPassword,
         device: Device,
     ) -> CoreResult<LoginOutcome> {
-        if password.len() < MIN_PASSWORD {
-            return Err(err(
-                ErrorCode::InvalidArgument,
-                "password must be at least 8 bytes",
-            ));
-        }
         if self
             .store
             .user_by_account(account.as_str())
@@ -81,7 +74,7 @@ impl Core {
             .hash_blocking(move || {
                 let salt = SaltString::generate(&mut OsRng);
                 Argon2::default()
-                    .hash_password(password.as_bytes(), &salt)
+                    .hash_password(password.expose().as_bytes(), &salt)
                     .map(|h| h.to_string())
             })
             .await?
@@ -117,7 +110,7 @@ impl Core {
                         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
                         PasswordHash::new(&hash).is_ok_and(|h| {
                             Argon2::default()
-                                .verify_password(password.as_bytes(), &h)
+                                .verify_password(password.expose().as_bytes(), &h)
                                 .is_ok()
                         })
                     })

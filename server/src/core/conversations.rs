@@ -1,88 +1,27 @@
-//! Conversations: 1:1 and groups, membership and the member cache used by every
-//! authorization check and by the fan-out.
+//! Conversations: 1:1 and groups, and membership. Creating a conversation writes its initial
+//! state (its members as of seq 0); every later membership change is an event in the
+//! conversation's log, committed, pushed and synced like a message.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use parley_protocol::frames::{ConversationInfo, MembershipChange, PeerRef, Push, ServerFrame};
-use parley_protocol::ids::{ConversationId, Seq, UserId};
+use bytes::Bytes;
+use parley_protocol::frames::{
+    ContentType, ConversationEvent, ConversationInfo, PeerRef, SendRequest,
+};
+use parley_protocol::ids::{ClientMsgId, ConversationId, Seq, SessionId, UserId};
 use parley_protocol::session::Identity;
+use parley_protocol::values::GroupName;
 use parley_protocol::ErrorCode;
 
-use super::{err, internal, Core, CoreResult};
+use super::{err, internal, Answer, Core, CoreResult, Pending};
 use crate::clock::now_ms;
-use crate::store::{ConversationRecord, MemberRecord, Role, Store, StoreError};
-
-/// A conversation with its members, as cached.
-#[derive(Debug)]
-pub struct Members {
-    /// The conversation's record.
-    pub record: ConversationRecord,
-    /// Members in user-id order.
-    pub list: Vec<(UserId, MemberRecord)>,
-}
-
-impl Members {
-    /// The record of `user`, if a member.
-    pub fn get(&self, user: UserId) -> Option<&MemberRecord> {
-        self.list
-            .binary_search_by_key(&user, |(u, _)| *u)
-            .ok()
-            .map(|i| &self.list[i].1)
-    }
-
-    /// Member ids.
-    pub fn ids(&self) -> impl Iterator<Item = UserId> + '_ {
-        self.list.iter().map(|(u, _)| *u)
-    }
-}
-
-/// Cache of conversation membership. Fills and invalidations happen under the write lock, so a
-/// fill can never re-insert membership that a concurrent change just replaced.
-#[derive(Debug, Default)]
-pub struct MemberCache {
-    map: RwLock<HashMap<ConversationId, Arc<Members>>>,
-}
-
-impl MemberCache {
-    fn get(&self, store: &Store, conv: ConversationId) -> Result<Option<Arc<Members>>, StoreError> {
-        if let Some(m) = self
-            .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&conv)
-        {
-            return Ok(Some(m.clone()));
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = map.get(&conv) {
-            return Ok(Some(m.clone()));
-        }
-        let Some(record) = store.conversation(conv)? else {
-            return Ok(None);
-        };
-        let members = Arc::new(Members {
-            record,
-            list: store.members(conv)?,
-        });
-        map.insert(conv, members.clone());
-        Ok(Some(members))
-    }
-
-    /// Runs a membership change and drops the cached entry, atomically for cache readers.
-    fn change<T>(&self, conv: ConversationId, f: impl FnOnce() -> T) -> T {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let out = f();
-        map.remove(&conv);
-        out
-    }
-}
+use crate::store::{CommitItem, MemberRecord, Members, Role};
 
 impl Core {
     /// The conversation and its members; `NOT_FOUND` if it does not exist.
     pub(crate) fn members_of(&self, conv: ConversationId) -> CoreResult<Arc<Members>> {
-        self.members
-            .get(&self.store, conv)
+        self.store
+            .members_of(conv)
             .map_err(internal)?
             .ok_or_else(|| err(ErrorCode::NotFound, "no such conversation"))
     }
@@ -162,11 +101,12 @@ impl Core {
         self.conversation_info(conv, me.user)
     }
 
-    /// Creates a group owned by the caller.
+    /// Creates a group owned by the caller. The members given are its initial state: they see
+    /// it from seq 1 and it needs no event (there is nothing before it to order against).
     pub async fn create_group(
         &self,
         me: &Identity,
-        name: &str,
+        name: &GroupName,
         members: &[UserId],
     ) -> CoreResult<ConversationInfo> {
         let mut others: Vec<UserId> = members.iter().copied().filter(|u| *u != me.user).collect();
@@ -181,21 +121,22 @@ impl Core {
             .create_group(me.user, name, &others, now_ms())
             .map_err(internal)?;
         self.durable().await?;
-        let info = self.conversation_info(conv, me.user)?;
-        let members = self.members_of(conv)?;
-        self.push_membership(&members, conv, me.user, &others, &[])?;
-        Ok(info)
+        self.conversation_info(conv, me.user)
     }
 
     /// Adds and removes group members. Only the owner may change membership, except that any
-    /// member may remove itself. New members see messages from the next seq on.
+    /// member may remove itself. The change is an event in the group's log: it takes the next
+    /// seq, added members see the group from it on, and it is pushed to the members before and
+    /// after it. Answered once durable (`None`: nothing to change, answered at once).
     pub async fn change_members(
         &self,
         me: &Identity,
+        origin: Option<SessionId>,
         conv: ConversationId,
         add: &[UserId],
         remove: &[UserId],
-    ) -> CoreResult<()> {
+        key: Option<ClientMsgId>,
+    ) -> CoreResult<Option<Pending>> {
         let (members, my) = self.membership(conv, me.user)?;
         if !members.record.group {
             return Err(err(
@@ -216,34 +157,48 @@ impl Core {
                 "the owner cannot leave the group",
             ));
         }
-        let add: Vec<UserId> = add
+        let mut add: Vec<UserId> = add
             .iter()
             .copied()
             .filter(|u| members.get(*u).is_none())
             .collect();
-        let remove: Vec<UserId> = remove
+        add.sort_unstable();
+        add.dedup();
+        let mut remove: Vec<UserId> = remove
             .iter()
             .copied()
             .filter(|u| members.get(*u).is_some())
             .collect();
+        remove.sort_unstable();
+        remove.dedup();
         if members.list.len() + add.len() > self.cfg.limits.max_group_members {
             return Err(err(ErrorCode::InvalidArgument, "too many members"));
         }
         self.check_users_exist(&add)?;
-        let from = self.store.head(conv).map_err(internal)?.next();
-        self.members
-            .change(conv, || {
-                self.store.change_members(conv, &add, &remove, from)
-            })
-            .map_err(internal)?;
-        self.durable().await?;
-        // Everyone before and after the change hears about it.
-        let after = self.members_of(conv)?;
-        self.push_membership(&after, conv, me.user, &add, &remove)?;
-        if !remove.is_empty() {
-            self.push_membership_to(&members, &remove, conv, me.user, &add, &remove)?;
+        if add.is_empty() && remove.is_empty() {
+            return Ok(None); // nothing changes: no event
         }
-        Ok(())
+        let key = match key {
+            Some(k) => k,
+            None => server_key()?,
+        };
+        let item = CommitItem {
+            sender: me.user,
+            sender_device: me.device.clone(),
+            request: SendRequest {
+                conversation: conv,
+                content_type: ContentType::System,
+                content: Bytes::new(),
+                client_msg_id: key,
+                reply_to: Seq::ZERO,
+                mentions: Vec::new(),
+            },
+            event: Some(ConversationEvent::Membership {
+                added: add,
+                removed: remove,
+            }),
+        };
+        self.commit(item, origin, Answer::Ok).await.map(Some)
     }
 
     fn check_users_exist(&self, users: &[UserId]) -> CoreResult<()> {
@@ -254,44 +209,12 @@ impl Core {
         }
         Ok(())
     }
+}
 
-    fn push_membership(
-        &self,
-        members: &Members,
-        conv: ConversationId,
-        by: UserId,
-        added: &[UserId],
-        removed: &[UserId],
-    ) -> CoreResult<()> {
-        let all: Vec<UserId> = members.ids().collect();
-        self.push_membership_to(members, &all, conv, by, added, removed)
-    }
-
-    fn push_membership_to(
-        &self,
-        members: &Members,
-        to: &[UserId],
-        conv: ConversationId,
-        by: UserId,
-        added: &[UserId],
-        removed: &[UserId],
-    ) -> CoreResult<()> {
-        for &user in to {
-            // Each member sees its own cursors; removed users get the last view they had.
-            let me = members.get(user).copied().unwrap_or(MemberRecord {
-                role: Role::Member,
-                from_seq: 1,
-            });
-            let info = self.info_from(conv, members, user, &me)?;
-            let frame = ServerFrame::Push(Push::Membership(MembershipChange {
-                conversation: info,
-                added: added.to_vec(),
-                removed: removed.to_vec(),
-                by,
-            }))
-            .encode();
-            self.hub.deliver(user, &frame, None);
-        }
-        Ok(())
-    }
+/// An idempotency key for a request that came without one: random, so it never matches an
+/// earlier entry (the request is then not protected against retries).
+fn server_key() -> CoreResult<ClientMsgId> {
+    let raw: [u8; 16] = rand::random();
+    ClientMsgId::try_from(format!("srv-{}", hex::encode(raw)))
+        .map_err(|_| err(ErrorCode::Internal, "internal error"))
 }

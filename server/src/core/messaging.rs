@@ -2,18 +2,37 @@
 //! and typing.
 
 use parley_protocol::frames::{
-    CursorKind, Message, Push, Receipt, SendRequest, ServerFrame, SyncRequest, SyncResponse,
+    ContentType, CursorKind, Message, Push, Receipt, SendRequest, SharedPush, SyncRequest,
+    SyncResponse,
 };
-use parley_protocol::ids::{ConversationId, Seq, UserId};
+use parley_protocol::ids::{ConversationId, Seq, SessionId, UserId};
 use parley_protocol::session::Identity;
 use parley_protocol::ErrorCode;
 
-use super::{err, internal, Core, CoreResult};
+use super::{err, internal, Answer, Core, CoreResult, Pending};
 use crate::store::CommitItem;
 
 impl Core {
+    /// Sends a message: checks it (membership, size, reply target, type) and queues it for the
+    /// conversation's log. The reply is its `SendAck`, once durable.
+    pub async fn send(
+        &self,
+        me: &Identity,
+        origin: Option<SessionId>,
+        request: SendRequest,
+    ) -> CoreResult<Pending> {
+        let item = self.prepare_send(me, request)?;
+        self.commit(item, origin, Answer::Ack).await
+    }
+
     /// Checks a send (membership, size, reply target) and turns it into a commit item.
-    pub fn prepare_send(&self, me: &Identity, request: SendRequest) -> CoreResult<CommitItem> {
+    fn prepare_send(&self, me: &Identity, request: SendRequest) -> CoreResult<CommitItem> {
+        if request.content_type == ContentType::System {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "system entries are written by the server",
+            ));
+        }
         if request.content.len() > self.cfg.limits.max_message_bytes as usize {
             return Err(err(
                 ErrorCode::MessageTooLarge,
@@ -43,11 +62,13 @@ impl Core {
             sender: me.user,
             sender_device: me.device.clone(),
             request,
+            event: None,
         })
     }
 
-    /// Pushes one durable message: encoded once, shared by every recipient session.
-    pub(crate) fn fan_out(&self, message: Message, origin_session: u64) {
+    /// Pushes one durable entry of a conversation's log to its members (for an event, also to
+    /// those it removed): one shared push, encoded once per wire format by its first reader.
+    pub(crate) fn fan_out(&self, message: Message, origin_session: Option<SessionId>) {
         let conv = message.conversation;
         let sender = message.sender;
         let members = match self.members_of(conv) {
@@ -57,10 +78,18 @@ impl Core {
                 return;
             }
         };
-        let frame = ServerFrame::Push(Push::Message(message)).encode();
+        let also: Vec<UserId> = message
+            .event
+            .as_ref()
+            .map(|e| e.also_notify().to_vec())
+            .unwrap_or_default();
+        let push = SharedPush::new(Push::Message(message));
+        let except = |user| (user == sender).then_some(origin_session).flatten();
         for user in members.ids() {
-            let except = (user == sender).then_some(origin_session);
-            self.hub.deliver(user, &frame, except);
+            self.router.deliver(user, &push, except(user));
+        }
+        for user in also.into_iter().filter(|u| members.get(*u).is_none()) {
+            self.router.deliver(user, &push, except(user));
         }
     }
 
@@ -70,7 +99,7 @@ impl Core {
     pub fn cursor_ack(
         &self,
         me: &Identity,
-        session_id: u64,
+        session_id: Option<SessionId>,
         conv: ConversationId,
         kind: CursorKind,
         seq: Seq,
@@ -95,21 +124,20 @@ impl Core {
         };
         let read_floor = after.read.max(Seq(record.from_seq.saturating_sub(1)));
         let receipt = |unread| {
-            ServerFrame::Push(Push::Receipt(Receipt {
+            SharedPush::new(Push::Receipt(Receipt {
                 conversation: conv,
                 user: me.user,
                 kind,
                 seq: at,
                 unread,
             }))
-            .encode()
         };
         let own = receipt(head.get().saturating_sub(read_floor.get()));
-        self.hub.deliver(me.user, &own, Some(session_id));
+        self.router.deliver(me.user, &own, session_id);
         if kind == CursorKind::Read || !members.record.group {
             let others = receipt(0);
             for user in members.ids().filter(|u| *u != me.user) {
-                self.hub.deliver(user, &others, None);
+                self.router.deliver(user, &others, None);
             }
         }
         Ok(())
@@ -178,13 +206,12 @@ impl Core {
     /// Relays "typing" to the other members' devices. Never stored.
     pub fn typing(&self, me: &Identity, conv: ConversationId) -> CoreResult<()> {
         let (members, _) = self.membership(conv, me.user)?;
-        let frame = ServerFrame::Push(Push::Typing {
+        let push = SharedPush::new(Push::Typing {
             conversation: conv,
             user: me.user,
-        })
-        .encode();
+        });
         for user in members.ids().filter(|u| *u != me.user) {
-            self.hub.deliver(user, &frame, None);
+            self.router.deliver(user, &push, None);
         }
         Ok(())
     }

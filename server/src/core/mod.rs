@@ -1,7 +1,9 @@
-//! The core: every feature, implemented once against the protocol's domain types. Transports
-//! and (later) HTTP dialects call into it; none of them holds feature logic.
+//! The core: every feature, implemented once against the protocol's domain types, one file per
+//! concept. Nothing calls it directly but the request service ([`crate::service`]), which every
+//! transport, the HTTP side and the dialects go through; none of them holds feature logic.
 
 mod auth;
+mod conversation_list;
 mod conversations;
 mod messaging;
 
@@ -9,19 +11,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parley_protocol::frames::{CursorKind, ErrorInfo, Limits};
-use parley_protocol::ids::{ConversationId, Seq, UserId};
+use parley_protocol::frames::{CursorKind, ErrorInfo, Limits, Response, SendAck};
+use parley_protocol::ids::{ConversationId, NodeId, Seq, SessionId, UserId};
 use parley_protocol::session::HeartbeatConfig;
 use parley_protocol::ErrorCode;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::commit::{CommittedBatch, Committer};
+use crate::commit::{CommitError, CommitRequest, CommittedBatch, Committer};
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::store::{Store, StoreError};
+use crate::router::{Hub, Router};
+use crate::store::{CommitItem, Store, StoreError};
 
 pub use auth::LoginOutcome;
-pub use conversations::MemberCache;
 
 /// Result of a core operation: a domain value or an error for the client.
 pub type CoreResult<T> = Result<T, ErrorInfo>;
@@ -31,11 +32,11 @@ pub type CoreResult<T> = Result<T, ErrorInfo>;
 pub struct Core {
     pub(crate) store: Store,
     pub(crate) cfg: Arc<Config>,
-    pub(crate) hub: Arc<Hub>,
+    pub(crate) router: Arc<dyn Router>,
     pub(crate) committer: Committer,
-    members: MemberCache,
     /// Bounds concurrent password hashing (each argon2id hash takes ~19 MiB and a core).
     hash_permits: Semaphore,
+    node: NodeId,
     next_session: AtomicU64,
     /// The sessions' liveness settings, shared by all of them.
     heartbeat: Arc<HeartbeatConfig>,
@@ -55,8 +56,19 @@ pub struct CoreStats {
 }
 
 impl Core {
-    /// Wires the core together. `fanout_rx` must be passed to [`Core::run_fanout`].
+    /// Wires the core together, with the in-process router. The committer's fan-out receiver
+    /// must be passed to [`Core::run_fanout`].
     pub fn new(store: Store, cfg: Arc<Config>, committer: Committer) -> Core {
+        Core::with_router(store, cfg, committer, Arc::new(Hub::default()))
+    }
+
+    /// Wires the core together with the given router.
+    pub fn with_router(
+        store: Store,
+        cfg: Arc<Config>,
+        committer: Committer,
+        router: Arc<dyn Router>,
+    ) -> Core {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let heartbeat = Arc::new(HeartbeatConfig {
             interval: cfg.heartbeat.interval,
@@ -67,11 +79,11 @@ impl Core {
         });
         Core {
             heartbeat,
+            node: NodeId(cfg.node_id),
             store,
             cfg,
-            hub: Arc::new(Hub::default()),
+            router,
             committer,
-            members: MemberCache::default(),
             hash_permits: Semaphore::new(workers),
             next_session: AtomicU64::new(1),
             stats: CoreStats::default(),
@@ -83,15 +95,36 @@ impl Core {
         &self.heartbeat
     }
 
-    /// A fresh connection id.
-    pub fn next_session_id(&self) -> u64 {
+    /// A fresh session id on this node.
+    pub fn next_session_id(&self) -> SessionId {
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        self.next_session.fetch_add(1, Ordering::Relaxed)
+        SessionId::new(self.node, self.next_session.fetch_add(1, Ordering::Relaxed))
     }
 
     /// The router.
-    pub fn hub(&self) -> &Hub {
-        &self.hub
+    pub fn router(&self) -> &Arc<dyn Router> {
+        &self.router
+    }
+
+    /// Queues an entry for the conversation's log. The returned reply resolves once it is
+    /// durable (or refused); `origin` is the session it came from (its own push is skipped).
+    pub(crate) async fn commit(
+        &self,
+        item: CommitItem,
+        origin: Option<SessionId>,
+        answer: Answer,
+    ) -> CoreResult<Pending> {
+        let (reply, rx) = oneshot::channel();
+        let request = CommitRequest {
+            item,
+            origin_session: origin,
+            reply,
+        };
+        self.committer
+            .submit(request)
+            .await
+            .map_err(|_| err(ErrorCode::ShuttingDown, "server shutting down"))?;
+        Ok(Pending { rx, answer })
     }
 
     /// The configuration.
@@ -141,7 +174,8 @@ impl Core {
                 .messages
                 .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
             // Sending implies having read everything before: each sender's read cursor moves
-            // to its newest message, so its unread count stays 0 (one update per batch).
+            // to its newest entry (message or event), so its unread count stays 0 (one update
+            // per batch).
             let mut read_upto: HashMap<(UserId, ConversationId), Seq> = HashMap::new();
             for (message, origin) in batch.messages {
                 let at = read_upto
@@ -159,6 +193,51 @@ impl Core {
             }
             Err(e) => tracing::error!(error = %e, "could not start the read-cursor writer"),
         }
+    }
+}
+
+/// What a durable entry is answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Its `SendAck` (messages).
+    Ack,
+    /// `Ok` (events: the change is done).
+    Ok,
+}
+
+/// The answer to a committed entry, once it is durable. A future of its own (not boxed): a
+/// session awaits one per send in flight.
+#[derive(Debug)]
+pub struct Pending {
+    rx: oneshot::Receiver<Result<SendAck, CommitError>>,
+    answer: Answer,
+}
+
+impl std::future::Future for Pending {
+    type Output = Response;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Response> {
+        let answer = self.answer;
+        std::pin::Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|outcome| match outcome {
+                Ok(Ok(ack)) => match answer {
+                    Answer::Ack => Response::SendAck(ack),
+                    Answer::Ok => Response::Ok,
+                },
+                Ok(Err(CommitError::IdReused(e))) => {
+                    Response::Error(err(ErrorCode::Conflict, e.to_string()))
+                }
+                Ok(Err(CommitError::Stopped)) | Err(_) => {
+                    Response::Error(err(ErrorCode::ShuttingDown, "server shutting down"))
+                }
+                Ok(Err(CommitError::Store)) => {
+                    Response::Error(err(ErrorCode::Internal, "internal error"))
+                }
+            })
     }
 }
 

@@ -1,6 +1,8 @@
-//! The session driver: one task per connection, the same for every transport. It reads frames,
-//! admits them through the sans-IO `ServerSession`, runs requests against the core, writes
-//! responses and queued pushes, and enforces heartbeat, backpressure and graceful close.
+//! The session driver: one task per connection, the same for every binary transport (TCP, TLS,
+//! QUIC). It reads frames, admits them through the sans-IO `ServerSession`, hands requests to
+//! the request service ([`crate::service`]), writes responses and queued pushes, and enforces
+//! heartbeat, backpressure and graceful close. Transports implement [`SessionStream`] and call
+//! [`run`]; this module knows nothing of them.
 //!
 //! Backpressure: at most `max_inflight_sends` sends may await their durable ack; beyond that the
 //! driver stops reading, so a client can only slow itself down. Pushes arrive on the bounded
@@ -13,6 +15,7 @@
 mod handler;
 pub mod park;
 mod reader;
+mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +27,7 @@ use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use parley_protocol::frames::{ClientFrame, ErrorInfo, GoAwayReason, Push, Response, ServerFrame};
-use parley_protocol::ids::RequestId;
+use parley_protocol::ids::{RequestId, SessionId};
 use parley_protocol::session::ServerSession;
 use parley_protocol::{DecodeError, FrameCodec, DEFAULT_MAX_FRAME};
 use tokio::io::AsyncWriteExt;
@@ -33,11 +36,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::core::Core;
-use crate::hub::{Link, LinkEvent};
-use crate::transport::SessionStream;
+use crate::router::{Link, LinkEvent};
+use crate::service::Service;
 pub use park::ParkingLot;
 use reader::FrameReader;
+pub use stream::SessionStream;
 
 /// Which transport a connection came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,15 +97,15 @@ const PUSH_BURST: usize = 64;
 /// The driver lives on the heap for the whole session, so sleeping and waking move a pointer,
 /// and the task's future holds only the loop's own state.
 pub fn run<S: SessionStream>(
-    core: Arc<Core>,
+    service: Service,
     stream: S,
     info: ConnInfo,
     env: Env,
 ) -> impl std::future::Future<Output = ()> + Send {
-    let session_id = core.next_session_id();
+    let session_id = service.next_session_id();
     let now = Instant::now();
     let driver = Box::new(Driver {
-        sm: ServerSession::new(now.into_std(), core.heartbeat().clone()),
+        sm: ServerSession::new(now.into_std(), service.core().heartbeat().clone()),
         framed: FrameReader::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME)),
         out: Vec::new(),
         session_id,
@@ -112,20 +115,20 @@ pub fn run<S: SessionStream>(
         info,
         env,
         active_at: now,
-        core,
+        service,
     });
     let span = driver.span();
     driver.run().instrument(span)
 }
 
 struct Driver<S> {
-    core: Arc<Core>,
+    service: Service,
     sm: ServerSession,
     /// Reads frames; writes go to its stream directly.
     framed: FrameReader<S>,
     /// Bytes to write at the end of this turn (allocated only while there is output).
     out: Vec<u8>,
-    session_id: u64,
+    session_id: SessionId,
     link: Option<Arc<Link>>,
     /// Sends awaiting their durable ack (allocated with the first, dropped when asleep).
     acks: Option<Box<FuturesUnordered<AckFuture>>>,
@@ -171,7 +174,7 @@ impl<S: SessionStream> Driver<S> {
         // Info-level events of a connection carry its id themselves.
         tracing::debug_span!(
             "conn",
-            id = self.session_id,
+            id = %self.session_id,
             peer = %self.info.peer,
             transport = self.info.transport.name(),
             user = self.link.as_ref().map(|l| l.user.get()),
@@ -186,7 +189,7 @@ impl<S: SessionStream> Driver<S> {
     /// (Whether the reader has drained the stream is checked when the time comes: it is
     /// polled after this.)
     fn sleep_at(&self) -> Option<Instant> {
-        let after = self.core.config().heartbeat.park_after;
+        let after = self.service.core().config().heartbeat.park_after;
         let may = !after.is_zero()
             && self.link.is_some()
             && self.closing.is_none()
@@ -195,8 +198,8 @@ impl<S: SessionStream> Driver<S> {
     }
 
     async fn run(mut self: Box<Self>) {
-        let max_inflight = self.core.config().limits.max_inflight_sends as usize;
-        let write_timeout = self.core.config().heartbeat.timeout;
+        let max_inflight = self.service.core().config().limits.max_inflight_sends as usize;
+        let write_timeout = self.service.core().config().heartbeat.timeout;
         // The shutdown wait and the timer live across turns: making them anew each turn
         // registered and removed a waiter on the one shutdown token every session shares, and
         // an entry in the timer wheel, for every frame.
@@ -299,7 +302,7 @@ impl<S: SessionStream> Driver<S> {
                     break;
                 }
                 Err(_) => {
-                    tracing::info!(id = self.session_id, "peer not reading; closing");
+                    tracing::info!(id = %self.session_id, "peer not reading; closing");
                     break;
                 }
             }
@@ -362,7 +365,7 @@ impl<S: SessionStream> Driver<S> {
         // Not `self.sm.identity()`: a closing session no longer has one, and every GoAway path
         // closes first. The link remembers whose it is.
         if let Some(link) = &self.link {
-            self.core.hub().unregister(link.user, link.session_id);
+            self.service.close_link(link);
         }
         let _ = tokio::time::timeout(CLOSE_GRACE, async {
             let _ = self.flush().await;
@@ -412,7 +415,7 @@ impl<S: SessionStream> Driver<S> {
         if let DecodeError::Io(e) = &e {
             tracing::debug!(error = %e, "read failed");
         } else {
-            tracing::info!(id = self.session_id, error = %e, "fatal frame error");
+            tracing::info!(id = %self.session_id, error = %e, "fatal frame error");
             let mut info = ErrorInfo::new(e.code(), e.to_string());
             info.fatal = true;
             self.error(0, info);
@@ -461,33 +464,19 @@ impl<S: SessionStream> park::Sleeper for Driver<S> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn future_size<A, B, C, D, Fut>(_f: fn(A, B, C, D) -> Fut) -> usize {
+/// Size of the task future of a session on `S` (its memory while awake), for the transports'
+/// size tests.
+#[doc(hidden)]
+pub fn session_future_size<S: SessionStream>() -> usize {
+    fn size<A, B, C, D, Fut>(_f: fn(A, B, C, D) -> Fut) -> usize {
         std::mem::size_of::<Fut>()
     }
+    size::<Service, S, ConnInfo, Env, _>(run::<S>)
+}
 
-    /// Every connection's task holds this future until its session sleeps, so its size is
-    /// part of the memory of every active connection (the driver itself is boxed; ~760 bytes
-    /// on rustc 1.95). Request handling, writes and the close are boxed too; this fails if
-    /// something large lands inline again.
-    #[test]
-    fn session_future_stays_small() {
-        use crate::transport::Socket;
-        let n = future_size::<Arc<Core>, Socket, ConnInfo, Env, _>(run::<Socket>);
-        assert!(n <= 800, "session future is {n} bytes");
-    }
-
-    /// What a sleeping session keeps (the driver, boxed): this fails if a field lands in the
-    /// driver and pushes it past its allocation size class (384 bytes for plain TCP, 1,536
-    /// with TLS, most of it rustls' connection state).
-    #[test]
-    fn sleeping_driver_stays_small() {
-        let tcp = std::mem::size_of::<Driver<crate::transport::Socket>>();
-        assert!(tcp <= 384, "driver is {tcp} bytes");
-        let tls = std::mem::size_of::<Driver<crate::transport::TlsSocket>>();
-        assert!(tls <= 1536, "TLS driver is {tls} bytes");
-    }
+/// Size of the driver of a session on `S` (its memory while asleep), for the transports' size
+/// tests.
+#[doc(hidden)]
+pub fn sleeping_driver_size<S: SessionStream>() -> usize {
+    std::mem::size_of::<Driver<S>>()
 }

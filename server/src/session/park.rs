@@ -26,7 +26,7 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::Link;
+use crate::router::Link;
 
 /// How often sleeping sessions' heartbeat deadlines are checked (a sleeping session is reaped
 /// up to this much after its deadline).
@@ -299,7 +299,7 @@ mod tests {
 
     fn link() -> Arc<Link> {
         Link::new(
-            1,
+            parley_protocol::ids::SessionId::new(parley_protocol::ids::NodeId(0), 1),
             UserId::try_from(1).unwrap(),
             DeviceId::try_from("d").unwrap(),
             8,
@@ -351,18 +351,24 @@ mod tests {
 
         // A push on the link (through the hub, as the fan-out does).
         let (_client2, server2) = socket_pair().await;
-        let hub = crate::hub::Hub::default();
+        let hub = crate::router::Hub::default();
+        use crate::router::Router;
+        let frame = |text: &str| {
+            parley_protocol::frames::SharedPush::new(parley_protocol::frames::Push::Error(
+                parley_protocol::frames::ErrorInfo::new(parley_protocol::ErrorCode::Internal, text),
+            ))
+        };
         let l2 = link();
-        hub.register(l2.user, l2.clone());
+        hub.register(l2.clone());
         lie_down(&lot, Note("push", tx.clone()), &server2, &l2, far());
-        hub.deliver(l2.user, &bytes::Bytes::from_static(b"frame"), None);
+        hub.deliver(l2.user, &frame("frame"), None);
         assert_eq!(rx.recv().await, Some("push"));
 
         // A push that was queued before the session lay down wakes it at once.
         let (_client3, server3) = socket_pair().await;
         let l3 = link();
-        hub.register(l3.user, l3.clone());
-        hub.deliver(l3.user, &bytes::Bytes::from_static(b"early"), None);
+        hub.register(l3.clone());
+        hub.deliver(l3.user, &frame("early"), None);
         lie_down(&lot, Note("early", tx.clone()), &server3, &l3, far());
         assert_eq!(rx.recv().await, Some("early"));
 

@@ -3,6 +3,7 @@
 
 use parley_protocol::frames::ConversationKind;
 use parley_protocol::ids::{ConversationId, Seq, UserId};
+use parley_protocol::values::GroupName;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
@@ -114,14 +115,14 @@ impl Store {
     pub fn create_group(
         &self,
         owner: UserId,
-        name: &str,
+        name: &GroupName,
         others: &[UserId],
         now_ms: u64,
     ) -> Result<ConversationId> {
         let conv = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
         let record = ConversationRecord {
             group: true,
-            name: name.to_owned(),
+            name: name.to_string(),
             owner: Some(owner.get()),
             created_ms: now_ms,
         };
@@ -147,8 +148,9 @@ impl Store {
     }
 
     /// Adds and removes members; added members see messages from `from_seq` on. Existing
-    /// members listed in `add` keep their record.
-    pub fn change_members(
+    /// members listed in `add` keep their record. Called through [`Store::apply_event`], which
+    /// keeps the member cache consistent.
+    pub(super) fn change_members(
         &self,
         conv: ConversationId,
         add: &[UserId],
@@ -246,7 +248,8 @@ mod tests {
     #[test]
     fn group_membership_changes() {
         let (_d, store) = temp_store();
-        let g = store.create_group(u(1), "g", &[u(2), u(3)], 0).unwrap();
+        let name = GroupName::try_from("g").unwrap();
+        let g = store.create_group(u(1), &name, &[u(2), u(3)], 0).unwrap();
         assert_eq!(store.members(g).unwrap().len(), 3);
         assert_eq!(store.member(g, u(1)).unwrap().unwrap().role, Role::Owner);
         store.change_members(g, &[u(4)], &[u(2)], Seq(7)).unwrap();

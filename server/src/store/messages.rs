@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
-use parley_protocol::frames::{Message, SendRequest};
+use parley_protocol::frames::{ConversationEvent, Message, SendRequest};
 use parley_protocol::ids::{ConversationId, DeviceId, MessageId, Seq, UserId};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -25,15 +25,22 @@ use super::keys::{
 use super::log::{self, push_end_mark, seal_record, Segments, HEADER, NO_POS};
 use super::{Result, Store, StoreError};
 
-/// One send waiting to be committed.
+/// One entry waiting to be committed to its conversation's log: a message, or a conversation
+/// event (then `request.content` is empty and `request.client_msg_id` is the event's
+/// idempotency key). Either way it gets the conversation's next seq, a message id, a place on
+/// its author's chain, and an fsync before it is answered.
 #[derive(Clone, Debug)]
 pub struct CommitItem {
-    /// Who sends.
+    /// Who sends (the event's author).
     pub sender: UserId,
     /// From which device.
     pub sender_device: DeviceId,
-    /// What.
+    /// Conversation, content and idempotency key.
     pub request: SendRequest,
+    /// The event, for entries that are not plain messages. Events that change state (membership)
+    /// are applied to the store when the entry is made durable, and again by the replay after
+    /// a crash ([`Store::apply_event`]).
+    pub event: Option<ConversationEvent>,
 }
 
 impl AsRef<CommitItem> for CommitItem {
@@ -277,6 +284,8 @@ pub struct PendingBatch {
     end: u64,
     next_id: u64,
     bytes: u64,
+    /// Entries of this batch that change state, applied when it is made durable.
+    events: Vec<Message>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -291,7 +300,9 @@ fn decode_head(v: &[u8]) -> Result<Head> {
 impl MessageLog {
     /// Opens the segments under `dir` and brings the index in `idx` up to date with them: loads
     /// the last snapshot, then replays every record after it (cutting a torn tail).
-    pub(super) fn open(dir: &Path, idx: &sled::Tree) -> Result<MessageLog> {
+    /// Returns the log and the replayed entries whose events change state, to be applied again
+    /// (in log order) by the caller.
+    pub(super) fn open(dir: &Path, idx: &sled::Tree) -> Result<(MessageLog, Vec<Message>)> {
         match idx.get(FORMAT)? {
             Some(v) if keys::decode_u64(&v, "messages")? == LOG_FORMAT => {}
             Some(v) => {
@@ -332,6 +343,7 @@ impl MessageLog {
         let mut dirty = FxHashSet::default();
         let mut dirty_senders = FxHashSet::default();
         let mut replayed = 0u64;
+        let mut events = Vec::new();
         let end = segments.scan(from, |pos, record| {
             let (prev_sent, body) = split_body(&record.body)?;
             let msg = Message::from_bytes(body).map_err(corrupt)?;
@@ -360,6 +372,9 @@ impl MessageLog {
                     .ok_or_else(|| corrupt("message id out of range"))?,
             );
             replayed += 1;
+            if msg.event.is_some() {
+                events.push(msg);
+            }
             Ok(())
         })?;
         write_index(idx, index)?;
@@ -382,12 +397,13 @@ impl MessageLog {
             since_snapshot: 0,
             segment_bytes: SEGMENT_BYTES,
         };
-        Ok(MessageLog {
+        let log = MessageLog {
             segments,
             heads: RwLock::new(heads),
             writer: Mutex::new(writer),
             snapshot: Mutex::new(()),
-        })
+        };
+        Ok((log, events))
     }
 
     fn head(&self, conv: ConversationId) -> Head {
@@ -581,6 +597,7 @@ impl Store {
         let mut batch_sent: FxHashMap<UserId, u64> = FxHashMap::default();
         let mut index = Vec::new();
         let mut sent = Vec::with_capacity(items.len());
+        let mut events = Vec::new();
         let mut out: Vec<std::result::Result<Committed, IdReused>> =
             Vec::with_capacity(items.len());
         // Ids count only once the batch is written.
@@ -633,6 +650,7 @@ impl Store {
                 server_time_ms: now_ms,
                 reply_to: req.reply_to,
                 mentions: req.mentions.clone(),
+                event: item.event.clone(),
             };
             let prev_sent = match batch_sent.get(&item.sender) {
                 Some(&p) => p,
@@ -649,6 +667,9 @@ impl Store {
             batch_sent.insert(item.sender, pos);
             sent.push((item.sender, hash, pos));
             in_batch.insert((item.sender, cmid), i);
+            if msg.event.is_some() {
+                events.push(msg.clone());
+            }
             out.push(Ok(Committed {
                 message: msg,
                 duplicate: false,
@@ -679,6 +700,7 @@ impl Store {
             end: log::pos(w.segment, w.end),
             next_id,
             bytes: w.buf.len() as u64,
+            events,
         };
         Ok((out, pending))
     }
@@ -691,6 +713,13 @@ impl Store {
             let mut w = lock(&self.messages.writer);
             w.file.sync_data()?;
             write_index(&self.idx, pending.index)?;
+            // State changes of events are applied before `indexed` moves past them, under the
+            // writer's lock: a snapshot that records a replay position after an event has
+            // therefore flushed its change, and one that records an earlier position replays
+            // the event (and applies it again) after a crash.
+            for event in &pending.events {
+                self.apply_event(event)?;
+            }
             for (sender, hash, pos) in pending.sent {
                 w.sent_heads.insert(sender, pos);
                 w.dirty_senders.insert(sender);
@@ -834,6 +863,7 @@ mod tests {
                 reply_to: Seq::ZERO,
                 mentions: vec![],
             },
+            event: None,
         }
     }
 
@@ -1143,6 +1173,58 @@ mod tests {
         assert!(
             err.to_string().contains("older message log format"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn membership_events_take_a_seq_are_applied_and_replayed_after_a_crash() {
+        use parley_protocol::frames::ConversationEvent;
+        let (dir, store) = temp_store();
+        let u = |n| UserId::try_from(n).unwrap();
+        let name = parley_protocol::values::GroupName::try_from("g").unwrap();
+        let g = store.create_group(u(1), &name, &[u(2)], 0).unwrap();
+        let mut change = item(1, g.get(), "change-1");
+        change.request.content = Bytes::new();
+        change.request.content_type = ContentType::System;
+        change.event = Some(ConversationEvent::Membership {
+            added: vec![u(3)],
+            removed: vec![u(2)],
+        });
+        let out = commit(&store, &[item(1, g.get(), "m"), change.clone()], 1);
+        let entry = &out[1].as_ref().unwrap().message;
+        assert_eq!(
+            entry.seq,
+            Seq(2),
+            "the event takes the conversation's next seq"
+        );
+        let members = |store: &Store| -> Vec<(u64, u64)> {
+            let m = store.members_of(g).unwrap().unwrap();
+            m.list.iter().map(|(u, r)| (u.get(), r.from_seq)).collect()
+        };
+        assert_eq!(
+            members(&store),
+            vec![(1, 1), (3, 2)],
+            "applied when durable"
+        );
+        // A retry is the same entry, not a second change.
+        let again = commit(&store, &[change], 2);
+        assert!(again[0].as_ref().unwrap().duplicate);
+        assert_eq!(store.head(g).unwrap(), Seq(2));
+
+        // A crash after the log was made durable but before sled kept the change: sled holds
+        // the old membership, the log the event.
+        store.change_members(g, &[u(2)], &[u(3)], Seq(1)).unwrap();
+        close(store);
+        let store = reopen(dir.path()).unwrap();
+        assert_eq!(
+            members(&store),
+            vec![(1, 1), (3, 2)],
+            "replayed from the log"
+        );
+        let page = store.messages(g, Seq(0), Seq(2), 10, 1 << 20).unwrap();
+        assert_eq!(
+            page[1].event, entry.event,
+            "the event reads back from the log"
         );
     }
 

@@ -47,6 +47,7 @@ mod conversations;
 mod cursors;
 mod keys;
 mod log;
+mod members;
 mod messages;
 
 use std::fs::File;
@@ -55,6 +56,7 @@ use std::path::{Path, PathBuf};
 pub use accounts::{DeviceTokens, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, MemberRecord, Role};
 pub use cursors::Cursors;
+pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 
 /// A store failure. Internal details are logged, never sent to peers.
@@ -96,6 +98,7 @@ pub struct Store {
     idx: sled::Tree,
     cursors: sled::Tree,
     messages: std::sync::Arc<messages::MessageLog>,
+    member_cache: std::sync::Arc<members::MemberCache>,
     db_file: std::sync::Arc<File>,
     epoch: u64,
     path: PathBuf,
@@ -159,7 +162,7 @@ impl Store {
                     .into(),
             });
         }
-        let messages = messages::MessageLog::open(&dir.join("messages"), &idx)?;
+        let (messages, replayed_events) = messages::MessageLog::open(&dir.join("messages"), &idx)?;
         let store = Store {
             accounts: db.open_tree("accounts")?,
             users: db.open_tree("users")?,
@@ -173,10 +176,16 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
+            member_cache: std::sync::Arc::new(members::MemberCache::default()),
             epoch,
             path,
             db,
         };
+        // Events after the last snapshot may not have reached sled before a crash: apply them
+        // again, in log order (applying is idempotent, and a later state in sled converges).
+        for event in &replayed_events {
+            store.apply_event(event)?;
+        }
         // Record a snapshot after the replay (if there was one), so the next start does not
         // replay the same records again: crash loops cannot make the replay grow.
         store.sync()?;

@@ -1,6 +1,6 @@
 //! Transports: each accepts connections, completes its handshake inside the connection's own
 //! task (under a timeout, never in the accept loop), and hands a byte stream to the session
-//! driver. No feature logic lives here.
+//! driver. No feature logic lives here. Transports depend on `session`, never the reverse.
 
 mod quic;
 mod stream;
@@ -18,14 +18,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::core::Core;
+use crate::service::Service;
 use crate::session::{self, ParkingLot};
 
 /// What every listener needs.
 #[derive(Clone, Debug)]
 pub struct Shared {
-    /// The core.
-    pub core: Arc<Core>,
+    /// The request service.
+    pub service: Service,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -44,5 +44,31 @@ impl Shared {
             lot: self.lot.clone(),
             permit,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task holds this future until its session sleeps, so its size is
+    /// part of the memory of every active connection (the driver itself is boxed; ~760 bytes
+    /// on rustc 1.95). Request handling, writes and the close are boxed too; this fails if
+    /// something large lands inline again.
+    #[test]
+    fn session_future_stays_small() {
+        let n = session::session_future_size::<Socket>();
+        assert!(n <= 800, "session future is {n} bytes");
+    }
+
+    /// What a sleeping session keeps (the driver, boxed): this fails if a field lands in the
+    /// driver and pushes it past its allocation size class (384 bytes for plain TCP, 1,536
+    /// with TLS, most of it rustls' connection state).
+    #[test]
+    fn sleeping_driver_stays_small() {
+        let tcp = session::sleeping_driver_size::<Socket>();
+        assert!(tcp <= 384, "driver is {tcp} bytes");
+        let tls = session::sleeping_driver_size::<TlsSocket>();
+        assert!(tls <= 1536, "TLS driver is {tls} bytes");
     }
 }

@@ -20,7 +20,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
             continue;
         };
         let peer = incoming.remote_address();
-        let core = shared.core.clone();
+        let service = shared.service.clone();
         let env = shared.env(permit);
         // Boxed before spawning: the handshake future (and the `Incoming` it consumes) is large,
         // and anything the task captures stays part of every idle connection's memory.
@@ -30,7 +30,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
             Ok::<_, quinn::ConnectionError>((conn, send, recv))
         });
         shared.tracker.spawn(async move {
-            let timeout = core.config().heartbeat.login_timeout;
+            let timeout = service.core().config().heartbeat.login_timeout;
             let opened = tokio::time::timeout(timeout, handshake).await;
             let (conn, send, recv) = match opened {
                 Ok(Ok(x)) => x,
@@ -47,7 +47,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
                 transport: TransportKind::Quic,
                 peer,
             };
-            session::run(core, Duplex { recv, send }, info, env).await;
+            session::run(service, Duplex { recv, send }, info, env).await;
             // The driver finished the stream; give the peer a moment to read the last frames
             // (a QUIC close discards undelivered data), then close.
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;

@@ -8,17 +8,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// A connection's byte stream as the session driver sees it.
-pub trait SessionStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Takes the socket out of the runtime's reactor and returns the descriptor to watch.
-    /// `None` if the stream cannot sleep: it still holds bytes of its own to send, or its
-    /// transport keeps the connection elsewhere (QUIC's lives in quinn's endpoint). Call only
-    /// after a read returned `Pending`, so nothing readable is buffered above the socket.
-    fn detach(&mut self) -> Option<io::Result<RawFd>>;
-
-    /// Registers the socket with the current runtime's reactor again.
-    fn attach(&mut self) -> io::Result<()>;
-}
+pub use crate::session::SessionStream;
 
 /// A TCP socket that can sleep outside the reactor.
 #[derive(Debug)]

@@ -41,7 +41,7 @@ pub async fn serve_tcp(
         };
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { transport, peer };
-        let core = shared.core.clone();
+        let service = shared.service.clone();
         let env = shared.env(permit);
         let stream = Socket::Live(stream);
         // Each task's future is part of every active connection's memory: the plain task holds
@@ -49,14 +49,16 @@ pub async fn serve_tcp(
         // the session starts.
         match &tls {
             None => {
-                shared.tracker.spawn(session::run(core, stream, info, env));
+                shared
+                    .tracker
+                    .spawn(session::run(service, stream, info, env));
             }
             Some(config) => {
                 let accept = Box::pin(TlsSocket::accept(stream, config.clone()));
                 shared.tracker.spawn(async move {
-                    let timeout = core.config().heartbeat.login_timeout;
+                    let timeout = service.core().config().heartbeat.login_timeout;
                     match tokio::time::timeout(timeout, accept).await {
-                        Ok(Ok(tls)) => session::run(core, tls, info, env).await,
+                        Ok(Ok(tls)) => session::run(service, tls, info, env).await,
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }

@@ -1,17 +1,17 @@
-//! Routing: which sessions are online for which user, and delivery to them.
-//!
-//! This is the "deliver to user U" interface of the design; a NATS-backed router for several
-//! nodes can replace it. Delivery never waits: a session whose queue is full is marked lagging
-//! and told to sync once it has drained, so a slow consumer can never stall the fan-out.
+//! The in-process router: which sessions of this node are online for which user, and delivery
+//! to them. Delivery never waits: a session whose queue is full is marked lagging and told to
+//! sync once it has drained, so a slow consumer can never stall the fan-out.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
 
-use bytes::Bytes;
 use futures::task::AtomicWaker;
-use parley_protocol::ids::{DeviceId, UserId};
+use parley_protocol::frames::SharedPush;
+use parley_protocol::ids::{DeviceId, SessionId, UserId};
+
+use super::{Router, RouterStats};
 
 /// One online session, as the router sees it.
 ///
@@ -19,13 +19,13 @@ use parley_protocol::ids::{DeviceId, UserId};
 /// memory while empty, which matters because most sessions are idle most of the time.
 #[derive(Debug)]
 pub struct Link {
-    /// Connection id.
-    pub session_id: u64,
+    /// Session id.
+    pub session_id: SessionId,
     /// The user logged in on it.
     pub user: UserId,
     /// The device logged in on it.
     pub device: DeviceId,
-    queue: Mutex<VecDeque<Bytes>>,
+    queue: Mutex<VecDeque<SharedPush>>,
     waker: AtomicWaker,
     // Packed after the rest: a link is part of every idle connection's memory (128 bytes).
     capacity: u32,
@@ -47,7 +47,12 @@ pub enum LinkEvent {
 
 impl Link {
     /// A link whose push queue holds at most `capacity` frames.
-    pub fn new(session_id: u64, user: UserId, device: DeviceId, capacity: usize) -> Arc<Link> {
+    pub fn new(
+        session_id: SessionId,
+        user: UserId,
+        device: DeviceId,
+        capacity: usize,
+    ) -> Arc<Link> {
         Arc::new(Link {
             session_id,
             user,
@@ -60,12 +65,12 @@ impl Link {
         })
     }
 
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Bytes>> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<SharedPush>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues a frame without waiting; on a full queue marks the session lagging.
-    fn push(&self, frame: &Bytes) -> bool {
+    fn push(&self, frame: &SharedPush) -> bool {
         if self.lagging.load(Ordering::Acquire) {
             return false;
         }
@@ -98,10 +103,18 @@ impl Link {
         self.is_replaced() || !self.queue().is_empty()
     }
 
-    /// Waits until the session is replaced or frames are queued; then appends at most `max`
-    /// queued frames to `out`. Cancel-safe: frames leave the queue only in the poll that
-    /// returns them.
+    /// Waits until the session is replaced or frames are queued; then appends the binary
+    /// encoding of at most `max` queued pushes to `out`. Cancel-safe: pushes leave the queue
+    /// only in the poll that returns them.
     pub async fn next_event(&self, out: &mut Vec<u8>, max: usize) -> LinkEvent {
+        self.next_pushes(max, |push| out.extend_from_slice(push.binary()))
+            .await
+    }
+
+    /// Waits until the session is replaced or pushes are queued; then hands at most `max`
+    /// queued pushes to `each`, oldest first (adapters that render pushes their own way).
+    /// Cancel-safe like [`Link::next_event`].
+    pub async fn next_pushes(&self, max: usize, mut each: impl FnMut(SharedPush)) -> LinkEvent {
         std::future::poll_fn(|cx| {
             self.waker.register(cx.waker());
             if self.is_replaced() {
@@ -112,8 +125,8 @@ impl Link {
                 return Poll::Pending;
             }
             let n = queue.len().min(max);
-            for frame in queue.drain(..n) {
-                out.extend_from_slice(&frame);
+            for push in queue.drain(..n) {
+                each(push);
             }
             let drained = queue.is_empty();
             if drained && queue.capacity() > 0 {
@@ -123,6 +136,13 @@ impl Link {
             Poll::Ready(LinkEvent::Frames { drained })
         })
         .await
+    }
+
+    /// Clears the lagging mark if the queue is empty; true if it was set (the session must then
+    /// send `SyncNeeded`). While lagging the queue takes nothing new, so it only drains.
+    pub fn take_lagging_if_drained(&self) -> bool {
+        let queue = self.queue();
+        queue.is_empty() && self.take_lagging()
     }
 
     /// Clears the lagging mark; true if it was set (the session must then send `SyncNeeded`).
@@ -176,7 +196,7 @@ impl Links {
     }
 
     /// Removes session `session_id`; true if none is left.
-    fn remove(&mut self, session_id: u64) -> bool {
+    fn remove(&mut self, session_id: SessionId) -> bool {
         match self {
             Links::One(l) => l.session_id == session_id,
             Links::Many(v) => {
@@ -201,12 +221,10 @@ pub struct Hub {
     pub stats: HubStats,
 }
 
-impl Hub {
-    /// Adds a session. A previous session of the same device is returned (and signalled), so
-    /// the caller can log that it was replaced.
-    pub fn register(&self, user: UserId, link: Arc<Link>) -> Option<Arc<Link>> {
+impl Router for Hub {
+    fn register(&self, link: Arc<Link>) -> Option<Arc<Link>> {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        let old = match users.entry(user) {
+        let old = match users.entry(link.user) {
             std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(link),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(Links::One(link));
@@ -219,16 +237,14 @@ impl Hub {
         old
     }
 
-    /// Removes a session (no-op if it was already replaced).
-    pub fn unregister(&self, user: UserId, session_id: u64) {
+    fn unregister(&self, user: UserId, session: SessionId) {
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
-        if users.get_mut(&user).is_some_and(|l| l.remove(session_id)) {
+        if users.get_mut(&user).is_some_and(|l| l.remove(session)) {
             users.remove(&user);
         }
     }
 
-    /// Queues `frame` to every session of `user` except `except` (the originating session).
-    pub fn deliver(&self, user: UserId, frame: &Bytes, except: Option<u64>) {
+    fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>) {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         let Some(links) = users.get(&user) else {
             return;
@@ -238,24 +254,43 @@ impl Hub {
             .iter()
             .filter(|l| Some(l.session_id) != except)
         {
-            let counter = if link.push(frame) {
-                &self.stats.delivered
-            } else {
-                &self.stats.dropped
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            self.count(link.push(push));
         }
     }
 
-    /// Online sessions.
-    pub fn session_count(&self) -> usize {
+    fn deliver_to_sessions(&self, user: UserId, sessions: &[SessionId], push: &SharedPush) {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        users.values().map(|l| l.as_slice().len()).sum()
+        let Some(links) = users.get(&user) else {
+            return;
+        };
+        for link in links
+            .as_slice()
+            .iter()
+            .filter(|l| sessions.contains(&l.session_id))
+        {
+            self.count(link.push(push));
+        }
     }
 
-    /// Users with at least one online session.
-    pub fn user_count(&self) -> usize {
-        self.users.read().unwrap_or_else(|e| e.into_inner()).len()
+    fn stats(&self) -> RouterStats {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        RouterStats {
+            sessions: users.values().map(|l| l.as_slice().len() as u64).sum(),
+            users: users.len() as u64,
+            delivered: self.stats.delivered.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Hub {
+    fn count(&self, queued: bool) {
+        let counter = if queued {
+            &self.stats.delivered
+        } else {
+            &self.stats.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -265,6 +300,24 @@ mod tests {
 
     fn user(n: u64) -> UserId {
         UserId::try_from(n).unwrap()
+    }
+
+    fn sid(n: u64) -> SessionId {
+        SessionId::new(parley_protocol::ids::NodeId(0), n)
+    }
+
+    fn frame(text: &'static [u8]) -> SharedPush {
+        SharedPush::new(parley_protocol::frames::Push::Error(
+            parley_protocol::frames::ErrorInfo::new(
+                parley_protocol::ErrorCode::Internal,
+                String::from_utf8_lossy(text),
+            ),
+        ))
+    }
+
+    fn frames(n: usize, text: &'static [u8]) -> Vec<u8> {
+        let one = frame(text).binary().clone();
+        one.iter().copied().cycle().take(one.len() * n).collect()
     }
 
     fn drain(link: &Link) -> Vec<u8> {
@@ -280,19 +333,20 @@ mod tests {
     #[test]
     fn full_queue_marks_lagging_and_never_blocks() {
         let hub = Hub::default();
-        let link = Link::new(1, user(1), DeviceId::try_from("a").unwrap(), 2);
-        hub.register(user(1), link.clone());
+        let link = Link::new(sid(1), user(1), DeviceId::try_from("a").unwrap(), 2);
+        hub.register(link.clone());
+        let x = frame(b"x");
         for _ in 0..5 {
-            hub.deliver(user(1), &Bytes::from_static(b"x"), None);
+            hub.deliver(user(1), &x, None);
         }
         assert_eq!(hub.stats.delivered.load(Ordering::Relaxed), 2);
         assert_eq!(hub.stats.dropped.load(Ordering::Relaxed), 3);
-        assert_eq!(drain(&link), b"xx");
+        assert_eq!(drain(&link), frames(2, b"x"));
         assert!(link.queue().is_empty());
         assert!(link.take_lagging());
         assert!(!link.take_lagging());
-        hub.deliver(user(1), &Bytes::from_static(b"y"), None);
-        assert_eq!(drain(&link), b"y");
+        hub.deliver(user(1), &frame(b"y"), None);
+        assert_eq!(drain(&link), frames(1, b"y"));
         assert_eq!(
             link.queue().capacity(),
             0,
@@ -304,25 +358,28 @@ mod tests {
     fn same_device_replaces_and_except_skips_origin() {
         let hub = Hub::default();
         let dev = DeviceId::try_from("a").unwrap();
-        let l1 = Link::new(1, user(1), dev.clone(), 4);
-        let l2 = Link::new(2, user(1), dev, 4);
-        let l3 = Link::new(3, user(1), DeviceId::try_from("b").unwrap(), 4);
-        assert!(hub.register(user(1), l1.clone()).is_none());
-        assert_eq!(hub.register(user(1), l2.clone()).unwrap().session_id, 1);
+        let l1 = Link::new(sid(1), user(1), dev.clone(), 4);
+        let l2 = Link::new(sid(2), user(1), dev, 4);
+        let l3 = Link::new(sid(3), user(1), DeviceId::try_from("b").unwrap(), 4);
+        assert!(hub.register(l1.clone()).is_none());
+        assert_eq!(hub.register(l2.clone()).unwrap().session_id, sid(1));
         assert!(l1.is_replaced());
         let mut out = Vec::new();
         assert_eq!(
             futures::FutureExt::now_or_never(l1.next_event(&mut out, 8)),
             Some(LinkEvent::Replaced)
         );
-        hub.register(user(1), l3.clone());
-        hub.deliver(user(1), &Bytes::from_static(b"m"), Some(3));
-        assert_eq!(drain(&l2), b"m");
+        hub.register(l3.clone());
+        hub.deliver(user(1), &frame(b"m"), Some(sid(3)));
+        assert_eq!(drain(&l2), frames(1, b"m"));
         assert!(drain(&l3).is_empty());
-        hub.unregister(user(1), 1); // already replaced: no effect
-        assert_eq!(hub.session_count(), 2);
-        hub.unregister(user(1), 2);
-        hub.unregister(user(1), 3);
-        assert_eq!(hub.user_count(), 0);
+        hub.deliver_to_sessions(user(1), &[sid(3)], &frame(b"n"));
+        assert_eq!(drain(&l3), frames(1, b"n"));
+        assert!(drain(&l2).is_empty());
+        hub.unregister(user(1), sid(1)); // already replaced: no effect
+        assert_eq!(hub.stats().sessions, 2);
+        hub.unregister(user(1), sid(2));
+        hub.unregister(user(1), sid(3));
+        assert_eq!(hub.stats().users, 0);
     }
 }

@@ -1,0 +1,121 @@
+//! The HTTP side-service's view of the request service ([`parley_admin_http::Backend`]).
+
+use std::sync::atomic::Ordering;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use parley_admin_http::{Backend, PushSession, SessionEvent, Stats};
+use parley_protocol::frames::{Credential, Device, ErrorInfo, Request, Response};
+use parley_protocol::ids::SessionId;
+use parley_protocol::session::Identity;
+
+use super::{Caller, Reply, Service, Session};
+use crate::session::ParkingLot;
+
+/// The service as the HTTP side sees it, with what its figures need.
+#[derive(Debug)]
+pub struct HttpBackend {
+    service: Service,
+    lot: Option<ParkingLot>,
+    started: tokio::time::Instant,
+}
+
+impl HttpBackend {
+    /// The backend over `service`; `lot` is where sleeping sessions are counted (if any),
+    /// `started` when the server started (for its uptime).
+    pub fn new(
+        service: Service,
+        lot: Option<ParkingLot>,
+        started: tokio::time::Instant,
+    ) -> HttpBackend {
+        HttpBackend {
+            service,
+            lot,
+            started,
+        }
+    }
+}
+
+impl Backend for HttpBackend {
+    fn stats(&self) -> Stats {
+        let c = self.service.core();
+        let routes = c.router().stats();
+        let commits = c.committer.stats();
+        Stats {
+            sessions_online: routes.sessions,
+            sessions_asleep: self.lot.as_ref().map_or(0, |l| l.asleep() as u64),
+            session_wakes_total: self.lot.as_ref().map_or(0, ParkingLot::wakes),
+            users_online: routes.users,
+            connections_total: c.stats.connections.load(Ordering::Relaxed),
+            logins_total: c.stats.logins.load(Ordering::Relaxed),
+            messages_total: c.stats.messages.load(Ordering::Relaxed),
+            pushes_delivered: routes.delivered,
+            pushes_dropped: routes.dropped,
+            store_bytes: c.store.size_on_disk(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            commit_batches_total: commits.batches.load(Ordering::Relaxed),
+            commit_items_total: commits.items.load(Ordering::Relaxed),
+            commit_batch_max: commits.batch_max.load(Ordering::Relaxed),
+            commit_write_us_total: commits.write_us.load(Ordering::Relaxed),
+            commit_sync_us_total: commits.sync_us.load(Ordering::Relaxed),
+            commit_full_syncs_total: commits.full_syncs.load(Ordering::Relaxed),
+            commit_full_sync_us_total: commits.full_sync_us.load(Ordering::Relaxed),
+            commit_full_sync_us_max: commits.full_sync_us_max.load(Ordering::Relaxed),
+        }
+    }
+
+    fn execute(&self, caller: Option<Identity>, request: Request) -> BoxFuture<'static, Response> {
+        let service = self.service.clone();
+        async move {
+            let caller = match caller {
+                Some(identity) => Caller::User {
+                    identity,
+                    session: None,
+                },
+                None => Caller::Anonymous,
+            };
+            service.answer(&caller, request).await
+        }
+        .boxed()
+    }
+
+    fn authenticate(
+        &self,
+        access_token: String,
+        device: Device,
+    ) -> BoxFuture<'static, Result<Identity, ErrorInfo>> {
+        let service = self.service.clone();
+        async move {
+            let credential = Credential::AccessToken(access_token);
+            Ok(service.core().login(credential, device).await?.identity)
+        }
+        .boxed()
+    }
+
+    fn open_session(&self, identity: Identity) -> Box<dyn PushSession> {
+        Box::new(self.service.open_session(identity))
+    }
+}
+
+impl PushSession for Session {
+    fn id(&self) -> SessionId {
+        Session::id(self)
+    }
+
+    fn next(&self) -> BoxFuture<'_, SessionEvent> {
+        Session::next(self).boxed()
+    }
+}
+
+impl Service {
+    /// Runs `request` and waits for its final answer (for callers without a connection of their
+    /// own: a login answers with tokens and opens no session; a logout answers `Ok`).
+    pub async fn answer(&self, caller: &Caller, request: Request) -> Response {
+        match self.execute(caller, request).await {
+            Reply::Now(response) => response,
+            Reply::Later(pending) => pending.await,
+            Reply::LoggedIn(outcome) => Response::Login(outcome.result),
+            Reply::LoggedOut => Response::Ok,
+        }
+    }
+}
