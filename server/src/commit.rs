@@ -122,17 +122,31 @@ impl Committer {
         max_batch: usize,
         fanout: mpsc::Sender<CommittedBatch>,
     ) -> std::io::Result<(Committer, std::thread::JoinHandle<()>)> {
+        let (committer, work) = Committer::new(store, queue, max_batch, fanout);
+        let thread = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(work)?;
+        Ok((committer, thread))
+    }
+
+    /// The committer's handle and its loop, for the caller to run on a thread of its choice
+    /// ([`Committer::spawn`] gives it its own; tests on tokio's paused clock run it on the
+    /// blocking pool, which keeps the clock from jumping ahead while a commit is in flight).
+    pub fn new(
+        store: Store,
+        queue: usize,
+        max_batch: usize,
+        fanout: mpsc::Sender<CommittedBatch>,
+    ) -> (Committer, impl FnOnce() + Send + 'static) {
         let (tx, rx) = mpsc::channel(queue);
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
-        let thread = std::thread::Builder::new()
-            .name("committer".into())
-            .spawn(move || {
-                let snapshots = Snapshots::spawn(store.clone(), thread_stats.clone());
-                run(store, rx, max_batch, fanout, &thread_stats, &snapshots);
-                snapshots.stop();
-            })?;
-        Ok((Committer { tx, stats }, thread))
+        let work = move || {
+            let snapshots = Snapshots::spawn(store.clone(), thread_stats.clone());
+            run(store, rx, max_batch, fanout, &thread_stats, &snapshots);
+            snapshots.stop();
+        };
+        (Committer { tx, stats }, work)
     }
 
     /// Counters of the work done so far.

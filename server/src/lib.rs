@@ -19,5 +19,8 @@ pub mod store;
 pub mod tls;
 pub mod transport;
 
+#[cfg(test)]
+mod testing;
+
 pub use config::Config;
 pub use server::{BoundAddrs, Server, StartError};

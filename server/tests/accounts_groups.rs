@@ -141,7 +141,7 @@ async fn group_membership_changes(t: Transport) {
             (m.seq, m.sender, m.content_type),
             (Seq(2), alice.user_id(), ContentType::System)
         );
-        assert_eq!(m.event.as_ref(), Some(&joined));
+        assert_eq!(m.event.as_deref(), Some(&joined));
     }
     let ack = alice
         .send(group.id, ContentType::Text, Bytes::from_static(b"welcome"))
@@ -186,7 +186,7 @@ async fn group_membership_changes(t: Transport) {
         _ => None,
     })
     .await;
-    assert_eq!((m.seq, m.event.as_ref()), (Seq(4), Some(&left)));
+    assert_eq!((m.seq, m.event.as_deref()), (Seq(4), Some(&left)));
     let err = bob
         .send(
             group.id,

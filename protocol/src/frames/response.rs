@@ -69,8 +69,9 @@ pub struct Message {
     pub server_time_ms: u64,
     pub reply_to: Seq,
     pub mentions: Vec<UserId>,
-    /// Set for conversation events; `None` for plain messages.
-    pub event: Option<ConversationEvent>,
+    /// Set for conversation events; `None` for plain messages (boxed: most entries are
+    /// messages, and a message is moved around a lot).
+    pub event: Option<Box<ConversationEvent>>,
 }
 
 /// A change to a conversation other than a plain message, ordered and synced with the messages
@@ -257,7 +258,7 @@ impl From<Message> for w::Message {
             server_time_ms: m.server_time_ms,
             reply_to_seq: m.reply_to.get(),
             mention_user_ids: m.mentions.into_iter().map(u64::from).collect(),
-            event: m.event.map(Into::into),
+            event: m.event.map(|e| (*e).into()),
         }
     }
 }
@@ -409,7 +410,10 @@ impl TryFrom<w::Message> for Message {
             server_time_ms: m.server_time_ms,
             reply_to: Seq(m.reply_to_seq),
             mentions: ids(m.mention_user_ids)?,
-            event: m.event.map(TryInto::try_into).transpose()?,
+            event: m
+                .event
+                .map(|e| ConversationEvent::try_from(e).map(Box::new))
+                .transpose()?,
         })
     }
 }

@@ -100,10 +100,10 @@ fn server_frames_round_trip() {
     let event = Message {
         content_type: ContentType::System,
         content: Bytes::new(),
-        event: Some(crate::frames::ConversationEvent::Membership {
+        event: Some(Box::new(crate::frames::ConversationEvent::Membership {
             added: vec![UserId::try_from(7).unwrap()],
             removed: vec![UserId::try_from(8).unwrap()],
-        }),
+        })),
         ..msg.clone()
     };
     assert_eq!(Message::from_bytes(&event.to_bytes()).unwrap(), event);

@@ -14,6 +14,8 @@
 mod backend;
 mod dispatch;
 mod session;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use parley_protocol::session::Identity;
 
 pub use crate::core::{LoginOutcome, Pending};
 pub use backend::HttpBackend;
-pub use session::Session;
+pub use session::{Session, SessionEvent};
 
 use crate::core::Core;
 use crate::router::Link;

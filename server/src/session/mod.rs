@@ -16,6 +16,8 @@ mod handler;
 pub mod park;
 mod reader;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -85,7 +85,7 @@ impl Store {
     /// its seq. Idempotent, and applying a conversation's events in log order over any later
     /// state gives that later state: the replay after a crash relies on both.
     pub fn apply_event(&self, entry: &Message) -> Result<()> {
-        match &entry.event {
+        match entry.event.as_deref() {
             None => Ok(()),
             Some(ConversationEvent::Membership { added, removed }) => {
                 self.member_cache.change(entry.conversation, || {

@@ -650,7 +650,7 @@ impl Store {
                 server_time_ms: now_ms,
                 reply_to: req.reply_to,
                 mentions: req.mentions.clone(),
-                event: item.event.clone(),
+                event: item.event.clone().map(Box::new),
             };
             let prev_sent = match batch_sent.get(&item.sender) {
                 Some(&p) => p,

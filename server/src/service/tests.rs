@@ -1,0 +1,292 @@
+//! The request service without sockets, on tokio's paused clock: every rule here holds for
+//! every adapter (binary driver, HTTP, dialects), because they all go through it.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+use parley_protocol::frames::{
+    ContentType, ConversationEvent, Credential, PeerRef, Push, Request, Response, SendRequest,
+    SharedPush,
+};
+use parley_protocol::ids::{ClientMsgId, ConversationId, Seq};
+use parley_protocol::session::Identity;
+use parley_protocol::values::Password;
+use parley_protocol::ErrorCode;
+
+use super::{Caller, Reply, SessionEvent};
+use crate::testing::{device, Harness};
+
+fn send(conv: ConversationId, text: &'static str, key: &str) -> Request {
+    Request::Send(SendRequest {
+        conversation: conv,
+        content_type: ContentType::Text,
+        content: Bytes::from_static(text.as_bytes()),
+        client_msg_id: ClientMsgId::try_from(key).unwrap(),
+        reply_to: Seq::ZERO,
+        mentions: vec![],
+    })
+}
+
+async fn direct(h: &Harness, a: &Identity, b: &Identity) -> ConversationId {
+    match h.call(a, Request::OpenDirect(PeerRef::User(b.user))).await {
+        Response::Conversation(c) => c.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn error_code(r: &Response) -> Option<ErrorCode> {
+    match r {
+        Response::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// Waits (by yielding, on the virtual clock) until `done`; the fan-out runs on other threads.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..1_000_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never happened");
+}
+
+/// The pushes a session has now (none if nothing is queued).
+async fn pushes(session: &super::Session) -> Vec<SharedPush> {
+    let next = futures::FutureExt::now_or_never(session.next());
+    match next {
+        Some(SessionEvent::Pushes(p)) => p,
+        None => Vec::new(),
+        Some(other) => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn anonymous_callers_may_only_register_log_in_refresh_or_ping() {
+    let h = Harness::start(|_| {}).await;
+    let alice = h.register("alice").await;
+    let conv = ConversationId::try_from(1).unwrap();
+    for request in [
+        send(conv, "x", "k"),
+        Request::ListConversations,
+        Request::Logout,
+        Request::Typing { conversation: conv },
+    ] {
+        let r = h.service.answer(&Caller::Anonymous, request).await;
+        assert_eq!(error_code(&r), Some(ErrorCode::Unauthenticated));
+    }
+    let r = h
+        .service
+        .answer(&Caller::Anonymous, Request::Ping { client_time_ms: 7 })
+        .await;
+    assert!(matches!(
+        r,
+        Response::Pong {
+            client_time_ms: 7,
+            ..
+        }
+    ));
+    // A logged-in caller cannot log in again.
+    let login = Request::Login {
+        credential: Credential::Password {
+            account: alice.account.clone(),
+            password: Password::try_from("password-123").unwrap(),
+        },
+        device: device("dev"),
+    };
+    assert_eq!(
+        error_code(&h.call(&alice, login.clone()).await),
+        Some(ErrorCode::AlreadyLoggedIn)
+    );
+    match h.service.execute(&Caller::Anonymous, login).await {
+        Reply::LoggedIn(outcome) => assert_eq!(outcome.identity.user, alice.user),
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_is_answered_once_durable_and_pushed_once_encoded_to_every_other_session() {
+    let h = Harness::start(|_| {}).await;
+    let alice = h.register("alice").await;
+    let bob = h.register("bob").await;
+    let conv = direct(&h, &alice, &bob).await;
+    let alice_here = h.service.open_session(alice.clone());
+    let mut other = alice.clone();
+    other.device = device("tablet").id;
+    let alice_there = h.service.open_session(other);
+    let bob_phone = h.service.open_session(bob.clone());
+
+    let reply = h
+        .service
+        .execute(&alice_here.caller(), send(conv, "hello", "m1"))
+        .await;
+    let Reply::Later(pending) = reply else {
+        panic!("a send is answered when durable, not at once");
+    };
+    let Response::SendAck(ack) = pending.await else {
+        panic!("no ack")
+    };
+    assert_eq!((ack.seq, ack.duplicate), (Seq(1), false));
+    // Durable: the store has it.
+    let page = h
+        .service
+        .core()
+        .store
+        .messages(conv, Seq(0), Seq(1), 10, 1 << 20);
+    assert_eq!(page.unwrap()[0].content, Bytes::from_static(b"hello"));
+
+    // Pushed to bob and to alice's other device, not back to the session it came from; the
+    // fan-out runs after the ack, so wait for it on the virtual clock's terms (a yield).
+    let mut got = Vec::new();
+    for _ in 0..1_000_000 {
+        if got.len() >= 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        got.extend(pushes(&bob_phone).await);
+        got.extend(pushes(&alice_there).await);
+    }
+    assert_eq!(got.len(), 2);
+    assert!(pushes(&alice_here).await.is_empty());
+    assert!(
+        SharedPush::ptr_eq(&got[0], &got[1]),
+        "one push shared by both"
+    );
+    assert!(matches!(got[0].push(), Push::Message(m) if m.seq == Seq(1)));
+
+    // A retry with the same key is the same message.
+    let Response::SendAck(again) = h.call(&alice, send(conv, "hello", "m1")).await else {
+        panic!()
+    };
+    assert_eq!((again.seq, again.duplicate), (Seq(1), true));
+    drop((alice_here, alice_there, bob_phone));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn membership_changes_are_ordered_events_heard_by_members_before_and_after() {
+    let h = Harness::start(|_| {}).await;
+    let owner = h.register("owner").await;
+    let bob = h.register("bob").await;
+    let carol = h.register("carol").await;
+    let group = match h
+        .call(
+            &owner,
+            Request::CreateGroup {
+                name: "g".try_into().unwrap(),
+                members: vec![bob.user],
+            },
+        )
+        .await
+    {
+        Response::Conversation(c) => c.id,
+        other => panic!("{other:?}"),
+    };
+    let bob_s = h.service.open_session(bob.clone());
+    let carol_s = h.service.open_session(carol.clone());
+    let change = |add, remove, key: &str| Request::ChangeMembers {
+        conversation: group,
+        add,
+        remove,
+        request_key: Some(ClientMsgId::try_from(key).unwrap()),
+    };
+    // Only the owner adds; a member may remove only itself.
+    let r = h.call(&bob, change(vec![carol.user], vec![], "b1")).await;
+    assert_eq!(error_code(&r), Some(ErrorCode::Forbidden));
+
+    let r = h
+        .call(&owner, change(vec![carol.user], vec![bob.user], "o1"))
+        .await;
+    assert_eq!(r, Response::Ok);
+    // Retried with its key: answered, nothing changes twice.
+    let r = h
+        .call(&owner, change(vec![carol.user], vec![bob.user], "o1"))
+        .await;
+    assert_eq!(r, Response::Ok);
+    let head = h.service.core().store.head(group).unwrap();
+    assert_eq!(head, Seq(1), "one event, one seq");
+
+    let expected = ConversationEvent::Membership {
+        added: vec![carol.user],
+        removed: vec![bob.user],
+    };
+    for session in [&carol_s, &bob_s] {
+        let mut got = Vec::new();
+        for _ in 0..1_000_000 {
+            if !got.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            got = pushes(session).await;
+        }
+        assert!(!got.is_empty(), "no push");
+        match got[0].push() {
+            Push::Message(m) => {
+                assert_eq!((m.seq, m.content_type), (Seq(1), ContentType::System));
+                assert_eq!(m.event.as_deref(), Some(&expected));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Bob is out, carol in and sees the group from the event on.
+    let r = h.call(&bob, send(group, "still here?", "x")).await;
+    assert_eq!(error_code(&r), Some(ErrorCode::NotFound));
+    let Response::ConversationList(list) = h.call(&carol, Request::ListConversations).await else {
+        panic!()
+    };
+    assert_eq!((list[0].id, list[0].visible_from), (group, Seq(1)));
+    // Clients cannot forge server entries.
+    let mut forged = send(group, "", "f");
+    if let Request::Send(s) = &mut forged {
+        s.content_type = ContentType::System;
+    }
+    let r = h.call(&carol, forged).await;
+    assert_eq!(error_code(&r), Some(ErrorCode::InvalidArgument));
+    drop((bob_s, carol_s));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_push_queue_marks_the_session_lagging_and_fan_out_never_waits() {
+    let h = Harness::start(|cfg| cfg.limits.outbound_queue = 2).await;
+    let alice = h.register("alice").await;
+    let bob = h.register("bob").await;
+    let conv = direct(&h, &alice, &bob).await;
+    let bob_s = h.service.open_session(bob.clone());
+    for i in 0..5 {
+        let key = format!("k{i}");
+        let r = h.call(&alice, send(conv, "x", &key)).await;
+        assert!(matches!(r, Response::SendAck(_)), "{r:?}");
+    }
+    // Let the fan-out finish (it never waits on bob).
+    let stats = || h.service.core().router().stats();
+    until(|| stats().delivered + stats().dropped >= 5).await;
+    assert_eq!((stats().delivered, stats().dropped), (2, 3));
+    assert_eq!(pushes(&bob_s).await.len(), 2, "what fitted is delivered");
+    let next = futures::FutureExt::now_or_never(bob_s.next());
+    assert!(
+        matches!(next, Some(SessionEvent::SyncNeeded)),
+        "then the session is told to sync: {next:?}"
+    );
+    assert!(futures::FutureExt::now_or_never(bob_s.next()).is_none());
+    drop(bob_s);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_session_of_the_same_device_replaces_the_first() {
+    let h = Harness::start(|_| {}).await;
+    let alice = h.register("alice").await;
+    let first = h.service.open_session(alice.clone());
+    let second = h.service.open_session(alice.clone());
+    assert_ne!(first.id(), second.id());
+    let next = futures::FutureExt::now_or_never(first.next());
+    assert!(matches!(next, Some(SessionEvent::Replaced)), "{next:?}");
+    assert_eq!(h.service.core().router().stats().sessions, 1);
+    drop(first); // closing the replaced session leaves the new one registered
+    assert_eq!(h.service.core().router().stats().sessions, 1);
+    drop(second);
+    assert_eq!(h.service.core().router().stats().sessions, 0);
+    h.stop().await;
+}
