@@ -31,6 +31,15 @@ pub enum CommitError {
     Stopped,
 }
 
+/// Why [`Committer::try_submit`] did not queue an entry.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// The queue is full: the entry, to wait with.
+    Full(Box<CommitRequest>),
+    /// The committer has stopped.
+    Stopped,
+}
+
 /// One queued entry.
 #[derive(Debug)]
 pub struct CommitRequest {
@@ -154,7 +163,19 @@ impl Committer {
         &self.stats
     }
 
-    /// Queues a send; waits only if the queue is full (backpressure on that session).
+    /// Queues an entry if there is room now; gives it back if the queue is full (then wait
+    /// with [`Committer::submit`]). Not a future: the request path of every send stays small.
+    pub fn try_submit(&self, request: CommitRequest) -> Result<(), SubmitError> {
+        match self.tx.try_send(Msg::Commit(request)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(Msg::Commit(request))) => {
+                Err(SubmitError::Full(Box::new(request)))
+            }
+            Err(_) => Err(SubmitError::Stopped),
+        }
+    }
+
+    /// Queues an entry; waits only if the queue is full (backpressure on that session).
     pub async fn submit(&self, request: CommitRequest) -> Result<(), CommitError> {
         self.tx
             .send(Msg::Commit(request))

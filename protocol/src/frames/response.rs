@@ -529,7 +529,7 @@ fn response(body: Body) -> Result<Response, DecodeError> {
     })
 }
 
-fn push(body: Body) -> Result<Push, DecodeError> {
+pub(super) fn push(body: Body) -> Result<Push, DecodeError> {
     Ok(match body {
         Body::Message(m) => Push::Message(
             m.message

@@ -1,20 +1,28 @@
-//! A push as all its recipients share it: the typed value, and each wire encoding made at most
-//! once, on first use, by whichever recipient needs it first. A message fanned out to a
-//! thousand binary sessions is encoded once; a JSON dialect's sessions get their own encoding,
-//! also once, and nobody decodes bytes back into a push.
+//! A push as all its recipients share it: the typed protobuf message, and each wire encoding
+//! made at most once, on first use, by whichever recipient needs it first. A message fanned out
+//! to a thousand binary sessions is encoded once; a JSON dialect's sessions get their own
+//! encoding of the same typed message (both encoders read it by reference), also once, and
+//! nobody decodes bytes back into a push.
+//!
+//! It keeps the push in its schema form (the `Frame` generated from `proto/`), converted from
+//! the domain [`Push`] once, by moving: the fan-out of every message goes through here, and a
+//! copy of each message's strings per push was measurable (docs/BENCHMARKS.md).
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use super::{Push, ServerFrame};
+use super::Push;
+use crate::codec::encode_prefixed;
+use crate::error::DecodeError;
+use crate::wire as w;
 
 /// A push shared by every recipient (cloning is a reference-count increment).
 #[derive(Clone)]
 pub struct SharedPush(Arc<Inner>);
 
 struct Inner {
-    push: Push,
+    frame: w::Frame,
     binary: OnceLock<Bytes>,
 }
 
@@ -22,21 +30,24 @@ impl SharedPush {
     /// Wraps a push; nothing is encoded yet.
     pub fn new(push: Push) -> SharedPush {
         SharedPush(Arc::new(Inner {
-            push,
+            frame: w::Frame {
+                request_id: 0,
+                body: Some(push.into()),
+            },
             binary: OnceLock::new(),
         }))
     }
 
-    /// The typed push.
-    pub fn push(&self) -> &Push {
-        &self.0.push
+    /// The push as a domain value (a copy: for in-process readers and tests; the encodings
+    /// need none).
+    pub fn push(&self) -> Result<Push, DecodeError> {
+        let body = self.0.frame.body.clone();
+        super::response::push(body.ok_or(DecodeError::Unexpected("push without a body"))?)
     }
 
     /// The binary protocol's length-prefixed `Frame` (request id 0), encoded on first use.
     pub fn binary(&self) -> &Bytes {
-        self.0
-            .binary
-            .get_or_init(|| ServerFrame::Push(self.0.push.clone()).encode())
+        self.0.binary.get_or_init(|| encode_prefixed(&self.0.frame))
     }
 
     /// Whether the binary encoding has been made (for tests of the laziness).
@@ -52,7 +63,7 @@ impl SharedPush {
 
 impl std::fmt::Debug for SharedPush {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("SharedPush").field(&self.0.push).finish()
+        f.debug_tuple("SharedPush").field(&self.push()).finish()
     }
 }
 
@@ -65,6 +76,7 @@ impl From<Push> for SharedPush {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frames::ServerFrame;
     use crate::ids::{ConversationId, UserId};
 
     #[test]
@@ -86,6 +98,7 @@ mod tests {
         );
         assert_eq!(bytes.as_ptr(), shared.binary().as_ptr());
         let decoded = ServerFrame::decode(bytes.slice(crate::LEN_PREFIX..)).unwrap();
-        assert_eq!(decoded, ServerFrame::Push(push));
+        assert_eq!(decoded, ServerFrame::Push(push.clone()));
+        assert_eq!(shared.push().unwrap(), push);
     }
 }

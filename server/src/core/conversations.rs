@@ -198,7 +198,10 @@ impl Core {
                 removed: remove,
             }),
         };
-        self.commit(item, origin, Answer::Ok).await.map(Some)
+        self.commit(item, origin, Answer::Ok)?
+            .queued()
+            .await
+            .map(Some)
     }
 
     fn check_users_exist(&self, users: &[UserId]) -> CoreResult<()> {

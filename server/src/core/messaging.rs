@@ -9,20 +9,20 @@ use parley_protocol::ids::{ConversationId, Seq, SessionId, UserId};
 use parley_protocol::session::Identity;
 use parley_protocol::ErrorCode;
 
-use super::{err, internal, Answer, Core, CoreResult, Pending};
+use super::{err, internal, Answer, Core, CoreResult, Submission};
 use crate::store::CommitItem;
 
 impl Core {
     /// Sends a message: checks it (membership, size, reply target, type) and queues it for the
     /// conversation's log. The reply is its `SendAck`, once durable.
-    pub async fn send(
+    pub fn send(
         &self,
         me: &Identity,
         origin: Option<SessionId>,
         request: SendRequest,
-    ) -> CoreResult<Pending> {
+    ) -> CoreResult<Submission> {
         let item = self.prepare_send(me, request)?;
-        self.commit(item, origin, Answer::Ack).await
+        self.commit(item, origin, Answer::Ack)
     }
 
     /// Checks a send (membership, size, reply target) and turns it into a commit item.

@@ -17,7 +17,7 @@ use parley_protocol::session::HeartbeatConfig;
 use parley_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::commit::{CommitError, CommitRequest, CommittedBatch, Committer};
+use crate::commit::{CommitError, CommitRequest, CommittedBatch, Committer, SubmitError};
 use crate::config::Config;
 use crate::router::{Hub, Router};
 use crate::store::{CommitItem, Store, StoreError};
@@ -106,25 +106,32 @@ impl Core {
         &self.router
     }
 
-    /// Queues an entry for the conversation's log. The returned reply resolves once it is
-    /// durable (or refused); `origin` is the session it came from (its own push is skipped).
-    pub(crate) async fn commit(
+    /// Queues an entry for the conversation's log without waiting. The reply resolves once it
+    /// is durable (or refused); `origin` is the session it came from (its own push is
+    /// skipped). A full queue gives back [`Submission::Full`] to wait on: the caller awaits it
+    /// (boxed) before taking more work, which is the backpressure on that session.
+    pub(crate) fn commit(
         &self,
         item: CommitItem,
         origin: Option<SessionId>,
         answer: Answer,
-    ) -> CoreResult<Pending> {
+    ) -> CoreResult<Submission> {
         let (reply, rx) = oneshot::channel();
         let request = CommitRequest {
             item,
             origin_session: origin,
             reply,
         };
-        self.committer
-            .submit(request)
-            .await
-            .map_err(|_| err(ErrorCode::ShuttingDown, "server shutting down"))?;
-        Ok(Pending { rx, answer })
+        let pending = Pending { rx, answer };
+        match self.committer.try_submit(request) {
+            Ok(()) => Ok(Submission::Queued(pending)),
+            Err(SubmitError::Full(request)) => Ok(Submission::Full(Waiting {
+                committer: self.committer.clone(),
+                request,
+                pending,
+            })),
+            Err(SubmitError::Stopped) => Err(err(ErrorCode::ShuttingDown, "server shutting down")),
+        }
     }
 
     /// The configuration.
@@ -192,6 +199,44 @@ impl Core {
                 let _ = tokio::task::spawn_blocking(move || handle.join()).await;
             }
             Err(e) => tracing::error!(error = %e, "could not start the read-cursor writer"),
+        }
+    }
+}
+
+/// An entry handed to the committer.
+#[derive(Debug)]
+pub enum Submission {
+    /// Queued; the answer follows once durable.
+    Queued(Pending),
+    /// The committer's queue is full: wait for room, then the answer follows.
+    Full(Waiting),
+}
+
+/// An entry waiting for room in the committer's queue.
+#[derive(Debug)]
+pub struct Waiting {
+    committer: Committer,
+    request: Box<CommitRequest>,
+    pending: Pending,
+}
+
+impl Waiting {
+    /// Waits for room and queues the entry.
+    pub async fn queue(self) -> CoreResult<Pending> {
+        self.committer
+            .submit(*self.request)
+            .await
+            .map_err(|_| err(ErrorCode::ShuttingDown, "server shutting down"))?;
+        Ok(self.pending)
+    }
+}
+
+impl Submission {
+    /// The answer to come, once queued (boxed wait if the queue is full).
+    pub async fn queued(self) -> CoreResult<Pending> {
+        match self {
+            Submission::Queued(p) => Ok(p),
+            Submission::Full(w) => Box::pin(w.queue()).await,
         }
     }
 }

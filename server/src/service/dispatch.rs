@@ -25,7 +25,9 @@ impl Service {
     async fn run(&self, caller: &Caller, request: Request) -> CoreResult<Reply> {
         let core = &*self.core;
         let (me, session) = match caller {
-            Caller::Anonymous => return self.anonymous(request).await,
+            // Boxed, like every rare path below: the future of a request is allocated per
+            // frame and moved, so the hot paths (send, cursors, sync, ping) keep it small.
+            Caller::Anonymous => return Box::pin(self.anonymous(request)).await,
             Caller::User { identity, session } => (identity, *session),
         };
         let now = Reply::Now;
@@ -41,15 +43,15 @@ impl Service {
                 refresh_token,
                 device,
             } => {
-                let mut outcome = core.refresh(&refresh_token, device, Some(me)).await?;
+                let mut outcome = Box::pin(core.refresh(&refresh_token, device, Some(me))).await?;
                 outcome.result.session_id = session.map_or(0, |s| s.get());
                 now(Response::Login(outcome.result))
             }
             Request::Logout => {
-                core.logout(me).await?;
+                Box::pin(core.logout(me)).await?;
                 Reply::LoggedOut
             }
-            Request::Send(send) => Reply::Later(core.send(me, session, send).await?),
+            Request::Send(send) => Reply::Later(core.send(me, session, send)?.queued().await?),
             Request::CursorAck {
                 conversation,
                 kind,
@@ -70,9 +72,15 @@ impl Service {
                 add,
                 remove,
                 request_key,
-            } => match core
-                .change_members(me, session, conversation, &add, &remove, request_key)
-                .await?
+            } => match Box::pin(core.change_members(
+                me,
+                session,
+                conversation,
+                &add,
+                &remove,
+                request_key,
+            ))
+            .await?
             {
                 Some(pending) => Reply::Later(pending),
                 None => now(Response::Ok),

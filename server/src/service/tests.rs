@@ -153,7 +153,7 @@ async fn a_send_is_answered_once_durable_and_pushed_once_encoded_to_every_other_
         SharedPush::ptr_eq(&got[0], &got[1]),
         "one push shared by both"
     );
-    assert!(matches!(got[0].push(), Push::Message(m) if m.seq == Seq(1)));
+    assert!(matches!(got[0].push().unwrap(), Push::Message(m) if m.seq == Seq(1)));
 
     // A retry with the same key is the same message.
     let Response::SendAck(again) = h.call(&alice, send(conv, "hello", "m1")).await else {
@@ -221,7 +221,7 @@ async fn membership_changes_are_ordered_events_heard_by_members_before_and_after
             got = pushes(session).await;
         }
         assert!(!got.is_empty(), "no push");
-        match got[0].push() {
+        match got[0].push().unwrap() {
             Push::Message(m) => {
                 assert_eq!((m.seq, m.content_type), (Seq(1), ContentType::System));
                 assert_eq!(m.event.as_deref(), Some(&expected));
@@ -288,5 +288,74 @@ async fn a_second_session_of_the_same_device_replaces_the_first() {
     assert_eq!(h.service.core().router().stats().sessions, 1);
     drop(second);
     assert_eq!(h.service.core().router().stats().sessions, 0);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_http_side_reaches_the_same_service_through_its_backend_interface() {
+    use parley_admin_http::Backend;
+    let h = Harness::start(|_| {}).await;
+    let backend: std::sync::Arc<dyn Backend> = std::sync::Arc::new(super::HttpBackend::new(
+        h.service.clone(),
+        None,
+        tokio::time::Instant::now(),
+    ));
+    let register = |account: &str| Request::Register {
+        account: account.try_into().unwrap(),
+        password: "password-123".try_into().unwrap(),
+        device: device("web"),
+    };
+    let Response::Login(alice) = backend.execute(None, register("alice")).await else {
+        panic!()
+    };
+    let Response::Login(bob) = backend.execute(None, register("bob")).await else {
+        panic!()
+    };
+    // Bearer tokens: whose is this one?
+    let alice_id = backend
+        .authenticate(alice.access_token.clone(), device("web"))
+        .await
+        .unwrap();
+    assert_eq!(alice_id.user, alice.user);
+    let wrong = backend.authenticate("nope".into(), device("web")).await;
+    assert_eq!(wrong.unwrap_err().code, ErrorCode::AuthFailed);
+    let bob_id = backend
+        .authenticate(bob.access_token.clone(), device("web"))
+        .await
+        .unwrap();
+    let bob_session = backend.open_session(bob_id);
+
+    let Response::Conversation(conv) = backend
+        .execute(
+            Some(alice_id.clone()),
+            Request::OpenDirect(PeerRef::User(bob.user)),
+        )
+        .await
+    else {
+        panic!()
+    };
+    let Response::SendAck(ack) = backend
+        .execute(Some(alice_id), send(conv.id, "from the web", "w1"))
+        .await
+    else {
+        panic!("a send through the backend resolves with its durable ack")
+    };
+    let mut got = None;
+    for _ in 0..1_000_000 {
+        if let Some(event) = futures::FutureExt::now_or_never(bob_session.next()) {
+            got = Some(event);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    match got {
+        Some(SessionEvent::Pushes(p)) => {
+            assert!(matches!(p[0].push().unwrap(), Push::Message(m) if m.seq == ack.seq))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(backend.stats().sessions_online, 1);
+    drop(bob_session);
+    assert_eq!(backend.stats().sessions_online, 0);
     h.stop().await;
 }

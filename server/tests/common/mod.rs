@@ -43,6 +43,13 @@ impl TestServer {
         Self::run(dir, cfg).await
     }
 
+    /// Starts on an existing data directory.
+    #[allow(dead_code)] // not every test binary uses it
+    pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        let cfg = Config::for_tests(dir.path());
+        Self::run(dir, cfg).await
+    }
+
     async fn run(dir: tempfile::TempDir, cfg: Config) -> TestServer {
         let server = Server::bind(cfg).await.expect("server binds");
         let a = server.addrs().clone();
