@@ -8,8 +8,8 @@
 mod common;
 
 use bytes::Bytes;
-use common::{next_message, TestServer};
-use parley_client::Transport;
+use common::{next_message, wait_for, TestServer};
+use parley_client::{Event, Transport};
 use parley_protocol::frames::{ContentType, ConversationEvent, ConversationKind};
 use parley_protocol::ids::Seq;
 
@@ -85,7 +85,11 @@ async fn a_store_from_before_conversation_events_opens_and_carries_on() {
         .change_members(group, vec![], vec![bob_id])
         .await
         .unwrap();
-    let m = next_message(&mut carol_ev).await;
+    let m = wait_for(&mut carol_ev, |e| match e {
+        Event::Message(m) if m.event.is_some() => Some(m.clone()),
+        _ => None,
+    })
+    .await;
     assert_eq!(m.seq, Seq(4));
     assert_eq!(
         m.event.as_deref(),

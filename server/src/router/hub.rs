@@ -245,31 +245,11 @@ impl Router for Hub {
     }
 
     fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>) {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        let Some(links) = users.get(&user) else {
-            return;
-        };
-        for link in links
-            .as_slice()
-            .iter()
-            .filter(|l| Some(l.session_id) != except)
-        {
-            self.count(link.push(push));
-        }
+        self.deliver_where(user, push, |l| Some(l.session_id) != except);
     }
 
     fn deliver_to_sessions(&self, user: UserId, sessions: &[SessionId], push: &SharedPush) {
-        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
-        let Some(links) = users.get(&user) else {
-            return;
-        };
-        for link in links
-            .as_slice()
-            .iter()
-            .filter(|l| sessions.contains(&l.session_id))
-        {
-            self.count(link.push(push));
-        }
+        self.deliver_where(user, push, |l| sessions.contains(&l.session_id));
     }
 
     fn stats(&self) -> RouterStats {
@@ -284,6 +264,17 @@ impl Router for Hub {
 }
 
 impl Hub {
+    /// Queues `push` to those sessions of `user` that `wanted` picks.
+    fn deliver_where(&self, user: UserId, push: &SharedPush, wanted: impl Fn(&Link) -> bool) {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        let Some(links) = users.get(&user) else {
+            return;
+        };
+        for link in links.as_slice().iter().filter(|l| wanted(l)) {
+            self.count(link.push(push));
+        }
+    }
+
     fn count(&self, queued: bool) {
         let counter = if queued {
             &self.stats.delivered
