@@ -84,7 +84,12 @@ impl Harness {
             password: NewPassword::try_from("password-123").unwrap(),
             device: device("dev"),
         };
-        match self.service.execute(&Caller::Anonymous, request).await {
+        match self
+            .service
+            .execute(&Caller::Anonymous, request)
+            .resolved()
+            .await
+        {
             Reply::LoggedIn(outcome) => outcome.identity,
             other => panic!("register: {other:?}"),
         }

@@ -111,11 +111,16 @@ impl Service {
     /// Runs `request` and waits for its final answer (for callers without a connection of their
     /// own: a login answers with tokens and opens no session; a logout answers `Ok`).
     pub async fn answer(&self, caller: &Caller, request: Request) -> Response {
-        match self.execute(caller, request).await {
+        match self.execute(caller, request).resolved().await {
             Reply::Now(response) => response,
             Reply::Later(pending) => pending.await,
             Reply::LoggedIn(outcome) => Response::Login(outcome.result),
             Reply::LoggedOut => Response::Ok,
+            // `resolved` never gives another deferred reply.
+            Reply::Deferred(_) => Response::Error(ErrorInfo::new(
+                parley_protocol::ErrorCode::Internal,
+                "internal error",
+            )),
         }
     }
 }

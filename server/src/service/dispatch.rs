@@ -1,19 +1,27 @@
 //! Dispatch: one arm per request, each a call into the core. Who may do what before login is
 //! decided here, for every adapter alike; what an operation checks beyond that is in its core
 //! file.
+//!
+//! `execute` itself is not a future: the frequent requests (send, cursors, sync, typing, ping)
+//! are answered or queued without one, and the rest (logins, conversation changes) come back as
+//! [`Reply::Deferred`], one boxed future the adapter awaits. A future per request built through
+//! several layers showed in the profile of 1:1 chat at saturation (docs/BENCHMARKS.md).
+
+use std::future::Future;
 
 use parley_protocol::frames::{ErrorInfo, Request, Response};
 use parley_protocol::ErrorCode;
 
 use super::{Caller, Reply, Service};
 use crate::clock::now_ms;
-use crate::core::CoreResult;
+use crate::core::{CoreResult, Submission};
 
 impl Service {
-    /// Runs `request` for `caller`. Errors come back as `Reply::Now(Response::Error(..))`.
-    pub async fn execute(&self, caller: &Caller, request: Request) -> Reply {
+    /// Runs `request` for `caller`. Errors come back as `Reply::Now(Response::Error(..))`; a
+    /// `Reply::Deferred` resolves to one of the other replies.
+    pub fn execute(&self, caller: &Caller, request: Request) -> Reply {
         let name = request.name();
-        match self.run(caller, request).await {
+        match self.run(caller, request) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::debug!(request = name, code = ?e.code, "request failed");
@@ -22,12 +30,13 @@ impl Service {
         }
     }
 
-    async fn run(&self, caller: &Caller, request: Request) -> CoreResult<Reply> {
+    fn run(&self, caller: &Caller, request: Request) -> CoreResult<Reply> {
         let core = &*self.core;
         let (me, session) = match caller {
-            // Boxed, like every rare path below: the future of a request is allocated per
-            // frame and moved, so the hot paths (send, cursors, sync, ping) keep it small.
-            Caller::Anonymous => return Box::pin(self.anonymous(request)).await,
+            Caller::Anonymous => {
+                let service = self.clone();
+                return Ok(defer(async move { service.anonymous(request).await }));
+            }
             Caller::User { identity, session } => (identity, *session),
         };
         let now = Reply::Now;
@@ -43,15 +52,26 @@ impl Service {
                 refresh_token,
                 device,
             } => {
-                let mut outcome = Box::pin(core.refresh(&refresh_token, device, Some(me))).await?;
-                outcome.result.session_id = session.map_or(0, |s| s.get());
-                now(Response::Login(outcome.result))
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let mut outcome = core.refresh(&refresh_token, device, Some(&me)).await?;
+                    outcome.result.session_id = session.map_or(0, |s| s.get());
+                    Ok(Reply::Now(Response::Login(outcome.result)))
+                })
             }
             Request::Logout => {
-                Box::pin(core.logout(me)).await?;
-                Reply::LoggedOut
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    core.logout(&me).await?;
+                    Ok(Reply::LoggedOut)
+                })
             }
-            Request::Send(send) => Reply::Later(core.send(me, session, send)?.queued().await?),
+            Request::Send(send) => match core.send(me, session, send)? {
+                Submission::Queued(pending) => Reply::Later(pending),
+                Submission::Full(waiting) => {
+                    defer(async move { Ok(Reply::Later(waiting.queue().await?)) })
+                }
+            },
             Request::CursorAck {
                 conversation,
                 kind,
@@ -62,29 +82,35 @@ impl Service {
             }
             Request::Sync(sync) => now(Response::Sync(core.sync(me.user, sync)?)),
             Request::OpenDirect(peer) => {
-                now(Response::Conversation(core.open_direct(me, peer).await?))
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let info = core.open_direct(&me, peer).await?;
+                    Ok(Reply::Now(Response::Conversation(info)))
+                })
             }
-            Request::CreateGroup { name, members } => now(Response::Conversation(
-                core.create_group(me, &name, &members).await?,
-            )),
+            Request::CreateGroup { name, members } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let info = core.create_group(&me, &name, &members).await?;
+                    Ok(Reply::Now(Response::Conversation(info)))
+                })
+            }
             Request::ChangeMembers {
                 conversation,
                 add,
                 remove,
                 request_key,
-            } => match Box::pin(core.change_members(
-                me,
-                session,
-                conversation,
-                &add,
-                &remove,
-                request_key,
-            ))
-            .await?
-            {
-                Some(pending) => Reply::Later(pending),
-                None => now(Response::Ok),
-            },
+            } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let change =
+                        core.change_members(&me, session, conversation, &add, &remove, request_key);
+                    Ok(match change.await? {
+                        Some(pending) => Reply::Later(pending),
+                        None => Reply::Now(Response::Ok),
+                    })
+                })
+            }
             Request::Typing { conversation } => {
                 core.typing(me, conversation)?;
                 now(Response::Ok)
@@ -114,6 +140,17 @@ impl Service {
         };
         Ok(Reply::LoggedIn(outcome))
     }
+}
+
+/// A reply that needs waiting (password hashing, a barrier, a full commit queue): one boxed
+/// future, resolving to any reply but another deferred one.
+fn defer(work: impl Future<Output = CoreResult<Reply>> + Send + 'static) -> Reply {
+    Reply::Deferred(Box::pin(async move {
+        work.await.unwrap_or_else(|e| {
+            tracing::debug!(code = ?e.code, "request failed");
+            e.into()
+        })
+    }))
 }
 
 fn pong(client_time_ms: u64) -> Response {

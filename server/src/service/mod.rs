@@ -2,7 +2,8 @@
 //!
 //! [`Service::execute`] runs any [`Request`] for a [`Caller`] and gives the [`Reply`]: at once,
 //! or (for a send and every other change to a conversation's log) a [`Pending`] answer that
-//! resolves once the change is durable. [`Service::open_session`] turns an identity into a
+//! resolves once the change is durable; requests that must wait before they are even queued
+//! (password hashing, barriers) come back as one boxed [`Reply::Deferred`]. [`Service::open_session`] turns an identity into a
 //! session: a handle plus a bounded queue of pushes, registered with the router. The binary
 //! driver (TCP, TLS, QUIC) is a thin adapter over these two, and so are the HTTP side-service
 //! (through [`parley_admin_http::Backend`], implemented in `backend.rs`), the tests, and later
@@ -46,7 +47,6 @@ pub enum Caller {
 }
 
 /// The outcome of a request.
-#[derive(Debug)]
 pub enum Reply {
     /// The answer, ready now (possibly an error).
     Now(Response),
@@ -58,6 +58,32 @@ pub enum Reply {
     LoggedIn(LoginOutcome),
     /// The caller's tokens are revoked: answer `Ok` and end the session.
     LoggedOut,
+    /// Not known yet (the request waits for password hashing, a barrier, or room in the
+    /// committer's queue): await it for one of the replies above. The adapter takes no further
+    /// request from that caller meanwhile.
+    Deferred(std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>),
+}
+
+impl Reply {
+    /// The reply itself, once a deferred one has resolved.
+    pub async fn resolved(self) -> Reply {
+        match self {
+            Reply::Deferred(work) => work.await,
+            other => other,
+        }
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Now(r) => f.debug_tuple("Now").field(r).finish(),
+            Reply::Later(p) => f.debug_tuple("Later").field(p).finish(),
+            Reply::LoggedIn(o) => f.debug_tuple("LoggedIn").field(o).finish(),
+            Reply::LoggedOut => f.write_str("LoggedOut"),
+            Reply::Deferred(_) => f.write_str("Deferred"),
+        }
+    }
 }
 
 impl From<ErrorInfo> for Reply {

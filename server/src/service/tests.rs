@@ -98,7 +98,12 @@ async fn anonymous_callers_may_only_register_log_in_refresh_or_ping() {
         error_code(&h.call(&alice, login.clone()).await),
         Some(ErrorCode::AlreadyLoggedIn)
     );
-    match h.service.execute(&Caller::Anonymous, login).await {
+    match h
+        .service
+        .execute(&Caller::Anonymous, login)
+        .resolved()
+        .await
+    {
         Reply::LoggedIn(outcome) => assert_eq!(outcome.identity.user, alice.user),
         other => panic!("{other:?}"),
     }
@@ -119,10 +124,9 @@ async fn a_send_is_answered_once_durable_and_pushed_once_encoded_to_every_other_
 
     let reply = h
         .service
-        .execute(&alice_here.caller(), send(conv, "hello", "m1"))
-        .await;
+        .execute(&alice_here.caller(), send(conv, "hello", "m1"));
     let Reply::Later(pending) = reply else {
-        panic!("a send is answered when durable, not at once");
+        panic!("a send is queued at once and answered when durable");
     };
     let Response::SendAck(ack) = pending.await else {
         panic!("no ack")

@@ -17,7 +17,13 @@ impl<S: SessionStream> Driver<S> {
             },
             None => Caller::Anonymous,
         };
-        match self.service.execute(&caller, request).await {
+        let mut reply = self.service.execute(&caller, request);
+        if let Reply::Deferred(work) = reply {
+            // Rare (logins, conversation changes, a full commit queue): no further frame is
+            // read from this connection until it is done.
+            reply = work.await;
+        }
+        match reply {
             Reply::Now(response) => self.respond(id, response),
             Reply::Later(pending) => {
                 let acks = self.acks.get_or_insert_with(Box::default);
@@ -30,6 +36,14 @@ impl<S: SessionStream> Driver<S> {
             Reply::LoggedOut => {
                 self.begin_close(GoAwayReason::LoggedOut, "logged out");
                 self.respond(id, Response::Ok);
+            }
+            Reply::Deferred(_) => {
+                tracing::error!("a deferred reply resolved to another");
+                let e = parley_protocol::frames::ErrorInfo::new(
+                    parley_protocol::ErrorCode::Internal,
+                    "internal error",
+                );
+                self.respond(id, Response::Error(e));
             }
         }
     }
