@@ -10,9 +10,11 @@ use tokio::sync::mpsc;
 /// Something that happened on the connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A message from someone else, or from another device of this user. Per conversation,
-    /// messages arrive in seq order without gaps or duplicates; messages this client sent are
-    /// not repeated here (their `send` call returned the ack).
+    /// An entry of a conversation's log from someone else, or from another device of this user:
+    /// a message, or a conversation event (`message.event` set, `content_type` `System`, e.g. a
+    /// membership change). Per conversation, entries arrive in seq order without gaps or
+    /// duplicates; messages this client sent are not repeated here (their `send` call returned
+    /// the ack).
     Message(Message),
     /// A member's cursor moved (a read receipt), or this user's cursor moved on another device.
     Receipt(Receipt),
@@ -23,7 +25,9 @@ pub enum Event {
         /// Who.
         user: UserId,
     },
-    /// A group's membership changed.
+    /// A group's membership changed, as announced by servers before conversation events. Current
+    /// servers do not send it: a membership change is an entry of the conversation's log and
+    /// arrives as [`Event::Message`] with `event` set (and through sync like every entry).
     Membership(MembershipChange),
     /// Logged in, on the first connection and after every reconnect. A sync follows.
     Connected(LoginResult),

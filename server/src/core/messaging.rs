@@ -67,7 +67,8 @@ impl Core {
     }
 
     /// Pushes one durable entry of a conversation's log to its members (for an event, also to
-    /// those it removed): one shared push, encoded once per wire format by its first reader.
+    /// those it removed, and to the session it came from): one shared push, encoded once per
+    /// wire format by its first reader.
     pub(crate) fn fan_out(&self, message: Message, origin_session: Option<SessionId>) {
         let conv = message.conversation;
         let sender = message.sender;
@@ -83,8 +84,16 @@ impl Core {
             .as_ref()
             .map(|e| e.also_notify().to_vec())
             .unwrap_or_default();
+        // The session a message came from has its seq from the ack; an event is answered `Ok`
+        // without one, so its author's session gets the push too and its positions stay
+        // gapless.
+        let skip_origin = message.event.is_none();
         let push = SharedPush::new(Push::Message(message));
-        let except = |user| (user == sender).then_some(origin_session).flatten();
+        let except = |user| {
+            (user == sender && skip_origin)
+                .then_some(origin_session)
+                .flatten()
+        };
         for user in members.ids() {
             self.router.deliver(user, &push, except(user));
         }

@@ -199,8 +199,13 @@ async fn membership_changes_are_ordered_events_heard_by_members_before_and_after
     let r = h.call(&bob, change(vec![carol.user], vec![], "b1")).await;
     assert_eq!(error_code(&r), Some(ErrorCode::Forbidden));
 
+    let owner_s = h.service.open_session(owner.clone());
     let r = h
-        .call(&owner, change(vec![carol.user], vec![bob.user], "o1"))
+        .service
+        .answer(
+            &owner_s.caller(),
+            change(vec![carol.user], vec![bob.user], "o1"),
+        )
         .await;
     assert_eq!(r, Response::Ok);
     // Retried with its key: answered, nothing changes twice.
@@ -215,7 +220,9 @@ async fn membership_changes_are_ordered_events_heard_by_members_before_and_after
         added: vec![carol.user],
         removed: vec![bob.user],
     };
-    for session in [&carol_s, &bob_s] {
+    // Everyone hears it: the member added, the member removed, and the session that made the
+    // change (its `Ok` has no seq; the push moves its position).
+    for session in [&carol_s, &bob_s, &owner_s] {
         let mut got = Vec::new();
         for _ in 0..1_000_000 {
             if !got.is_empty() {
@@ -247,7 +254,7 @@ async fn membership_changes_are_ordered_events_heard_by_members_before_and_after
     }
     let r = h.call(&carol, forged).await;
     assert_eq!(error_code(&r), Some(ErrorCode::InvalidArgument));
-    drop((bob_s, carol_s));
+    drop((bob_s, carol_s, owner_s));
     h.stop().await;
 }
 
