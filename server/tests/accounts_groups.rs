@@ -187,6 +187,16 @@ async fn group_membership_changes(t: Transport) {
     })
     .await;
     assert_eq!((m.seq, m.event.as_deref()), (Seq(4), Some(&left)));
+    let m = wait_for(&mut bob_ev, |e| match e {
+        Event::Message(m) if m.event.is_some() && m.seq == Seq(4) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        m.event.as_deref(),
+        Some(&left),
+        "the one who left hears it too"
+    );
     let err = bob
         .send(
             group.id,

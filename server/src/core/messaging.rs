@@ -72,6 +72,7 @@ impl Core {
     pub(crate) fn fan_out(&self, message: Message, origin_session: Option<SessionId>) {
         let conv = message.conversation;
         let sender = message.sender;
+        let seq = message.seq;
         let members = match self.members_of(conv) {
             Ok(m) => m,
             Err(e) => {
@@ -94,8 +95,13 @@ impl Core {
                 .then_some(origin_session)
                 .flatten()
         };
-        for user in members.ids() {
-            self.router.deliver(user, &push, except(user));
+        for (user, record) in &members.list {
+            // Membership is read after the entry's batch was applied: someone an event of the
+            // same batch added after this entry must not get it (they see from their join on).
+            if record.from_seq > seq.get() {
+                continue;
+            }
+            self.router.deliver(*user, &push, except(*user));
         }
         for user in also.into_iter().filter(|u| members.get(*u).is_none()) {
             self.router.deliver(user, &push, except(user));

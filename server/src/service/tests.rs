@@ -370,3 +370,110 @@ async fn the_http_side_reaches_the_same_service_through_its_backend_interface() 
     assert_eq!(backend.stats().sessions_online, 0);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn keyed_membership_changes_are_idempotent_and_keys_cannot_be_reused_for_other_entries() {
+    let h = Harness::start(|_| {}).await;
+    let owner = h.register("owner").await;
+    let bob = h.register("bob").await;
+    let carol = h.register("carol").await;
+    let Response::Conversation(group) = h
+        .call(
+            &owner,
+            Request::CreateGroup {
+                name: "g".try_into().unwrap(),
+                members: vec![],
+            },
+        )
+        .await
+    else {
+        panic!()
+    };
+    let add = |who: &Identity, key: &str| Request::ChangeMembers {
+        conversation: group.id,
+        add: vec![who.user],
+        remove: vec![],
+        request_key: Some(ClientMsgId::try_from(key).unwrap()),
+    };
+    // A retry sent before the first is durable (both pass the checks): one entry, two `Ok`s.
+    let caller = Caller::User {
+        identity: owner.clone(),
+        session: None,
+    };
+    let first = h.service.execute(&caller, add(&bob, "k1")).resolved().await;
+    let second = h.service.execute(&caller, add(&bob, "k1")).resolved().await;
+    for reply in [first, second] {
+        let Reply::Later(pending) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(pending.await, Response::Ok);
+    }
+    assert_eq!(h.service.core().store.head(group.id).unwrap(), Seq(1));
+    // The same key for another change, or for a message, is a conflict, not a silent `Ok`.
+    let r = h.call(&owner, add(&carol, "k1")).await;
+    assert_eq!(error_code(&r), Some(ErrorCode::Conflict), "{r:?}");
+    let r = h.call(&owner, send(group.id, "hello", "m1")).await;
+    assert!(matches!(r, Response::SendAck(_)), "{r:?}");
+    let r = h.call(&owner, add(&carol, "m1")).await;
+    assert_eq!(error_code(&r), Some(ErrorCode::Conflict), "{r:?}");
+    assert_eq!(h.service.core().store.head(group.id).unwrap(), Seq(2));
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_added_right_after_a_message_is_not_pushed_that_message() {
+    let h = Harness::start(|_| {}).await;
+    let owner = h.register("owner").await;
+    let carol = h.register("carol").await;
+    let Response::Conversation(group) = h
+        .call(
+            &owner,
+            Request::CreateGroup {
+                name: "g".try_into().unwrap(),
+                members: vec![],
+            },
+        )
+        .await
+    else {
+        panic!()
+    };
+    let carol_s = h.service.open_session(carol.clone());
+    let caller = Caller::User {
+        identity: owner.clone(),
+        session: None,
+    };
+    // Queued back to back, so the committer usually takes both in one batch and applies the
+    // change before the fan-out of the message runs.
+    let Reply::Later(message) = h.service.execute(&caller, send(group.id, "private", "m1")) else {
+        panic!()
+    };
+    let change = Request::ChangeMembers {
+        conversation: group.id,
+        add: vec![carol.user],
+        remove: vec![],
+        request_key: None,
+    };
+    let Reply::Later(added) = h.service.execute(&caller, change).resolved().await else {
+        panic!()
+    };
+    assert!(matches!(message.await, Response::SendAck(a) if a.seq == Seq(1)));
+    assert_eq!(added.await, Response::Ok);
+    let stats = || h.service.core().router().stats();
+    until(|| stats().delivered >= 1).await;
+    // The fan-out of both entries is done once the change's push is queued (it comes second).
+    let mut seqs = Vec::new();
+    for _ in 0..1_000_000 {
+        for p in pushes(&carol_s).await {
+            if let Push::Message(m) = p.push().unwrap() {
+                seqs.push(m.seq);
+            }
+        }
+        if seqs.contains(&Seq(2)) {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(seqs, vec![Seq(2)], "only what carol may read");
+    drop(carol_s);
+    h.stop().await;
+}

@@ -615,7 +615,11 @@ impl Store {
                 None => self.find_duplicate(w, item.sender, cmid, hash)?,
             };
             if let Some(original) = earlier {
-                out.push(if original.conversation == req.conversation {
+                // A retry is the same kind of entry in the same conversation: a key that named a
+                // message cannot answer for an event, nor one event for another.
+                let same = original.conversation == req.conversation
+                    && original.event.as_deref() == item.event.as_ref();
+                out.push(if same {
                     Ok(Committed {
                         message: original,
                         duplicate: true,
