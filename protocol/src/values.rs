@@ -22,77 +22,54 @@ pub struct Password(String);
 #[derive(Clone, PartialEq, Eq)]
 pub struct NewPassword(String);
 
-impl Password {
-    /// The cleartext, for hashing.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl NewPassword {
-    /// The cleartext, for hashing.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Password {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, InvalidInput> {
-        if s.is_empty() || s.len() > MAX_PASSWORD_BYTES {
-            return Err(InvalidInput::new("password must be 1..=1024 bytes"));
+/// What both password types share: a length rule, the cleartext only on request, no `Debug`
+/// output of it.
+macro_rules! password_type {
+    ($name:ident, $min:expr, $rule:literal) => {
+        impl $name {
+            /// The cleartext, for hashing.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
         }
-        Ok(Password(s))
-    }
-}
 
-impl TryFrom<String> for NewPassword {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, InvalidInput> {
-        if s.len() < MIN_PASSWORD_BYTES || s.len() > MAX_PASSWORD_BYTES {
-            return Err(InvalidInput::new("password must be 8..=1024 bytes"));
+        impl TryFrom<String> for $name {
+            type Error = InvalidInput;
+            fn try_from(s: String) -> Result<Self, InvalidInput> {
+                if s.len() < $min || s.len() > MAX_PASSWORD_BYTES {
+                    return Err(InvalidInput::new($rule));
+                }
+                Ok($name(s))
+            }
         }
-        Ok(NewPassword(s))
-    }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidInput;
+            fn try_from(s: &str) -> Result<Self, InvalidInput> {
+                $name::try_from(s.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(p: $name) -> String {
+                p.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(..)"))
+            }
+        }
+    };
 }
 
-impl TryFrom<&str> for Password {
-    type Error = InvalidInput;
-    fn try_from(s: &str) -> Result<Self, InvalidInput> {
-        Password::try_from(s.to_owned())
-    }
-}
-
-impl TryFrom<&str> for NewPassword {
-    type Error = InvalidInput;
-    fn try_from(s: &str) -> Result<Self, InvalidInput> {
-        NewPassword::try_from(s.to_owned())
-    }
-}
-
-impl From<Password> for String {
-    fn from(p: Password) -> String {
-        p.0
-    }
-}
-
-impl From<NewPassword> for String {
-    fn from(p: NewPassword) -> String {
-        p.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(..)")
-    }
-}
-
-impl fmt::Debug for NewPassword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NewPassword(..)")
-    }
-}
+password_type!(Password, 1, "password must be 1..=1024 bytes");
+password_type!(
+    NewPassword,
+    MIN_PASSWORD_BYTES,
+    "password must be 8..=1024 bytes"
+);
 
 /// A group's name: 1..=[`MAX_GROUP_NAME_BYTES`] bytes of UTF-8, not only whitespace, without
 /// control characters.

@@ -123,24 +123,9 @@ impl std::fmt::Debug for Msg {
 }
 
 impl Committer {
-    /// Starts the committer thread. It stops on [`Committer::stop`] (or when every handle is
-    /// dropped), after committing what was queued; the returned handle joins it.
-    pub fn spawn(
-        store: Store,
-        queue: usize,
-        max_batch: usize,
-        fanout: mpsc::Sender<CommittedBatch>,
-    ) -> std::io::Result<(Committer, std::thread::JoinHandle<()>)> {
-        let (committer, work) = Committer::new(store, queue, max_batch, fanout);
-        let thread = std::thread::Builder::new()
-            .name("committer".into())
-            .spawn(work)?;
-        Ok((committer, thread))
-    }
-
     /// The committer's handle and its loop, for the caller to run on a thread of its choice
-    /// ([`Committer::spawn`] gives it its own; tests on tokio's paused clock run it on the
-    /// blocking pool, which keeps the clock from jumping ahead while a commit is in flight).
+    /// (the server gives it one of its own, `committer`; see `Core::assemble`). The loop stops on
+    /// [`Committer::stop`] (or when every handle is dropped), after committing what was queued.
     pub fn new(
         store: Store,
         queue: usize,

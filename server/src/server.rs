@@ -9,7 +9,6 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::commit::Committer;
 use crate::config::{Config, ConfigError};
 use crate::core::Core;
 use crate::service::{HttpBackend, Service};
@@ -160,14 +159,10 @@ impl Server {
             http: local(&http_listeners),
         };
 
-        let (fanout_tx, fanout_rx) = mpsc::channel(1024);
-        let (committer, committer_thread) = Committer::spawn(
-            store.clone(),
-            cfg.limits.commit_queue,
-            cfg.limits.commit_batch,
-            fanout_tx,
-        )?;
-        let core = Arc::new(Core::new(store, Arc::new(cfg), committer));
+        let (core, commit_loop, fanout_rx) = Core::assemble(store, cfg);
+        let committer_thread = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(commit_loop)?;
         Ok(Server {
             core,
             committer_thread,

@@ -17,11 +17,10 @@ use parley_protocol::session::Identity;
 use parley_protocol::values::NewPassword;
 use parley_protocol::FrameCodec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::commit::Committer;
 use crate::config::Config;
 use crate::core::Core;
 use crate::service::{Caller, Reply, Service};
@@ -53,15 +52,8 @@ impl Harness {
         tweak(&mut cfg);
         cfg.validate().unwrap();
         let store = Store::open(dir.path(), 8 << 20).unwrap();
-        let (fanout_tx, fanout_rx) = mpsc::channel(1024);
-        let (committer, work) = Committer::new(
-            store.clone(),
-            cfg.limits.commit_queue,
-            cfg.limits.commit_batch,
-            fanout_tx,
-        );
-        let committer_task = tokio::task::spawn_blocking(work);
-        let core = Arc::new(Core::new(store, Arc::new(cfg), committer));
+        let (core, commit_loop, fanout_rx) = Core::assemble(store, cfg);
+        let committer_task = tokio::task::spawn_blocking(commit_loop);
         let fanout = tokio::spawn(core.clone().run_fanout(fanout_rx));
         let tracker = TaskTracker::new();
         let lot = ParkingLot::start(tracker.clone(), tokio::runtime::Handle::current()).unwrap();

@@ -49,7 +49,7 @@ impl Core {
             .hash_permits
             .acquire()
             .await
-            .map_err(|_| err(ErrorCode::ShuttingDown, "shutting down"))?;
+            .map_err(|_| super::shutting_down())?;
         tokio::task::spawn_blocking(f)
             .await
             .map_err(|_| err(ErrorCode::Internal, "internal error"))

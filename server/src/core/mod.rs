@@ -5,24 +5,26 @@
 mod auth;
 mod conversation_list;
 mod conversations;
+mod entries;
 mod messaging;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parley_protocol::frames::{CursorKind, ErrorInfo, Limits, Response, SendAck};
+use parley_protocol::frames::{CursorKind, ErrorInfo, Limits};
 use parley_protocol::ids::{ConversationId, NodeId, Seq, SessionId, UserId};
 use parley_protocol::session::HeartbeatConfig;
 use parley_protocol::ErrorCode;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
-use crate::commit::{CommitError, CommitRequest, CommittedBatch, Committer, SubmitError};
+use crate::commit::{CommittedBatch, Committer};
 use crate::config::Config;
 use crate::router::{Hub, Router};
-use crate::store::{CommitItem, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub use auth::LoginOutcome;
+pub use entries::{Answer, Pending, Submission, Waiting};
 
 /// Result of a core operation: a domain value or an error for the client.
 pub type CoreResult<T> = Result<T, ErrorInfo>;
@@ -56,19 +58,32 @@ pub struct CoreStats {
 }
 
 impl Core {
-    /// Wires the core together, with the in-process router. The committer's fan-out receiver
-    /// must be passed to [`Core::run_fanout`].
-    pub fn new(store: Store, cfg: Arc<Config>, committer: Committer) -> Core {
-        Core::with_router(store, cfg, committer, Arc::new(Hub::default()))
+    /// Wires the core together over `store`, with the in-process router: returns the core, the
+    /// committer's loop (for the caller to run on a thread of its own; tests on tokio's paused
+    /// clock run it on the blocking pool, which keeps the clock from jumping ahead while a
+    /// commit is in flight), and the receiver of newly durable entries for
+    /// [`Core::run_fanout`].
+    pub fn assemble(
+        store: Store,
+        cfg: Config,
+    ) -> (
+        Arc<Core>,
+        impl FnOnce() + Send + 'static,
+        mpsc::Receiver<CommittedBatch>,
+    ) {
+        let (fanout_tx, fanout_rx) = mpsc::channel(1024);
+        let (committer, commit_loop) = Committer::new(
+            store.clone(),
+            cfg.limits.commit_queue,
+            cfg.limits.commit_batch,
+            fanout_tx,
+        );
+        let router = Arc::new(Hub::default());
+        let core = Arc::new(Core::new(store, Arc::new(cfg), committer, router));
+        (core, commit_loop, fanout_rx)
     }
 
-    /// Wires the core together with the given router.
-    pub fn with_router(
-        store: Store,
-        cfg: Arc<Config>,
-        committer: Committer,
-        router: Arc<dyn Router>,
-    ) -> Core {
+    fn new(store: Store, cfg: Arc<Config>, committer: Committer, router: Arc<dyn Router>) -> Core {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let heartbeat = Arc::new(HeartbeatConfig {
             interval: cfg.heartbeat.interval,
@@ -106,34 +121,6 @@ impl Core {
         &self.router
     }
 
-    /// Queues an entry for the conversation's log without waiting. The reply resolves once it
-    /// is durable (or refused); `origin` is the session it came from (its own push is
-    /// skipped). A full queue gives back [`Submission::Full`] to wait on: the caller awaits it
-    /// (boxed) before taking more work, which is the backpressure on that session.
-    pub(crate) fn commit(
-        &self,
-        item: CommitItem,
-        origin: Option<SessionId>,
-        answer: Answer,
-    ) -> CoreResult<Submission> {
-        let (reply, rx) = oneshot::channel();
-        let request = CommitRequest {
-            item,
-            origin_session: origin,
-            reply,
-        };
-        let pending = Pending { rx, answer };
-        match self.committer.try_submit(request) {
-            Ok(()) => Ok(Submission::Queued(pending)),
-            Err(SubmitError::Full(request)) => Ok(Submission::Full(Waiting {
-                committer: self.committer.clone(),
-                request,
-                pending,
-            })),
-            Err(SubmitError::Stopped) => Err(err(ErrorCode::ShuttingDown, "server shutting down")),
-        }
-    }
-
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
@@ -161,7 +148,7 @@ impl Core {
     /// answer is never lost by a crash.
     pub(crate) async fn durable(&self) -> CoreResult<()> {
         self.committer.barrier().await.map_err(|e| match e {
-            crate::commit::CommitError::Stopped => err(ErrorCode::ShuttingDown, "shutting down"),
+            crate::commit::CommitError::Stopped => shutting_down(),
             _ => err(ErrorCode::Internal, "internal error"),
         })
     }
@@ -200,89 +187,6 @@ impl Core {
             }
             Err(e) => tracing::error!(error = %e, "could not start the read-cursor writer"),
         }
-    }
-}
-
-/// An entry handed to the committer.
-#[derive(Debug)]
-pub enum Submission {
-    /// Queued; the answer follows once durable.
-    Queued(Pending),
-    /// The committer's queue is full: wait for room, then the answer follows.
-    Full(Waiting),
-}
-
-/// An entry waiting for room in the committer's queue.
-#[derive(Debug)]
-pub struct Waiting {
-    committer: Committer,
-    request: Box<CommitRequest>,
-    pending: Pending,
-}
-
-impl Waiting {
-    /// Waits for room and queues the entry.
-    pub async fn queue(self) -> CoreResult<Pending> {
-        self.committer
-            .submit(*self.request)
-            .await
-            .map_err(|_| err(ErrorCode::ShuttingDown, "server shutting down"))?;
-        Ok(self.pending)
-    }
-}
-
-impl Submission {
-    /// The answer to come, once queued (boxed wait if the queue is full).
-    pub async fn queued(self) -> CoreResult<Pending> {
-        match self {
-            Submission::Queued(p) => Ok(p),
-            Submission::Full(w) => Box::pin(w.queue()).await,
-        }
-    }
-}
-
-/// What a durable entry is answered with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Answer {
-    /// Its `SendAck` (messages).
-    Ack,
-    /// `Ok` (events: the change is done).
-    Ok,
-}
-
-/// The answer to a committed entry, once it is durable. A future of its own (not boxed): a
-/// session awaits one per send in flight.
-#[derive(Debug)]
-pub struct Pending {
-    rx: oneshot::Receiver<Result<SendAck, CommitError>>,
-    answer: Answer,
-}
-
-impl std::future::Future for Pending {
-    type Output = Response;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Response> {
-        let answer = self.answer;
-        std::pin::Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|outcome| match outcome {
-                Ok(Ok(ack)) => match answer {
-                    Answer::Ack => Response::SendAck(ack),
-                    Answer::Ok => Response::Ok,
-                },
-                Ok(Err(CommitError::IdReused(e))) => {
-                    Response::Error(err(ErrorCode::Conflict, e.to_string()))
-                }
-                Ok(Err(CommitError::Stopped)) | Err(_) => {
-                    Response::Error(err(ErrorCode::ShuttingDown, "server shutting down"))
-                }
-                Ok(Err(CommitError::Store)) => {
-                    Response::Error(err(ErrorCode::Internal, "internal error"))
-                }
-            })
     }
 }
 
@@ -386,6 +290,11 @@ pub(crate) fn internal(e: StoreError) -> ErrorInfo {
 
 pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new(code, msg)
+}
+
+/// The answer to anything that needs the committer once it has stopped.
+pub(crate) fn shutting_down() -> ErrorInfo {
+    err(ErrorCode::ShuttingDown, "server shutting down")
 }
 
 #[cfg(test)]
