@@ -22,6 +22,7 @@ fn message(payload: usize) -> Message {
         reply_to: Seq::ZERO,
         mentions: vec![],
         event: None,
+        amended: None,
     }
 }
 

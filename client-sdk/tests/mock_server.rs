@@ -131,6 +131,7 @@ fn login_result(n: u32) -> LoginResult {
             max_inflight_sends: 16,
             max_sync_page: 100,
             max_requests_per_second: 0,
+            recall_window_ms: 120_000,
         },
         server_time_ms: 0,
         epoch: EPOCH,
@@ -167,6 +168,7 @@ fn msg(c: u64, seq: u64) -> Message {
         reply_to: Seq::ZERO,
         mentions: vec![],
         event: None,
+        amended: None,
     }
 }
 

@@ -44,6 +44,9 @@ pub enum ErrorCode {
     BadRequestId,
     ShuttingDown,
     Internal,
+    Muted,
+    Disbanded,
+    RecallExpired,
 }
 
 /// Failure to decode a frame from bytes.

@@ -84,6 +84,9 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Members of one group.
     pub max_group_members: usize,
+    /// How long after sending its sender may recall a message, in ms (owners and managers of
+    /// a group may recall any time).
+    pub recall_window_ms: u64,
     /// Sends queued for the committer over all sessions.
     pub commit_queue: usize,
     /// Most sends written and fsync'd together.
@@ -174,7 +177,8 @@ impl Default for LimitsConfig {
             requests_per_second: 2000,
             outbound_queue: 1024,
             max_connections: 100_000,
-            max_group_members: 1000,
+            max_group_members: 10_000,
+            recall_window_ms: 120_000,
             commit_queue: 16 * 1024,
             commit_batch: 4096,
         }

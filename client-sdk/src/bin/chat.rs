@@ -12,9 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
-use parley_client::protocol::frames::{
-    ContentType, ConversationEvent, ConversationInfo, Message, PeerRef, Platform,
-};
+use parley_client::protocol::frames::{ContentType, ConversationInfo, Message, PeerRef, Platform};
 use parley_client::protocol::ids::{Account, ConversationId, DeviceId, UserId};
 use parley_client::protocol::ErrorCode;
 use parley_client::{
@@ -308,11 +306,7 @@ async fn discard(mut events: Events) {
 
 fn render(m: &Message) -> String {
     let body = match (&m.event, m.content_type) {
-        (Some(event), _) => match &**event {
-            ConversationEvent::Membership { added, removed } => {
-                format!("<members changed: +{added:?} -{removed:?}>")
-            }
-        },
+        (Some(event), _) => format!("<{event}>"),
         (None, ContentType::Text) => String::from_utf8_lossy(&m.content).into_owned(),
         (None, other) => format!("<{other:?}, {} bytes>", m.content.len()),
     };

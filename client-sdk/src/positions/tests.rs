@@ -22,6 +22,7 @@ fn msg(c: u64, seq: u64) -> Message {
         reply_to: Seq::ZERO,
         mentions: vec![],
         event: None,
+        amended: None,
     }
 }
 

@@ -28,6 +28,7 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum!(
     /// Kind of client software.
@@ -54,7 +55,7 @@ wire_enum!(
     WireErrorCode, w::ErrorCode, unknown = Unspecified,
     { Unspecified, BadFrame, FrameTooLarge, Unauthenticated, AuthFailed, TokenExpired,
       InvalidArgument, NotFound, Forbidden, Conflict, MessageTooLarge, RateLimited,
-      AlreadyLoggedIn, BadRequestId, ShuttingDown, Internal }
+      AlreadyLoggedIn, BadRequestId, ShuttingDown, Internal, Muted, Disbanded, RecallExpired }
 );
 
 impl From<WireErrorCode> for ErrorCode {
@@ -76,6 +77,9 @@ impl From<WireErrorCode> for ErrorCode {
             WireErrorCode::BadRequestId => ErrorCode::BadRequestId,
             WireErrorCode::ShuttingDown => ErrorCode::ShuttingDown,
             WireErrorCode::Internal => ErrorCode::Internal,
+            WireErrorCode::Muted => ErrorCode::Muted,
+            WireErrorCode::Disbanded => ErrorCode::Disbanded,
+            WireErrorCode::RecallExpired => ErrorCode::RecallExpired,
         }
     }
 }
@@ -99,6 +103,9 @@ impl From<ErrorCode> for WireErrorCode {
             ErrorCode::BadRequestId => WireErrorCode::BadRequestId,
             ErrorCode::ShuttingDown => WireErrorCode::ShuttingDown,
             ErrorCode::Internal => WireErrorCode::Internal,
+            ErrorCode::Muted => WireErrorCode::Muted,
+            ErrorCode::Disbanded => WireErrorCode::Disbanded,
+            ErrorCode::RecallExpired => WireErrorCode::RecallExpired,
         }
     }
 }

@@ -2,19 +2,25 @@
 //! validation (`TryFrom`) and back.
 
 mod common;
+mod group;
 mod request;
 mod response;
 mod shared;
 
 pub use crate::values::{MAX_GROUP_NAME_BYTES, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES};
 pub use common::{ContentType, ConversationKind, CursorKind, Device, GoAwayReason, Platform};
+pub use group::{
+    Amendments, ConversationEvent, GroupInfo, GroupProfile, GroupProfileChange, JoinPolicy,
+    JoinRequest, MemberInfo, MemberRole, Reaction, MAX_ANNOUNCEMENT_BYTES, MAX_DESCRIPTION_BYTES,
+    MAX_FILE_ID_BYTES, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS, MAX_REACTION_BYTES,
+};
 pub use request::{
     ClientFrame, Credential, PeerRef, RejectedFrame, Request, SendRequest, SyncRequest,
     MAX_TOKEN_BYTES,
 };
 pub use response::{
-    ConversationEvent, ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message,
-    Push, Receipt, Response, SendAck, ServerFrame, SyncResponse,
+    ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push, Receipt,
+    Response, SendAck, ServerFrame, SyncResponse,
 };
 
 pub use shared::SharedPush;

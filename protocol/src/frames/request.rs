@@ -5,6 +5,9 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::common::{ContentType, CursorKind, Device};
+use super::group::{
+    reaction, text, GroupProfileChange, MemberRole, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS,
+};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, InvalidInput};
 use crate::ids::{Account, ClientMsgId, ConversationId, RequestId, Seq, UserId};
@@ -110,6 +113,78 @@ pub enum Request {
         conversation: ConversationId,
     },
     ListConversations,
+    UpdateGroup {
+        conversation: ConversationId,
+        change: GroupProfileChange,
+        request_key: Option<ClientMsgId>,
+    },
+    SetMemberRole {
+        conversation: ConversationId,
+        user: UserId,
+        role: MemberRole,
+        request_key: Option<ClientMsgId>,
+    },
+    MuteMember {
+        conversation: ConversationId,
+        /// `None`: everyone.
+        user: Option<UserId>,
+        duration_ms: u64,
+        request_key: Option<ClientMsgId>,
+    },
+    DisbandGroup {
+        conversation: ConversationId,
+        request_key: Option<ClientMsgId>,
+    },
+    SetGroupNickname {
+        conversation: ConversationId,
+        nickname: String,
+        request_key: Option<ClientMsgId>,
+    },
+    ListMembers {
+        conversation: ConversationId,
+        after: u64,
+        limit: u32,
+    },
+    JoinGroup {
+        conversation: ConversationId,
+        message: String,
+        request_key: Option<ClientMsgId>,
+    },
+    AnswerJoinRequest {
+        conversation: ConversationId,
+        user: UserId,
+        approve: bool,
+        request_key: Option<ClientMsgId>,
+    },
+    EditMessage {
+        conversation: ConversationId,
+        seq: Seq,
+        content: Bytes,
+        request_key: Option<ClientMsgId>,
+    },
+    RecallMessage {
+        conversation: ConversationId,
+        seq: Seq,
+        request_key: Option<ClientMsgId>,
+    },
+    React {
+        conversation: ConversationId,
+        seq: Seq,
+        emoji: String,
+        remove: bool,
+        request_key: Option<ClientMsgId>,
+    },
+    GetHistory {
+        conversation: ConversationId,
+        /// Page backwards from before this seq (`Seq::ZERO` with `after` zero: from the head).
+        before: Seq,
+        /// Page forwards from after this seq.
+        after: Seq,
+        limit: u32,
+    },
+    GetGroup {
+        conversation: ConversationId,
+    },
 }
 
 impl Request {
@@ -129,6 +204,19 @@ impl Request {
             Request::ChangeMembers { .. } => "change_members",
             Request::Typing { .. } => "typing",
             Request::ListConversations => "list_conversations",
+            Request::UpdateGroup { .. } => "update_group",
+            Request::SetMemberRole { .. } => "set_member_role",
+            Request::MuteMember { .. } => "mute_member",
+            Request::DisbandGroup { .. } => "disband_group",
+            Request::SetGroupNickname { .. } => "set_group_nickname",
+            Request::ListMembers { .. } => "list_members",
+            Request::JoinGroup { .. } => "join_group",
+            Request::AnswerJoinRequest { .. } => "answer_join_request",
+            Request::EditMessage { .. } => "edit_message",
+            Request::RecallMessage { .. } => "recall_message",
+            Request::React { .. } => "react",
+            Request::GetHistory { .. } => "get_history",
+            Request::GetGroup { .. } => "get_group",
         }
     }
 
@@ -178,6 +266,24 @@ fn user_ids(v: Vec<u64>) -> Result<Vec<UserId>, InvalidInput> {
 
 fn conversation(v: u64) -> Result<ConversationId, InvalidInput> {
     ConversationId::try_from(v)
+}
+
+fn key(s: String) -> Result<Option<ClientMsgId>, InvalidInput> {
+    match s.is_empty() {
+        true => Ok(None),
+        false => Ok(Some(ClientMsgId::try_from(s)?)),
+    }
+}
+
+fn unkey(k: Option<ClientMsgId>) -> String {
+    k.map(String::from).unwrap_or_default()
+}
+
+fn target(v: u64) -> Result<Seq, InvalidInput> {
+    match v {
+        0 => Err(InvalidInput::new("seq must be non-zero")),
+        v => Ok(Seq(v)),
+    }
 }
 
 impl TryFrom<Body> for Request {
@@ -256,10 +362,99 @@ impl TryFrom<Body> for Request {
                 conversation: conversation(c.conversation_id)?,
                 add: user_ids(c.add_user_ids)?,
                 remove: user_ids(c.remove_user_ids)?,
-                request_key: match c.client_request_id.is_empty() {
-                    true => None,
-                    false => Some(ClientMsgId::try_from(c.client_request_id)?),
+                request_key: key(c.client_request_id)?,
+            },
+            Body::UpdateGroup(u) => Request::UpdateGroup {
+                conversation: conversation(u.conversation_id)?,
+                change: GroupProfileChange::from_fields(
+                    u.name,
+                    u.avatar_file_id,
+                    u.announcement,
+                    u.description,
+                    u.public,
+                    u.join_policy,
+                    u.max_members,
+                )?,
+                request_key: key(u.client_request_id)?,
+            },
+            Body::SetMemberRole(r) => Request::SetMemberRole {
+                conversation: conversation(r.conversation_id)?,
+                user: UserId::try_from(r.user_id)?,
+                role: match MemberRole::from_wire(r.role) {
+                    MemberRole::Unspecified => {
+                        return Err(
+                            InvalidInput::new("role must be OWNER, MANAGER or MEMBER").into()
+                        )
+                    }
+                    role => role,
                 },
+                request_key: key(r.client_request_id)?,
+            },
+            Body::MuteMember(m) => Request::MuteMember {
+                conversation: conversation(m.conversation_id)?,
+                user: UserId::try_from(m.user_id).ok(),
+                duration_ms: m.duration_ms,
+                request_key: key(m.client_request_id)?,
+            },
+            Body::DisbandGroup(d) => Request::DisbandGroup {
+                conversation: conversation(d.conversation_id)?,
+                request_key: key(d.client_request_id)?,
+            },
+            Body::SetGroupNickname(n) => Request::SetGroupNickname {
+                conversation: conversation(n.conversation_id)?,
+                nickname: text(n.nickname, MAX_NICKNAME_CHARS, true, "nickname")?,
+                request_key: key(n.client_request_id)?,
+            },
+            Body::ListMembers(l) => Request::ListMembers {
+                conversation: conversation(l.conversation_id)?,
+                after: l.after_user_id,
+                limit: l.limit,
+            },
+            Body::JoinGroup(j) => Request::JoinGroup {
+                conversation: conversation(j.conversation_id)?,
+                message: text(j.message, MAX_JOIN_MESSAGE_BYTES, false, "message")?,
+                request_key: key(j.client_request_id)?,
+            },
+            Body::AnswerJoinRequest(a) => Request::AnswerJoinRequest {
+                conversation: conversation(a.conversation_id)?,
+                user: UserId::try_from(a.user_id)?,
+                approve: a.approve,
+                request_key: key(a.client_request_id)?,
+            },
+            Body::EditMessage(e) => Request::EditMessage {
+                conversation: conversation(e.conversation_id)?,
+                seq: target(e.seq)?,
+                content: e.content,
+                request_key: key(e.client_request_id)?,
+            },
+            Body::RecallMessage(r) => Request::RecallMessage {
+                conversation: conversation(r.conversation_id)?,
+                seq: target(r.seq)?,
+                request_key: key(r.client_request_id)?,
+            },
+            Body::React(r) => Request::React {
+                conversation: conversation(r.conversation_id)?,
+                seq: target(r.seq)?,
+                emoji: reaction(r.emoji)?,
+                remove: r.remove,
+                request_key: key(r.client_request_id)?,
+            },
+            Body::GetHistory(h) => {
+                if h.before_seq != 0 && h.after_seq != 0 {
+                    return Err(InvalidInput::new(
+                        "get_history takes before_seq or after_seq, not both",
+                    )
+                    .into());
+                }
+                Request::GetHistory {
+                    conversation: conversation(h.conversation_id)?,
+                    before: Seq(h.before_seq),
+                    after: Seq(h.after_seq),
+                    limit: h.limit,
+                }
+            }
+            Body::GetGroup(g) => Request::GetGroup {
+                conversation: conversation(g.conversation_id)?,
             },
             Body::ListConversations(_) => Request::ListConversations,
             Body::Typing(t) => Request::Typing {
@@ -355,7 +550,136 @@ impl From<Request> for Body {
                 conversation_id: conversation.get(),
                 add_user_ids: add.into_iter().map(u64::from).collect(),
                 remove_user_ids: remove.into_iter().map(u64::from).collect(),
-                client_request_id: request_key.map(String::from).unwrap_or_default(),
+                client_request_id: unkey(request_key),
+            }),
+            Request::UpdateGroup {
+                conversation,
+                change,
+                request_key,
+            } => Body::UpdateGroup(w::UpdateGroup {
+                conversation_id: conversation.get(),
+                name: change.name.map(String::from),
+                avatar_file_id: change.avatar_file_id,
+                announcement: change.announcement,
+                description: change.description,
+                public: change.public,
+                join_policy: change.join_policy.unwrap_or_default().to_wire(),
+                max_members: change.max_members.unwrap_or(0),
+                client_request_id: unkey(request_key),
+            }),
+            Request::SetMemberRole {
+                conversation,
+                user,
+                role,
+                request_key,
+            } => Body::SetMemberRole(w::SetMemberRole {
+                conversation_id: conversation.get(),
+                user_id: user.get(),
+                role: role.to_wire(),
+                client_request_id: unkey(request_key),
+            }),
+            Request::MuteMember {
+                conversation,
+                user,
+                duration_ms,
+                request_key,
+            } => Body::MuteMember(w::MuteMember {
+                conversation_id: conversation.get(),
+                user_id: user.map_or(0, u64::from),
+                duration_ms,
+                client_request_id: unkey(request_key),
+            }),
+            Request::DisbandGroup {
+                conversation,
+                request_key,
+            } => Body::DisbandGroup(w::DisbandGroup {
+                conversation_id: conversation.get(),
+                client_request_id: unkey(request_key),
+            }),
+            Request::SetGroupNickname {
+                conversation,
+                nickname,
+                request_key,
+            } => Body::SetGroupNickname(w::SetGroupNickname {
+                conversation_id: conversation.get(),
+                nickname,
+                client_request_id: unkey(request_key),
+            }),
+            Request::ListMembers {
+                conversation,
+                after,
+                limit,
+            } => Body::ListMembers(w::ListMembers {
+                conversation_id: conversation.get(),
+                after_user_id: after,
+                limit,
+            }),
+            Request::JoinGroup {
+                conversation,
+                message,
+                request_key,
+            } => Body::JoinGroup(w::JoinGroup {
+                conversation_id: conversation.get(),
+                message,
+                client_request_id: unkey(request_key),
+            }),
+            Request::AnswerJoinRequest {
+                conversation,
+                user,
+                approve,
+                request_key,
+            } => Body::AnswerJoinRequest(w::AnswerJoinRequest {
+                conversation_id: conversation.get(),
+                user_id: user.get(),
+                approve,
+                client_request_id: unkey(request_key),
+            }),
+            Request::EditMessage {
+                conversation,
+                seq,
+                content,
+                request_key,
+            } => Body::EditMessage(w::EditMessage {
+                conversation_id: conversation.get(),
+                seq: seq.get(),
+                content,
+                client_request_id: unkey(request_key),
+            }),
+            Request::RecallMessage {
+                conversation,
+                seq,
+                request_key,
+            } => Body::RecallMessage(w::RecallMessage {
+                conversation_id: conversation.get(),
+                seq: seq.get(),
+                client_request_id: unkey(request_key),
+            }),
+            Request::React {
+                conversation,
+                seq,
+                emoji,
+                remove,
+                request_key,
+            } => Body::React(w::React {
+                conversation_id: conversation.get(),
+                seq: seq.get(),
+                emoji,
+                remove,
+                client_request_id: unkey(request_key),
+            }),
+            Request::GetHistory {
+                conversation,
+                before,
+                after,
+                limit,
+            } => Body::GetHistory(w::GetHistory {
+                conversation_id: conversation.get(),
+                before_seq: before.get(),
+                after_seq: after.get(),
+                limit,
+            }),
+            Request::GetGroup { conversation } => Body::GetGroup(w::GetGroup {
+                conversation_id: conversation.get(),
             }),
             Request::Typing { conversation } => Body::Typing(w::Typing {
                 conversation_id: conversation.get(),

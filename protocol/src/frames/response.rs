@@ -7,6 +7,9 @@ use bytes::Bytes;
 use prost::Message as _;
 
 use super::common::{ContentType, ConversationKind, CursorKind, GoAwayReason, WireErrorCode};
+use super::group::{
+    Amendments, ConversationEvent, GroupInfo, GroupProfile, MemberInfo, MemberRole,
+};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, ErrorCode, InvalidInput};
 use crate::ids::{ClientMsgId, ConversationId, DeviceId, MessageId, RequestId, Seq, UserId};
@@ -22,6 +25,7 @@ pub struct Limits {
     pub max_inflight_sends: u32,
     pub max_sync_page: u32,
     pub max_requests_per_second: u32,
+    pub recall_window_ms: u64,
 }
 
 /// A successful login.
@@ -72,56 +76,9 @@ pub struct Message {
     /// Set for conversation events; `None` for plain messages (boxed: most entries are
     /// messages, and a message is moved around a lot).
     pub event: Option<Box<ConversationEvent>>,
-}
-
-/// A change to a conversation other than a plain message, ordered and synced with the messages
-/// in the conversation's log. Its author is the entry's `sender`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConversationEvent {
-    /// Members joined or left a group.
-    Membership {
-        /// Users added.
-        added: Vec<UserId>,
-        /// Users removed (or who left).
-        removed: Vec<UserId>,
-    },
-}
-
-impl ConversationEvent {
-    /// Users who must hear of the event besides the conversation's members after it (those it
-    /// removed).
-    pub fn also_notify(&self) -> &[UserId] {
-        match self {
-            ConversationEvent::Membership { removed, .. } => removed,
-        }
-    }
-}
-
-impl From<ConversationEvent> for w::ConversationEvent {
-    fn from(e: ConversationEvent) -> Self {
-        let kind = match e {
-            ConversationEvent::Membership { added, removed } => {
-                w::conversation_event::Kind::Membership(w::MembershipEvent {
-                    added_user_ids: added.into_iter().map(u64::from).collect(),
-                    removed_user_ids: removed.into_iter().map(u64::from).collect(),
-                })
-            }
-        };
-        w::ConversationEvent { kind: Some(kind) }
-    }
-}
-
-impl TryFrom<w::ConversationEvent> for ConversationEvent {
-    type Error = InvalidInput;
-    fn try_from(e: w::ConversationEvent) -> Result<Self, InvalidInput> {
-        match e.kind {
-            Some(w::conversation_event::Kind::Membership(m)) => Ok(ConversationEvent::Membership {
-                added: ids(m.added_user_ids)?,
-                removed: ids(m.removed_user_ids)?,
-            }),
-            None => Err(InvalidInput::new("conversation event of an unknown kind")),
-        }
-    }
+    /// What later edits, a recall and reactions did to it, where the server renders them
+    /// (history, sync); `None` in pushes and for messages nothing amended.
+    pub amended: Option<Box<Amendments>>,
 }
 
 /// A conversation as one member sees it.
@@ -138,6 +95,10 @@ pub struct ConversationInfo {
     pub unread: u64,
     pub owner: Option<UserId>,
     pub visible_from: Seq,
+    /// Groups only (boxed: a response is held in every session's request future).
+    pub group: Option<Box<GroupProfile>>,
+    pub my_role: MemberRole,
+    pub my_muted_until_ms: u64,
 }
 
 /// A cursor moved by some user.
@@ -211,6 +172,19 @@ pub enum Response {
     Conversation(ConversationInfo),
     Ok,
     ConversationList(Vec<ConversationInfo>),
+    MemberList {
+        members: Vec<MemberInfo>,
+        has_more: bool,
+        total: u32,
+    },
+    History {
+        messages: Vec<Message>,
+        has_more: bool,
+    },
+    JoinResult {
+        pending: bool,
+    },
+    Group(Box<GroupInfo>),
 }
 
 /// Something the server tells the client unasked.
@@ -246,7 +220,7 @@ pub enum ServerFrame {
 
 impl From<Message> for w::Message {
     fn from(m: Message) -> Self {
-        w::Message {
+        let mut out = w::Message {
             message_id: m.id.get(),
             conversation_id: m.conversation.get(),
             seq: m.seq.get(),
@@ -259,7 +233,14 @@ impl From<Message> for w::Message {
             reply_to_seq: m.reply_to.get(),
             mention_user_ids: m.mentions.into_iter().map(u64::from).collect(),
             event: m.event.map(|e| (*e).into()),
+            edited_at_ms: 0,
+            recalled: false,
+            reactions: Vec::new(),
+        };
+        if let Some(a) = m.amended {
+            a.write(&mut out);
         }
+        out
     }
 }
 
@@ -276,6 +257,9 @@ impl From<ConversationInfo> for w::ConversationInfo {
             unread: c.unread,
             owner_user_id: c.owner.map_or(0, u64::from),
             visible_from_seq: c.visible_from.get(),
+            group: c.group.map(|g| (*g).into()),
+            my_role: c.my_role.to_wire(),
+            my_muted_until_ms: c.my_muted_until_ms,
         }
     }
 }
@@ -325,6 +309,7 @@ impl From<Response> for Body {
                     max_inflight_sends: l.limits.max_inflight_sends,
                     max_sync_page: l.limits.max_sync_page,
                     max_requests_per_second: l.limits.max_requests_per_second,
+                    recall_window_ms: l.limits.recall_window_ms,
                 }),
                 server_time_ms: l.server_time_ms,
                 epoch: l.epoch,
@@ -358,6 +343,21 @@ impl From<Response> for Body {
             Response::ConversationList(list) => Body::ConversationList(w::ConversationList {
                 conversations: list.into_iter().map(Into::into).collect(),
             }),
+            Response::MemberList {
+                members,
+                has_more,
+                total,
+            } => Body::MemberList(w::MemberList {
+                members: members.into_iter().map(Into::into).collect(),
+                has_more,
+                total,
+            }),
+            Response::History { messages, has_more } => Body::History(w::History {
+                messages: messages.into_iter().map(Into::into).collect(),
+                has_more,
+            }),
+            Response::JoinResult { pending } => Body::JoinResult(w::JoinResult { pending }),
+            Response::Group(g) => Body::GroupInfo((*g).into()),
         }
     }
 }
@@ -391,13 +391,16 @@ impl From<Push> for Body {
 
 // ---- wire -> domain -------------------------------------------------------------------------
 
-fn ids<T: TryFrom<u64, Error = InvalidInput>>(v: Vec<u64>) -> Result<Vec<T>, InvalidInput> {
+pub(super) fn ids<T: TryFrom<u64, Error = InvalidInput>>(
+    v: Vec<u64>,
+) -> Result<Vec<T>, InvalidInput> {
     v.into_iter().map(T::try_from).collect()
 }
 
 impl TryFrom<w::Message> for Message {
     type Error = InvalidInput;
-    fn try_from(m: w::Message) -> Result<Self, InvalidInput> {
+    fn try_from(mut m: w::Message) -> Result<Self, InvalidInput> {
+        let amended = Amendments::read(&mut m)?;
         Ok(Message {
             id: MessageId::try_from(m.message_id)?,
             conversation: ConversationId::try_from(m.conversation_id)?,
@@ -414,6 +417,7 @@ impl TryFrom<w::Message> for Message {
                 .event
                 .map(|e| ConversationEvent::try_from(e).map(Box::new))
                 .transpose()?,
+            amended,
         })
     }
 }
@@ -432,6 +436,9 @@ impl TryFrom<w::ConversationInfo> for ConversationInfo {
             unread: c.unread,
             owner: UserId::try_from(c.owner_user_id).ok(),
             visible_from: Seq(c.visible_from_seq),
+            group: c.group.map(|g| Box::new(g.into())),
+            my_role: MemberRole::from_wire(c.my_role),
+            my_muted_until_ms: c.my_muted_until_ms,
         })
     }
 }
@@ -479,6 +486,7 @@ fn response(body: Body) -> Result<Response, DecodeError> {
                     max_inflight_sends: limits.max_inflight_sends,
                     max_sync_page: limits.max_sync_page,
                     max_requests_per_second: limits.max_requests_per_second,
+                    recall_window_ms: limits.recall_window_ms,
                 },
                 server_time_ms: l.server_time_ms,
                 epoch: l.epoch,
@@ -525,6 +533,25 @@ fn response(body: Body) -> Result<Response, DecodeError> {
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
         ),
+        Body::MemberList(l) => Response::MemberList {
+            members: l
+                .members
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: l.has_more,
+            total: l.total,
+        },
+        Body::History(h) => Response::History {
+            messages: h
+                .messages
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: h.has_more,
+        },
+        Body::JoinResult(j) => Response::JoinResult { pending: j.pending },
+        Body::GroupInfo(g) => Response::Group(Box::new(g.try_into()?)),
         _ => return Err(DecodeError::Unexpected("not a response")),
     })
 }

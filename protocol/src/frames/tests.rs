@@ -95,6 +95,7 @@ fn server_frames_round_trip() {
         reply_to: Seq::ZERO,
         mentions: vec![],
         event: None,
+        amended: None,
     };
     assert_eq!(Message::from_bytes(&msg.to_bytes()).unwrap(), msg);
     let event = Message {

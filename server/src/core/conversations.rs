@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parley_protocol::frames::{
-    ContentType, ConversationEvent, ConversationInfo, PeerRef, SendRequest,
+    ContentType, ConversationEvent, ConversationInfo, GroupProfile, JoinPolicy, MemberRole,
+    PeerRef, SendRequest,
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, Seq, SessionId, UserId};
 use parley_protocol::session::Identity;
@@ -15,7 +16,7 @@ use parley_protocol::ErrorCode;
 
 use super::{err, internal, Answer, Core, CoreResult, Pending};
 use crate::clock::now_ms;
-use crate::store::{CommitItem, MemberRecord, Members, Role};
+use crate::store::{CommitItem, ConversationRecord, GroupSettings, MemberRecord, Members, Role};
 
 impl Core {
     /// The conversation and its members; `NOT_FOUND` if it does not exist.
@@ -34,10 +35,101 @@ impl Core {
         user: UserId,
     ) -> CoreResult<(Arc<Members>, MemberRecord)> {
         let members = self.members_of(conv)?;
-        let record = *members
+        let record = members
             .get(user)
-            .ok_or_else(|| err(ErrorCode::NotFound, "no such conversation"))?;
+            .ok_or_else(|| err(ErrorCode::NotFound, "no such conversation"))?
+            .clone();
         Ok((members, record))
+    }
+
+    /// The gate every entry a member writes passes, written once: a member (else `NOT_FOUND`,
+    /// so ids cannot be probed), of a group that is not disbanded (`DISBANDED`), and not muted
+    /// there (`MUTED`; a mute of everyone spares the owner and managers).
+    pub(crate) fn gate_write(
+        &self,
+        conv: ConversationId,
+        user: UserId,
+    ) -> CoreResult<(Arc<Members>, MemberRecord)> {
+        let (members, me) = self.membership(conv, user)?;
+        let settings = &members.record.settings;
+        if settings.disbanded {
+            return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
+        }
+        if me.muted_until_ms != 0 || settings.muted_all_until_ms != 0 {
+            let now = now_ms();
+            if me.muted_until_ms > now {
+                return Err(err(ErrorCode::Muted, "you are muted in this group"));
+            }
+            if settings.muted_all_until_ms > now && !me.role.manages() {
+                return Err(err(ErrorCode::Muted, "everyone is muted in this group"));
+            }
+        }
+        Ok((members, me))
+    }
+
+    /// The gate of a group's management requests: a member of a group that is not disbanded,
+    /// with `FORBIDDEN` unless `allowed(role)`.
+    pub(crate) fn gate_manage(
+        &self,
+        conv: ConversationId,
+        user: UserId,
+        allowed: impl FnOnce(Role) -> bool,
+        what: &'static str,
+    ) -> CoreResult<(Arc<Members>, MemberRecord)> {
+        let (members, me) = self.membership(conv, user)?;
+        if !members.record.group {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "1:1 conversations have no group settings",
+            ));
+        }
+        if members.record.settings.disbanded {
+            return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
+        }
+        if !allowed(me.role) {
+            return Err(err(ErrorCode::Forbidden, what));
+        }
+        Ok((members, me))
+    }
+
+    /// Commits a conversation event and waits until it is queued; the returned answer resolves
+    /// once it is durable (and was applied).
+    pub(crate) async fn commit_event(
+        &self,
+        me: &Identity,
+        origin: Option<SessionId>,
+        conv: ConversationId,
+        event: ConversationEvent,
+        key: Option<ClientMsgId>,
+        answer: Answer,
+    ) -> CoreResult<Pending> {
+        let key = match key {
+            Some(k) => k,
+            None => server_key()?,
+        };
+        let item = CommitItem {
+            sender: me.user,
+            sender_device: me.device.clone(),
+            request: SendRequest {
+                conversation: conv,
+                content_type: ContentType::System,
+                content: Bytes::new(),
+                client_msg_id: key,
+                reply_to: Seq::ZERO,
+                mentions: Vec::new(),
+            },
+            event: Some(event),
+        };
+        self.commit(item, origin, answer)?.queued().await
+    }
+
+    /// The member limit of a group: its own, within the server's.
+    pub(crate) fn member_limit(&self, members: &Members) -> usize {
+        let server = self.cfg.limits.max_group_members;
+        match members.record.settings.max_members {
+            0 => server,
+            own => (own as usize).min(server),
+        }
     }
 
     /// The conversation as `user` sees it.
@@ -72,6 +164,12 @@ impl Core {
             unread: head.get().saturating_sub(read.get()),
             owner: members.record.owner.and_then(|o| UserId::try_from(o).ok()),
             visible_from,
+            group: members
+                .record
+                .group
+                .then(|| Box::new(group_profile(&members.record))),
+            my_role: member_role(me.role),
+            my_muted_until_ms: me.muted_until_ms,
         })
     }
 
@@ -116,16 +214,21 @@ impl Core {
             return Err(err(ErrorCode::InvalidArgument, "too many members"));
         }
         self.check_users_exist(&others)?;
+        let settings = GroupSettings {
+            join_policy: JoinPolicy::Approval.to_wire(),
+            ..GroupSettings::default()
+        };
         let conv = self
             .store
-            .create_group(me.user, name, &others, now_ms())
+            .create_group(me.user, name, &others, settings, now_ms())
             .map_err(internal)?;
         self.durable().await?;
         self.conversation_info(conv, me.user)
     }
 
-    /// Adds and removes group members. Only the owner may change membership, except that any
-    /// member may remove itself. The change is an event in the group's log: it takes the next
+    /// Adds and removes group members. The owner and managers add members and remove plain
+    /// ones (only the owner removes managers); any member may remove itself but the owner, who
+    /// transfers ownership first. The change is an event in the group's log: it takes the next
     /// seq, added members see the group from it on, and it is pushed to the members before and
     /// after it. Answered once durable (`None`: nothing to change, answered at once).
     pub async fn change_members(
@@ -137,24 +240,17 @@ impl Core {
         remove: &[UserId],
         key: Option<ClientMsgId>,
     ) -> CoreResult<Option<Pending>> {
-        let (members, my) = self.membership(conv, me.user)?;
-        if !members.record.group {
-            return Err(err(
-                ErrorCode::InvalidArgument,
-                "1:1 conversations have fixed members",
-            ));
-        }
         let leaving_only = add.is_empty() && remove.iter().all(|u| *u == me.user);
-        if my.role != Role::Owner && !leaving_only {
-            return Err(err(
-                ErrorCode::Forbidden,
-                "only the owner can change members",
-            ));
-        }
+        let (members, my) = self.gate_manage(
+            conv,
+            me.user,
+            |role| role.manages() || leaving_only,
+            "only the owner and managers can change members",
+        )?;
         if remove.contains(&me.user) && my.role == Role::Owner {
             return Err(err(
                 ErrorCode::InvalidArgument,
-                "the owner cannot leave the group",
+                "the owner cannot leave the group (transfer ownership first)",
             ));
         }
         let mut add: Vec<UserId> = add
@@ -171,40 +267,32 @@ impl Core {
             .collect();
         remove.sort_unstable();
         remove.dedup();
-        if members.list.len() + add.len() > self.cfg.limits.max_group_members {
+        for u in remove.iter().filter(|u| **u != me.user) {
+            let role = members.get(*u).map(|m| m.role);
+            if my.role != Role::Owner && role != Some(Role::Member) {
+                return Err(err(
+                    ErrorCode::Forbidden,
+                    "only the owner can remove the owner's managers",
+                ));
+            }
+        }
+        if members.list.len() + add.len() > self.member_limit(&members) {
             return Err(err(ErrorCode::InvalidArgument, "too many members"));
         }
         self.check_users_exist(&add)?;
         if add.is_empty() && remove.is_empty() {
             return Ok(None); // nothing changes: no event
         }
-        let key = match key {
-            Some(k) => k,
-            None => server_key()?,
+        let event = ConversationEvent::Membership {
+            added: add,
+            removed: remove,
         };
-        let item = CommitItem {
-            sender: me.user,
-            sender_device: me.device.clone(),
-            request: SendRequest {
-                conversation: conv,
-                content_type: ContentType::System,
-                content: Bytes::new(),
-                client_msg_id: key,
-                reply_to: Seq::ZERO,
-                mentions: Vec::new(),
-            },
-            event: Some(ConversationEvent::Membership {
-                added: add,
-                removed: remove,
-            }),
-        };
-        self.commit(item, origin, Answer::Ok)?
-            .queued()
+        self.commit_event(me, origin, conv, event, key, Answer::Ok)
             .await
             .map(Some)
     }
 
-    fn check_users_exist(&self, users: &[UserId]) -> CoreResult<()> {
+    pub(crate) fn check_users_exist(&self, users: &[UserId]) -> CoreResult<()> {
         for u in users {
             if self.store.user(*u).map_err(internal)?.is_none() {
                 return Err(err(ErrorCode::NotFound, format!("no such user {u}")));
@@ -220,4 +308,32 @@ fn server_key() -> CoreResult<ClientMsgId> {
     let raw: [u8; 16] = rand::random();
     ClientMsgId::try_from(format!("srv-{}", hex::encode(raw)))
         .map_err(|_| err(ErrorCode::Internal, "internal error"))
+}
+
+/// A group's profile as the protocol shows it.
+pub(crate) fn group_profile(record: &ConversationRecord) -> GroupProfile {
+    let s = &record.settings;
+    GroupProfile {
+        name: record.name.clone(),
+        avatar_file_id: s.avatar_file_id.clone(),
+        announcement: s.announcement.clone(),
+        description: s.description.clone(),
+        public: s.public,
+        join_policy: match JoinPolicy::from_wire(s.join_policy) {
+            JoinPolicy::Unspecified => JoinPolicy::InviteOnly,
+            p => p,
+        },
+        max_members: s.max_members,
+        muted_all_until_ms: s.muted_all_until_ms,
+        disbanded: s.disbanded,
+    }
+}
+
+/// A role as the protocol names it.
+pub(crate) fn member_role(role: Role) -> MemberRole {
+    match role {
+        Role::Owner => MemberRole::Owner,
+        Role::Manager => MemberRole::Manager,
+        Role::Member => MemberRole::Member,
+    }
 }

@@ -86,6 +86,11 @@ pub enum Answer {
     Ack,
     /// `Ok` (events: the change is done).
     Ok,
+    /// `JoinResult` (a join, or a join request that waits for a manager).
+    Joined {
+        /// A request was filed.
+        pending: bool,
+    },
 }
 
 /// The answer to a committed entry, once it is durable. A future of its own (not boxed): a
@@ -110,6 +115,7 @@ impl std::future::Future for Pending {
                 Ok(Ok(ack)) => match answer {
                     Answer::Ack => Response::SendAck(ack),
                     Answer::Ok => Response::Ok,
+                    Answer::Joined { pending } => Response::JoinResult { pending },
                 },
                 Ok(Err(CommitError::IdReused(e))) => {
                     Response::Error(err(ErrorCode::Conflict, e.to_string()))

@@ -33,16 +33,8 @@ impl Core {
                 "system entries are written by the server",
             ));
         }
-        if request.content.len() > self.cfg.limits.max_message_bytes as usize {
-            return Err(err(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "content exceeds {} bytes",
-                    self.cfg.limits.max_message_bytes
-                ),
-            ));
-        }
-        let (members, _) = self.membership(request.conversation, me.user)?;
+        self.check_size(&request.content)?;
+        let (members, _) = self.gate_write(request.conversation, me.user)?;
         if request.mentions.iter().any(|u| members.get(*u).is_none()) {
             return Err(err(
                 ErrorCode::InvalidArgument,
@@ -64,6 +56,18 @@ impl Core {
             request,
             event: None,
         })
+    }
+
+    /// Content within the configured message size.
+    pub(crate) fn check_size(&self, content: &[u8]) -> CoreResult<()> {
+        let max = self.cfg.limits.max_message_bytes;
+        if content.len() > max as usize {
+            return Err(err(
+                ErrorCode::MessageTooLarge,
+                format!("content exceeds {max} bytes"),
+            ));
+        }
+        Ok(())
     }
 
     /// Pushes one durable entry of a conversation's log to its members (for an event, also to
@@ -188,10 +192,12 @@ impl Core {
                 if remaining == 0 || budget == 0 {
                     response.has_more = true;
                 } else {
-                    let page = self
+                    let mut page = self
                         .store
                         .messages(conv, start, info.head, remaining, budget)
                         .map_err(internal)?;
+                    // Recalled content is withheld here too; edits and reactions ride along.
+                    self.store.render(conv, &mut page).map_err(internal)?;
                     remaining -= page.len();
                     let used: usize = page.iter().map(|m| m.content.len() + 64).sum();
                     budget = budget.saturating_sub(used);

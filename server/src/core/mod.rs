@@ -6,6 +6,8 @@ mod auth;
 mod conversation_list;
 mod conversations;
 mod entries;
+mod groups;
+mod history;
 mod messaging;
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use crate::store::{Store, StoreError};
 
 pub use auth::LoginOutcome;
 pub use entries::{Answer, Pending, Submission, Waiting};
+pub use groups::Join;
 
 /// Result of a core operation: a domain value or an error for the client.
 pub type CoreResult<T> = Result<T, ErrorInfo>;
@@ -140,6 +143,7 @@ impl Core {
             max_inflight_sends: l.max_inflight_sends,
             max_sync_page: l.max_sync_page,
             max_requests_per_second: l.requests_per_second,
+            recall_window_ms: l.recall_window_ms,
         }
     }
 

@@ -8,13 +8,15 @@
 //! several layers showed in the profile of 1:1 chat at saturation (docs/BENCHMARKS.md).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use parley_protocol::frames::{ErrorInfo, Request, Response};
+use parley_protocol::session::Identity;
 use parley_protocol::ErrorCode;
 
 use super::{Caller, Reply, Service};
 use crate::clock::now_ms;
-use crate::core::{CoreResult, Submission};
+use crate::core::{Core, CoreResult, Join, Pending, Submission};
 
 impl Service {
     /// Runs `request` for `caller`. Errors come back as `Reply::Now(Response::Error(..))`; a
@@ -100,17 +102,10 @@ impl Service {
                 add,
                 remove,
                 request_key,
-            } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    let change =
-                        core.change_members(&me, session, conversation, &add, &remove, request_key);
-                    Ok(match change.await? {
-                        Some(pending) => Reply::Later(pending),
-                        None => Reply::Now(Response::Ok),
-                    })
-                })
-            }
+            } => self.change(me, move |core, me| async move {
+                core.change_members(&me, session, conversation, &add, &remove, request_key)
+                    .await
+            }),
             Request::Typing { conversation } => {
                 core.typing(me, conversation)?;
                 now(Response::Ok)
@@ -118,6 +113,142 @@ impl Service {
             Request::ListConversations => {
                 now(Response::ConversationList(core.list_conversations(me)?))
             }
+            Request::UpdateGroup {
+                conversation,
+                change,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.update_group(&me, session, conversation, change, request_key)
+                    .await
+            }),
+            Request::SetMemberRole {
+                conversation,
+                user,
+                role,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.set_member_role(&me, session, conversation, user, role, request_key)
+                    .await
+            }),
+            Request::MuteMember {
+                conversation,
+                user,
+                duration_ms,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.mute_member(&me, session, conversation, user, duration_ms, request_key)
+                    .await
+                    .map(Some)
+            }),
+            Request::DisbandGroup {
+                conversation,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.disband_group(&me, session, conversation, request_key)
+                    .await
+                    .map(Some)
+            }),
+            Request::SetGroupNickname {
+                conversation,
+                nickname,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.set_group_nickname(&me, session, conversation, nickname, request_key)
+                    .await
+            }),
+            Request::ListMembers {
+                conversation,
+                after,
+                limit,
+            } => {
+                let (members, has_more, total) =
+                    core.list_members(me, conversation, after, limit)?;
+                now(Response::MemberList {
+                    members,
+                    has_more,
+                    total,
+                })
+            }
+            Request::JoinGroup {
+                conversation,
+                message,
+                request_key,
+            } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let join = core.join_group(&me, session, conversation, message, request_key);
+                    Ok(match join.await? {
+                        Join::Already { pending } => Reply::Now(Response::JoinResult { pending }),
+                        Join::Committing(pending) => Reply::Later(pending),
+                    })
+                })
+            }
+            Request::AnswerJoinRequest {
+                conversation,
+                user,
+                approve,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.answer_join_request(&me, session, conversation, user, approve, request_key)
+                    .await
+                    .map(Some)
+            }),
+            Request::EditMessage {
+                conversation,
+                seq,
+                content,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.edit_message(&me, session, conversation, seq, content, request_key)
+                    .await
+                    .map(Some)
+            }),
+            Request::RecallMessage {
+                conversation,
+                seq,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.recall_message(&me, session, conversation, seq, request_key)
+                    .await
+            }),
+            Request::React {
+                conversation,
+                seq,
+                emoji,
+                remove,
+                request_key,
+            } => self.change(me, move |core, me| async move {
+                core.react(&me, session, conversation, seq, emoji, remove, request_key)
+                    .await
+            }),
+            Request::GetHistory {
+                conversation,
+                before,
+                after,
+                limit,
+            } => {
+                let (messages, has_more) = core.history(me, conversation, before, after, limit)?;
+                now(Response::History { messages, has_more })
+            }
+            Request::GetGroup { conversation } => {
+                now(Response::Group(Box::new(core.get_group(me, conversation)?)))
+            }
+        })
+    }
+
+    /// A conversation event on its way to the log: checked and queued in a deferred reply,
+    /// answered once durable (`None`: nothing to change, answered `Ok` at once).
+    fn change<F, Fut>(&self, me: &Identity, work: F) -> Reply
+    where
+        F: FnOnce(Arc<Core>, Identity) -> Fut,
+        Fut: Future<Output = CoreResult<Option<Pending>>> + Send + 'static,
+    {
+        let work = work(self.core.clone(), me.clone());
+        defer(async move {
+            Ok(match work.await? {
+                Some(pending) => Reply::Later(pending),
+                None => Reply::Now(Response::Ok),
+            })
         })
     }
 

@@ -14,10 +14,49 @@ use super::{from_json, json, Result, Store, StoreError};
 /// Role of a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
-    /// Created the group; may change membership.
+    /// Owns the group: may do anything in it.
     Owner,
+    /// Appointed by the owner: manages plain members and the profile.
+    Manager,
     /// Ordinary member.
     Member,
+}
+
+impl Role {
+    /// Owner or manager.
+    pub fn manages(self) -> bool {
+        matches!(self, Role::Owner | Role::Manager)
+    }
+}
+
+/// A group's profile and settings beyond its name (defaults for groups made before they
+/// existed: private, invite only, no limit of its own).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GroupSettings {
+    /// File id of the avatar.
+    #[serde(default)]
+    pub avatar_file_id: String,
+    /// Announcement.
+    #[serde(default)]
+    pub announcement: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Can be looked up and joined by id.
+    #[serde(default)]
+    pub public: bool,
+    /// `parley.v1.JoinPolicy` number (0: invite only, as before policies existed).
+    #[serde(default)]
+    pub join_policy: i32,
+    /// The group's own member limit (0: the server's).
+    #[serde(default)]
+    pub max_members: u32,
+    /// Everyone but owner and managers muted until then (Unix ms).
+    #[serde(default)]
+    pub muted_all_until_ms: u64,
+    /// Disbanded: takes no new entries.
+    #[serde(default)]
+    pub disbanded: bool,
 }
 
 /// A conversation.
@@ -31,6 +70,9 @@ pub struct ConversationRecord {
     pub owner: Option<u64>,
     /// Creation time, Unix ms.
     pub created_ms: u64,
+    /// Groups: profile and settings.
+    #[serde(default)]
+    pub settings: GroupSettings,
 }
 
 impl ConversationRecord {
@@ -45,12 +87,34 @@ impl ConversationRecord {
 }
 
 /// A member of a conversation.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemberRecord {
-    /// Owner or member.
+    /// Owner, manager or member.
     pub role: Role,
     /// First seq the member may read (history before joining stays hidden).
     pub from_seq: u64,
+    /// Muted until then (Unix ms; 0: not muted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub muted_until_ms: u64,
+    /// Nickname in the group.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nickname: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl MemberRecord {
+    /// A member with no mute and no nickname.
+    pub fn new(role: Role, from_seq: u64) -> Self {
+        MemberRecord {
+            role,
+            from_seq,
+            muted_until_ms: 0,
+            nickname: String::new(),
+        }
+    }
 }
 
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
@@ -67,9 +131,9 @@ fn put_member(
     user_convs: &TransactionalTree,
     conv: ConversationId,
     user: UserId,
-    record: MemberRecord,
+    record: &MemberRecord,
 ) -> TxResult<()> {
-    members.insert(&pair(conv.get(), user.get())[..], json(&record))?;
+    members.insert(&pair(conv.get(), user.get())[..], json(record))?;
     user_convs.insert(&pair(user.get(), conv.get())[..], &[][..])?;
     Ok(())
 }
@@ -88,11 +152,9 @@ impl Store {
             name: String::new(),
             owner: None,
             created_ms: now_ms,
+            settings: GroupSettings::default(),
         };
-        let member = MemberRecord {
-            role: Role::Member,
-            from_seq: 1,
-        };
+        let member = MemberRecord::new(Role::Member, 1);
         (&self.direct, &self.convs, &self.members, &self.user_convs)
             .transaction(|(direct, convs, members, user_convs)| {
                 // A concurrent creator may have won: then use theirs.
@@ -102,9 +164,9 @@ impl Store {
                 }
                 direct.insert(&key[..], &u64_key(fresh.get())[..])?;
                 convs.insert(&u64_key(fresh.get())[..], json(&record))?;
-                put_member(members, user_convs, fresh, lo, member)?;
+                put_member(members, user_convs, fresh, lo, &member)?;
                 if hi != lo {
-                    put_member(members, user_convs, fresh, hi, member)?;
+                    put_member(members, user_convs, fresh, hi, &member)?;
                 }
                 Ok(fresh)
             })
@@ -117,6 +179,7 @@ impl Store {
         owner: UserId,
         name: &GroupName,
         others: &[UserId],
+        settings: GroupSettings,
         now_ms: u64,
     ) -> Result<ConversationId> {
         let conv = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
@@ -125,21 +188,16 @@ impl Store {
             name: name.to_string(),
             owner: Some(owner.get()),
             created_ms: now_ms,
+            settings,
         };
         (&self.convs, &self.members, &self.user_convs)
             .transaction(|(convs, members, user_convs)| {
                 convs.insert(&u64_key(conv.get())[..], json(&record))?;
-                let owner_rec = MemberRecord {
-                    role: Role::Owner,
-                    from_seq: 1,
-                };
-                put_member(members, user_convs, conv, owner, owner_rec)?;
+                let owner_rec = MemberRecord::new(Role::Owner, 1);
+                put_member(members, user_convs, conv, owner, &owner_rec)?;
+                let rec = MemberRecord::new(Role::Member, 1);
                 for &user in others.iter().filter(|u| **u != owner) {
-                    let rec = MemberRecord {
-                        role: Role::Member,
-                        from_seq: 1,
-                    };
-                    put_member(members, user_convs, conv, user, rec)?;
+                    put_member(members, user_convs, conv, user, &rec)?;
                 }
                 Ok(())
             })
@@ -161,11 +219,8 @@ impl Store {
             .transaction(|(members, user_convs)| {
                 for &user in add {
                     if members.get(&pair(conv.get(), user.get())[..])?.is_none() {
-                        let rec = MemberRecord {
-                            role: Role::Member,
-                            from_seq: from_seq.get(),
-                        };
-                        put_member(members, user_convs, conv, user, rec)?;
+                        let rec = MemberRecord::new(Role::Member, from_seq.get());
+                        put_member(members, user_convs, conv, user, &rec)?;
                     }
                 }
                 for &user in remove {
@@ -175,6 +230,36 @@ impl Store {
                 Ok(())
             })
             .map_err(tx_err)
+    }
+
+    /// Rewrites a conversation's record (events that change a group's profile or settings;
+    /// called through [`Store::apply_event`]).
+    pub(super) fn update_conversation(
+        &self,
+        conv: ConversationId,
+        f: impl FnOnce(&mut ConversationRecord),
+    ) -> Result<()> {
+        if let Some(mut record) = self.conversation(conv)? {
+            f(&mut record);
+            self.convs.insert(u64_key(conv.get()), json(&record))?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites a member's record if `user` is a member (called through
+    /// [`Store::apply_event`]).
+    pub(super) fn update_member(
+        &self,
+        conv: ConversationId,
+        user: UserId,
+        f: impl FnOnce(&mut MemberRecord),
+    ) -> Result<()> {
+        if let Some(mut record) = self.member(conv, user)? {
+            f(&mut record);
+            self.members
+                .insert(pair(conv.get(), user.get()), json(&record))?;
+        }
+        Ok(())
     }
 
     /// A conversation's record.
@@ -249,7 +334,9 @@ mod tests {
     fn group_membership_changes() {
         let (_d, store) = temp_store();
         let name = GroupName::try_from("g").unwrap();
-        let g = store.create_group(u(1), &name, &[u(2), u(3)], 0).unwrap();
+        let g = store
+            .create_group(u(1), &name, &[u(2), u(3)], Default::default(), 0)
+            .unwrap();
         assert_eq!(store.members(g).unwrap().len(), 3);
         assert_eq!(store.member(g, u(1)).unwrap().unwrap().role, Role::Owner);
         store.change_members(g, &[u(4)], &[u(2)], Seq(7)).unwrap();

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use parley_protocol::frames::{ConversationEvent, Message};
 use parley_protocol::ids::{ConversationId, UserId};
 
 use super::{ConversationRecord, MemberRecord, Result, Store};
@@ -67,7 +66,7 @@ impl MemberCache {
     }
 
     /// Runs a membership change and drops the cached entry, atomically for cache readers.
-    fn change<T>(&self, conv: ConversationId, f: impl FnOnce() -> T) -> T {
+    pub(super) fn change<T>(&self, conv: ConversationId, f: impl FnOnce() -> T) -> T {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         let out = f();
         map.remove(&conv);
@@ -79,19 +78,5 @@ impl Store {
     /// The conversation and its members (cached), or `None` if it does not exist.
     pub fn members_of(&self, conv: ConversationId) -> Result<Option<Arc<Members>>> {
         self.member_cache.get(self, conv)
-    }
-
-    /// Applies the state change an event of a conversation's log carries (membership), as of
-    /// its seq. Idempotent, and applying a conversation's events in log order over any later
-    /// state gives that later state: the replay after a crash relies on both.
-    pub fn apply_event(&self, entry: &Message) -> Result<()> {
-        match entry.event.as_deref() {
-            None => Ok(()),
-            Some(ConversationEvent::Membership { added, removed }) => {
-                self.member_cache.change(entry.conversation, || {
-                    self.change_members(entry.conversation, added, removed, entry.seq)
-                })
-            }
-        }
     }
 }

@@ -655,6 +655,7 @@ impl Store {
                 reply_to: req.reply_to,
                 mentions: req.mentions.clone(),
                 event: item.event.clone().map(Box::new),
+                amended: None,
             };
             let prev_sent = match batch_sent.get(&item.sender) {
                 Some(&p) => p,
@@ -1186,7 +1187,9 @@ mod tests {
         let (dir, store) = temp_store();
         let u = |n| UserId::try_from(n).unwrap();
         let name = parley_protocol::values::GroupName::try_from("g").unwrap();
-        let g = store.create_group(u(1), &name, &[u(2)], 0).unwrap();
+        let g = store
+            .create_group(u(1), &name, &[u(2)], Default::default(), 0)
+            .unwrap();
         let mut change = item(1, g.get(), "change-1");
         change.request.content = Bytes::new();
         change.request.content_type = ContentType::System;

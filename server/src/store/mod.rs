@@ -20,6 +20,8 @@
 //! |             | `s` sender id                         | position of its newest message |
 //! |             | `v`                                   | message log format (u64 BE)    |
 //! | `cursors`   | user id, conversation id              | delivered seq, read seq        |
+//! | `join_reqs` | conversation id, user id              | [`JoinRequestRecord`] (JSON)   |
+//! | `amends`    | conversation id, seq                  | [`Amendment`] (JSON)           |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -45,6 +47,7 @@
 mod accounts;
 mod conversations;
 mod cursors;
+mod events;
 mod keys;
 mod log;
 mod members;
@@ -54,8 +57,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub use accounts::{DeviceTokens, TokenKind, TokenRecord, UserRecord};
-pub use conversations::{ConversationRecord, MemberRecord, Role};
+pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
 pub use cursors::Cursors;
+pub use events::{Amendment, JoinRequestRecord};
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 
@@ -97,6 +101,8 @@ pub struct Store {
     user_convs: sled::Tree,
     idx: sled::Tree,
     cursors: sled::Tree,
+    join_reqs: sled::Tree,
+    amends: sled::Tree,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
     db_file: std::sync::Arc<File>,
@@ -174,6 +180,8 @@ impl Store {
             user_convs: db.open_tree("user_convs")?,
             idx,
             cursors: db.open_tree("cursors")?,
+            join_reqs: db.open_tree("join_reqs")?,
+            amends: db.open_tree("amends")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
