@@ -266,7 +266,7 @@ impl Client {
     }
 
     /// A request with one response, under the request timeout.
-    async fn call(&self, request: Request) -> Result<Response, ClientError> {
+    pub(crate) async fn call(&self, request: Request) -> Result<Response, ClientError> {
         let (reply, rx) = oneshot::channel();
         let exchange = async {
             self.command(Command::Request { request, reply }).await?;
@@ -294,11 +294,11 @@ fn expect_conversation(r: Response) -> Result<ConversationInfo, ClientError> {
     }
 }
 
-fn unexpected(other: Response) -> ClientError {
+pub(crate) fn unexpected(other: Response) -> ClientError {
     ClientError::Protocol(format!("unexpected response {other:?}"))
 }
 
-fn expect_ok(r: Response) -> Result<(), ClientError> {
+pub(crate) fn expect_ok(r: Response) -> Result<(), ClientError> {
     match r {
         Response::Ok => Ok(()),
         other => Err(ClientError::Protocol(format!("expected Ok, got {other:?}"))),

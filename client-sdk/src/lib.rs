@@ -59,6 +59,7 @@ mod config;
 mod driver;
 mod error;
 mod events;
+mod groups;
 mod link;
 mod outbox;
 mod positions;
@@ -71,6 +72,7 @@ pub use client::{new_client_msg_id, Client};
 pub use config::{parse_fingerprint, ClientConfig, Credentials, Resume, Transport, Trust};
 pub use error::ClientError;
 pub use events::{Event, Events};
+pub use groups::{HistoryPage, MemberPage, Page};
 pub use sync::SyncSummary;
 pub use tls::fingerprint;
 

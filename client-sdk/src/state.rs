@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use parley_protocol::frames::{GoAwayReason, LoginResult, Message, Push, Request, Response};
+use parley_protocol::frames::{
+    ConversationEvent, GoAwayReason, LoginResult, Message, Push, Request, Response,
+};
 use parley_protocol::ids::{DeviceId, UserId};
 use parley_protocol::session::TimerAction;
 use parley_protocol::ErrorCode;
@@ -332,6 +334,13 @@ impl State {
         let mut out = Vec::new();
         let mut overflow = false;
         for m in messages {
+            // A group's answer to this user's join request reaches a non-member: it has no
+            // place in an ordered conversation (sync does not list the group), so it goes out
+            // as it comes.
+            if about_outsider(&m, self.user) {
+                out.push(m);
+                continue;
+            }
             // Our own message coming back (committed before its ack reached us, seen through
             // sync or a push to the new connection): the pending send's ack will report it.
             let own = m.sender == self.user
@@ -394,4 +403,15 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// A log entry pushed to `user` although not a member: its own join request, or its rejection.
+fn about_outsider(m: &Message, user: UserId) -> bool {
+    matches!(
+        m.event.as_deref(),
+        Some(ConversationEvent::JoinRequest(r)) if r.user == user
+    ) || matches!(
+        m.event.as_deref(),
+        Some(ConversationEvent::JoinRejected(u)) if *u == user
+    )
 }
