@@ -271,3 +271,252 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use parley_protocol::frames::{
+        ContentType, ConversationEvent, GroupProfileChange, JoinPolicy, JoinRequest, MemberRole,
+        SendRequest,
+    };
+    use parley_protocol::ids::{ClientMsgId, ConversationId, DeviceId, Seq, UserId};
+
+    use super::super::test_util::{reopen, temp_store};
+    use super::super::{CommitItem, Role, Store};
+
+    fn u(n: u64) -> UserId {
+        UserId::try_from(n).unwrap()
+    }
+
+    fn entry(
+        sender: u64,
+        conv: ConversationId,
+        key: &str,
+        event: Option<ConversationEvent>,
+    ) -> CommitItem {
+        CommitItem {
+            sender: u(sender),
+            sender_device: DeviceId::try_from("d").unwrap(),
+            request: SendRequest {
+                conversation: conv,
+                content_type: if event.is_some() {
+                    ContentType::System
+                } else {
+                    ContentType::Text
+                },
+                content: if event.is_some() {
+                    Bytes::new()
+                } else {
+                    Bytes::from_static(b"hello")
+                },
+                client_msg_id: ClientMsgId::try_from(key).unwrap(),
+                reply_to: Seq::ZERO,
+                mentions: vec![],
+            },
+            event,
+        }
+    }
+
+    /// Everything the events of this test leave behind, to compare.
+    fn state(store: &Store, g: ConversationId) -> String {
+        let m = store.members_of(g).unwrap().unwrap();
+        let amends = store.amendments(g, Seq(1), Seq(100)).unwrap();
+        let reqs = store.join_requests(g, 10).unwrap();
+        format!("{:?} {:?} {:?} {:?}", m.record, m.list, amends, reqs)
+    }
+
+    #[test]
+    fn group_and_amendment_events_apply_idempotently_and_replay_after_a_crash() {
+        let (dir, store) = temp_store();
+        let name = parley_protocol::values::GroupName::try_from("g").unwrap();
+        let g = store
+            .create_group(u(1), &name, &[u(2), u(3)], Default::default(), 0)
+            .unwrap();
+        let profile = GroupProfileChange {
+            announcement: Some("hello".into()),
+            public: Some(true),
+            join_policy: Some(JoinPolicy::Approval),
+            ..Default::default()
+        };
+        let batch = vec![
+            entry(2, g, "m1", None),
+            entry(3, g, "m2", None),
+            entry(1, g, "e1", Some(ConversationEvent::GroupProfile(profile))),
+            entry(
+                1,
+                g,
+                "e2",
+                Some(ConversationEvent::Role {
+                    user: u(2),
+                    role: MemberRole::Manager,
+                    previous_owner: None,
+                }),
+            ),
+            entry(
+                2,
+                g,
+                "e3",
+                Some(ConversationEvent::Mute {
+                    user: Some(u(3)),
+                    until_ms: 99,
+                }),
+            ),
+            entry(
+                3,
+                g,
+                "e4",
+                Some(ConversationEvent::Nickname("three".into())),
+            ),
+            entry(
+                2,
+                g,
+                "e5",
+                Some(ConversationEvent::Edit {
+                    seq: Seq(1),
+                    content: Bytes::from_static(b"edited"),
+                }),
+            ),
+            entry(
+                3,
+                g,
+                "e6",
+                Some(ConversationEvent::Reaction {
+                    seq: Seq(1),
+                    emoji: "+1".into(),
+                    removed: false,
+                }),
+            ),
+            entry(
+                2,
+                g,
+                "e7",
+                Some(ConversationEvent::Reaction {
+                    seq: Seq(1),
+                    emoji: "+1".into(),
+                    removed: false,
+                }),
+            ),
+            entry(
+                3,
+                g,
+                "e8",
+                Some(ConversationEvent::Reaction {
+                    seq: Seq(1),
+                    emoji: "+1".into(),
+                    removed: true,
+                }),
+            ),
+            entry(3, g, "e9", Some(ConversationEvent::Recall(Seq(2)))),
+            entry(
+                3,
+                g,
+                "e10",
+                Some(ConversationEvent::Edit {
+                    seq: Seq(2),
+                    content: Bytes::from_static(b"after recall"),
+                }),
+            ),
+            entry(
+                4,
+                g,
+                "e11",
+                Some(ConversationEvent::JoinRequest(JoinRequest {
+                    user: u(4),
+                    message: "hi".into(),
+                    requested_at_ms: 5,
+                })),
+            ),
+            entry(
+                5,
+                g,
+                "e12",
+                Some(ConversationEvent::JoinRequest(JoinRequest {
+                    user: u(5),
+                    message: "me".into(),
+                    requested_at_ms: 6,
+                })),
+            ),
+            entry(
+                1,
+                g,
+                "e13",
+                Some(ConversationEvent::Membership {
+                    added: vec![u(4)],
+                    removed: vec![],
+                }),
+            ),
+            entry(
+                1,
+                g,
+                "e14",
+                Some(ConversationEvent::Role {
+                    user: u(2),
+                    role: MemberRole::Owner,
+                    previous_owner: Some(u(1)),
+                }),
+            ),
+        ];
+        let (out, pending) = store.commit_batch(&batch, 1000).unwrap();
+        assert!(out.iter().all(|o| o.is_ok()));
+        store.make_durable(pending).unwrap();
+
+        let m = store.members_of(g).unwrap().unwrap();
+        let role = |n| m.get(u(n)).unwrap().role;
+        assert_eq!(
+            (role(1), role(2), role(3), role(4)),
+            (Role::Member, Role::Owner, Role::Member, Role::Member)
+        );
+        assert_eq!(m.record.owner, Some(2));
+        assert_eq!(m.record.settings.announcement, "hello");
+        assert_eq!(m.get(u(3)).unwrap().muted_until_ms, 99);
+        assert_eq!(m.get(u(3)).unwrap().nickname, "three");
+        assert_eq!(
+            m.get(u(4)).unwrap().from_seq,
+            15,
+            "joined at its event's seq"
+        );
+        let reqs = store.join_requests(g, 10).unwrap();
+        assert_eq!(
+            reqs.len(),
+            1,
+            "the approved request is gone, the other waits"
+        );
+        assert_eq!(reqs[0].0, u(5));
+
+        let mut page = store.messages(g, Seq(0), Seq(2), 10, usize::MAX).unwrap();
+        store.render(g, &mut page).unwrap();
+        assert_eq!(page[0].content, "edited");
+        let a = page[0].amended.as_ref().unwrap();
+        assert_eq!(a.edited_at_ms, 1000);
+        assert_eq!(a.reactions.len(), 1);
+        assert_eq!(a.reactions[0].users, vec![u(2)]);
+        assert!(
+            page[1].content.is_empty(),
+            "recalled; the later edit changes nothing"
+        );
+        assert!(page[1].amended.as_ref().unwrap().recalled);
+
+        // Applying again changes nothing.
+        let before = state(&store, g);
+        let entries = store.messages(g, Seq(0), Seq(16), 100, usize::MAX).unwrap();
+        for e in &entries {
+            store.apply_event(e).unwrap();
+        }
+        assert_eq!(state(&store, g), before);
+
+        // A crash after the log was durable but before sled kept the changes: the replay at
+        // open applies them again, in log order.
+        store.amends.clear().unwrap();
+        store.join_reqs.clear().unwrap();
+        store
+            .update_member(g, u(2), |m| m.role = Role::Member)
+            .unwrap();
+        store
+            .update_conversation(g, |r| r.settings = Default::default())
+            .unwrap();
+        store.db.flush().unwrap();
+        drop(store);
+        let store = reopen(dir.path()).unwrap();
+        assert_eq!(state(&store, g), before, "replayed from the log");
+    }
+}
