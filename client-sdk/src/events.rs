@@ -3,7 +3,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use parley_protocol::frames::{ErrorInfo, LoginResult, MembershipChange, Message, Receipt};
+use parley_protocol::frames::{
+    ErrorInfo, LoginResult, MembershipChange, Message, Profile, Receipt,
+};
 use parley_protocol::ids::{ConversationId, UserId};
 use tokio::sync::mpsc;
 
@@ -29,6 +31,8 @@ pub enum Event {
     /// servers do not send it: a membership change is an entry of the conversation's log and
     /// arrives as [`Event::Message`] with `event` set (and through sync like every entry).
     Membership(MembershipChange),
+    /// A friend (or this user, from another device) changed their profile.
+    Profile(Box<Profile>),
     /// Logged in, on the first connection and after every reconnect. A sync follows.
     Connected(LoginResult),
     /// The connection was lost; the client reconnects unless this was final (then

@@ -63,6 +63,7 @@ mod groups;
 mod link;
 mod outbox;
 mod positions;
+mod social;
 mod state;
 mod sync;
 mod tls;
@@ -73,6 +74,7 @@ pub use config::{parse_fingerprint, ClientConfig, Credentials, Resume, Transport
 pub use error::ClientError;
 pub use events::{Event, Events};
 pub use groups::{HistoryPage, MemberPage, Page};
+pub use social::UserPage;
 pub use sync::SyncSummary;
 pub use tls::fingerprint;
 

@@ -47,6 +47,9 @@ pub enum ErrorCode {
     Muted,
     Disbanded,
     RecallExpired,
+    Blocked,
+    NotFriends,
+    NotAcceptingFriends,
 }
 
 /// Failure to decode a frame from bytes.

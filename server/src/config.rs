@@ -29,9 +29,28 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Store tuning.
     pub store: StoreConfig,
+    /// Who may talk to whom.
+    pub rules: RulesConfig,
     /// How long shutdown waits for sessions to drain.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+}
+
+/// Who may talk to whom.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Whether users who are not friends may start and use a 1:1 conversation (`false`: only
+    /// friends; others get `NOT_FRIENDS`).
+    pub strangers_may_chat: bool,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self {
+            strangers_may_chat: true,
+        }
+    }
 }
 
 /// Listening addresses per transport; an empty list disables the transport.
@@ -144,6 +163,7 @@ impl Default for Config {
             heartbeat: HeartbeatSettings::default(),
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
+            rules: RulesConfig::default(),
             drain_timeout: Duration::from_secs(5),
         }
     }

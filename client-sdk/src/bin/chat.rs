@@ -262,6 +262,12 @@ async fn listen(mut events: Events) -> anyhow::Result<()> {
                 "[{}] members changed by {}: +{:?} -{:?}",
                 m.conversation.id, m.by, m.added, m.removed
             ),
+            Some(Event::Profile(p)) => println!(
+                "user {} ({}) updated their profile: {:?}",
+                p.user.map_or(0, |u| u.get()),
+                p.account,
+                p.nickname
+            ),
             Some(Event::Disconnected { reason }) => println!("disconnected: {reason}"),
             Some(Event::Reset) => println!("server store was reset; history follows again"),
             Some(Event::ServerError(e)) => println!("server error: {e}"),

@@ -43,7 +43,7 @@ wire_enum!(
 wire_enum!(
     /// 1:1 or group.
     ConversationKind, w::ConversationKind, unknown = Unspecified,
-    { Unspecified, Direct, Group }
+    { Unspecified, Direct, Group, Notices }
 );
 wire_enum!(
     /// Why the server is closing the connection.
@@ -55,7 +55,8 @@ wire_enum!(
     WireErrorCode, w::ErrorCode, unknown = Unspecified,
     { Unspecified, BadFrame, FrameTooLarge, Unauthenticated, AuthFailed, TokenExpired,
       InvalidArgument, NotFound, Forbidden, Conflict, MessageTooLarge, RateLimited,
-      AlreadyLoggedIn, BadRequestId, ShuttingDown, Internal, Muted, Disbanded, RecallExpired }
+      AlreadyLoggedIn, BadRequestId, ShuttingDown, Internal, Muted, Disbanded, RecallExpired, Blocked,
+      NotFriends, NotAcceptingFriends }
 );
 
 impl From<WireErrorCode> for ErrorCode {
@@ -80,6 +81,9 @@ impl From<WireErrorCode> for ErrorCode {
             WireErrorCode::Muted => ErrorCode::Muted,
             WireErrorCode::Disbanded => ErrorCode::Disbanded,
             WireErrorCode::RecallExpired => ErrorCode::RecallExpired,
+            WireErrorCode::Blocked => ErrorCode::Blocked,
+            WireErrorCode::NotFriends => ErrorCode::NotFriends,
+            WireErrorCode::NotAcceptingFriends => ErrorCode::NotAcceptingFriends,
         }
     }
 }
@@ -106,6 +110,9 @@ impl From<ErrorCode> for WireErrorCode {
             ErrorCode::Muted => WireErrorCode::Muted,
             ErrorCode::Disbanded => WireErrorCode::Disbanded,
             ErrorCode::RecallExpired => WireErrorCode::RecallExpired,
+            ErrorCode::Blocked => WireErrorCode::Blocked,
+            ErrorCode::NotFriends => WireErrorCode::NotFriends,
+            ErrorCode::NotAcceptingFriends => WireErrorCode::NotAcceptingFriends,
         }
     }
 }

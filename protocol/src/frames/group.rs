@@ -216,6 +216,8 @@ pub enum ConversationEvent {
     },
     /// The message at `seq` was recalled.
     Recall(Seq),
+    /// A friend event, in a user's notices.
+    Friend(super::social::FriendEvent),
     /// The author added or removed a reaction on the message at `seq`.
     Reaction {
         /// Which message.
@@ -286,6 +288,11 @@ impl std::fmt::Display for ConversationEvent {
                 write!(f, "#{seq} edited: {}", String::from_utf8_lossy(content))
             }
             ConversationEvent::Recall(seq) => write!(f, "#{seq} recalled"),
+            ConversationEvent::Friend(e) => write!(
+                f,
+                "friends: {:?} from user {} to user {}",
+                e.change, e.from, e.to
+            ),
             ConversationEvent::Reaction {
                 seq,
                 emoji,
@@ -346,6 +353,7 @@ impl From<ConversationEvent> for w::ConversationEvent {
                 content,
             }),
             ConversationEvent::Recall(seq) => Kind::Recall(w::RecallEvent { seq: seq.get() }),
+            ConversationEvent::Friend(f) => Kind::Friend(f.into()),
             ConversationEvent::Reaction {
                 seq,
                 emoji,
@@ -430,6 +438,7 @@ impl TryFrom<w::ConversationEvent> for ConversationEvent {
                 content: e.content,
             },
             Some(Kind::Recall(r)) => ConversationEvent::Recall(seq(r.seq)?),
+            Some(Kind::Friend(f)) => ConversationEvent::Friend(f.try_into()?),
             Some(Kind::Reaction(r)) => ConversationEvent::Reaction {
                 seq: seq(r.seq)?,
                 emoji: reaction(r.emoji)?,

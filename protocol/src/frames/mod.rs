@@ -6,6 +6,7 @@ mod group;
 mod request;
 mod response;
 mod shared;
+mod social;
 
 pub use crate::values::{MAX_GROUP_NAME_BYTES, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES};
 pub use common::{ContentType, ConversationKind, CursorKind, Device, GoAwayReason, Platform};
@@ -16,7 +17,7 @@ pub use group::{
 };
 pub use request::{
     ClientFrame, Credential, PeerRef, RejectedFrame, Request, SendRequest, SyncRequest,
-    MAX_TOKEN_BYTES,
+    MAX_PROFILES, MAX_TOKEN_BYTES,
 };
 pub use response::{
     ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push, Receipt,
@@ -24,6 +25,11 @@ pub use response::{
 };
 
 pub use shared::SharedPush;
+pub use social::{
+    AddPolicy, Friend, FriendChange, FriendEvent, FriendRequestInfo, Gender, Profile,
+    ProfileChange, Settings, SettingsChange, MAX_BIO_CHARS, MAX_FRIEND_MESSAGE_BYTES,
+    MAX_LINK_BYTES, MAX_NAME_CHARS, MAX_QUERY_CHARS,
+};
 
 #[cfg(test)]
 mod tests;

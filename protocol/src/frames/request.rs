@@ -8,12 +8,16 @@ use super::common::{ContentType, CursorKind, Device};
 use super::group::{
     reaction, text, GroupProfileChange, MemberRole, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS,
 };
+use super::social::{friend_message, name, ProfileChange, SettingsChange, MAX_QUERY_CHARS};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, InvalidInput};
 use crate::ids::{Account, ClientMsgId, ConversationId, RequestId, Seq, UserId};
 use crate::values::{GroupName, NewPassword, Password};
 use crate::wire as w;
 use crate::wire::frame::Body;
+
+/// Most users one `GetProfiles` may ask for.
+pub const MAX_PROFILES: usize = 100;
 
 /// Longest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 512;
@@ -185,6 +189,39 @@ pub enum Request {
     GetGroup {
         conversation: ConversationId,
     },
+    GetProfiles(Vec<UserId>),
+    UpdateProfile(ProfileChange),
+    GetSettings,
+    UpdateSettings(SettingsChange),
+    SearchUsers {
+        query: String,
+        after: u64,
+        limit: u32,
+    },
+    AddFriend {
+        user: UserId,
+        message: String,
+        remark: String,
+    },
+    AnswerFriendRequest {
+        user: UserId,
+        accept: bool,
+        remark: String,
+    },
+    RemoveFriend(UserId),
+    SetFriendRemark {
+        user: UserId,
+        remark: String,
+    },
+    ListFriends,
+    ListFriendRequests {
+        outgoing: bool,
+    },
+    SetBlocked {
+        user: UserId,
+        blocked: bool,
+    },
+    ListBlocked,
 }
 
 impl Request {
@@ -217,6 +254,19 @@ impl Request {
             Request::React { .. } => "react",
             Request::GetHistory { .. } => "get_history",
             Request::GetGroup { .. } => "get_group",
+            Request::GetProfiles(_) => "get_profiles",
+            Request::UpdateProfile(_) => "update_profile",
+            Request::GetSettings => "get_settings",
+            Request::UpdateSettings(_) => "update_settings",
+            Request::SearchUsers { .. } => "search_users",
+            Request::AddFriend { .. } => "add_friend",
+            Request::AnswerFriendRequest { .. } => "answer_friend_request",
+            Request::RemoveFriend(_) => "remove_friend",
+            Request::SetFriendRemark { .. } => "set_friend_remark",
+            Request::ListFriends => "list_friends",
+            Request::ListFriendRequests { .. } => "list_friend_requests",
+            Request::SetBlocked { .. } => "set_blocked",
+            Request::ListBlocked => "list_blocked",
         }
     }
 
@@ -456,6 +506,50 @@ impl TryFrom<Body> for Request {
             Body::GetGroup(g) => Request::GetGroup {
                 conversation: conversation(g.conversation_id)?,
             },
+            Body::GetProfiles(g) => {
+                if g.user_ids.len() > MAX_PROFILES {
+                    return Err(InvalidInput::new("at most 100 user ids").into());
+                }
+                Request::GetProfiles(user_ids(g.user_ids)?)
+            }
+            Body::UpdateProfile(u) => Request::UpdateProfile(u.try_into()?),
+            Body::GetSettings(_) => Request::GetSettings,
+            Body::UpdateSettings(u) => Request::UpdateSettings(u.try_into()?),
+            Body::SearchUsers(q) => {
+                let query = text(q.query, MAX_QUERY_CHARS, true, "query")?;
+                if query.trim().is_empty() {
+                    return Err(InvalidInput::new("query must not be empty").into());
+                }
+                Request::SearchUsers {
+                    query,
+                    after: q.after_user_id,
+                    limit: q.limit,
+                }
+            }
+            Body::AddFriend(a) => Request::AddFriend {
+                user: UserId::try_from(a.user_id)?,
+                message: friend_message(a.message)?,
+                remark: name(a.remark, "remark")?,
+            },
+            Body::AnswerFriendRequest(a) => Request::AnswerFriendRequest {
+                user: UserId::try_from(a.user_id)?,
+                accept: a.accept,
+                remark: name(a.remark, "remark")?,
+            },
+            Body::RemoveFriend(r) => Request::RemoveFriend(UserId::try_from(r.user_id)?),
+            Body::SetFriendRemark(r) => Request::SetFriendRemark {
+                user: UserId::try_from(r.user_id)?,
+                remark: name(r.remark, "remark")?,
+            },
+            Body::ListFriends(_) => Request::ListFriends,
+            Body::ListFriendRequests(l) => Request::ListFriendRequests {
+                outgoing: l.outgoing,
+            },
+            Body::SetBlocked(b) => Request::SetBlocked {
+                user: UserId::try_from(b.user_id)?,
+                blocked: b.blocked,
+            },
+            Body::ListBlocked(_) => Request::ListBlocked,
             Body::ListConversations(_) => Request::ListConversations,
             Body::Typing(t) => Request::Typing {
                 conversation: conversation(t.conversation_id)?,
@@ -681,6 +775,57 @@ impl From<Request> for Body {
             Request::GetGroup { conversation } => Body::GetGroup(w::GetGroup {
                 conversation_id: conversation.get(),
             }),
+            Request::GetProfiles(users) => Body::GetProfiles(w::GetProfiles {
+                user_ids: users.into_iter().map(u64::from).collect(),
+            }),
+            Request::UpdateProfile(c) => Body::UpdateProfile(c.into()),
+            Request::GetSettings => Body::GetSettings(w::GetSettings {}),
+            Request::UpdateSettings(c) => Body::UpdateSettings(c.into()),
+            Request::SearchUsers {
+                query,
+                after,
+                limit,
+            } => Body::SearchUsers(w::SearchUsers {
+                query,
+                after_user_id: after,
+                limit,
+            }),
+            Request::AddFriend {
+                user,
+                message,
+                remark,
+            } => Body::AddFriend(w::AddFriend {
+                user_id: user.get(),
+                message,
+                remark,
+            }),
+            Request::AnswerFriendRequest {
+                user,
+                accept,
+                remark,
+            } => Body::AnswerFriendRequest(w::AnswerFriendRequest {
+                user_id: user.get(),
+                accept,
+                remark,
+            }),
+            Request::RemoveFriend(user) => Body::RemoveFriend(w::RemoveFriend {
+                user_id: user.get(),
+            }),
+            Request::SetFriendRemark { user, remark } => {
+                Body::SetFriendRemark(w::SetFriendRemark {
+                    user_id: user.get(),
+                    remark,
+                })
+            }
+            Request::ListFriends => Body::ListFriends(w::ListFriends {}),
+            Request::ListFriendRequests { outgoing } => {
+                Body::ListFriendRequests(w::ListFriendRequests { outgoing })
+            }
+            Request::SetBlocked { user, blocked } => Body::SetBlocked(w::SetBlocked {
+                user_id: user.get(),
+                blocked,
+            }),
+            Request::ListBlocked => Body::ListBlocked(w::ListBlocked {}),
             Request::Typing { conversation } => Body::Typing(w::Typing {
                 conversation_id: conversation.get(),
             }),

@@ -10,6 +10,7 @@ use super::common::{ContentType, ConversationKind, CursorKind, GoAwayReason, Wir
 use super::group::{
     Amendments, ConversationEvent, GroupInfo, GroupProfile, MemberInfo, MemberRole,
 };
+use super::social::{Friend, FriendRequestInfo, Profile, Settings};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, ErrorCode, InvalidInput};
 use crate::ids::{ClientMsgId, ConversationId, DeviceId, MessageId, RequestId, Seq, UserId};
@@ -185,6 +186,17 @@ pub enum Response {
         pending: bool,
     },
     Group(Box<GroupInfo>),
+    Profiles(Vec<Profile>),
+    Settings(Box<Settings>),
+    Users {
+        users: Vec<Profile>,
+        has_more: bool,
+    },
+    FriendResult {
+        pending: bool,
+    },
+    Friends(Vec<Friend>),
+    FriendRequests(Vec<FriendRequestInfo>),
 }
 
 /// Something the server tells the client unasked.
@@ -203,6 +215,8 @@ pub enum Push {
         user: UserId,
     },
     Membership(MembershipChange),
+    /// A friend's (or the user's own) new profile.
+    Profile(Box<Profile>),
     /// An error not tied to a request (e.g. an undecodable frame).
     Error(ErrorInfo),
 }
@@ -358,6 +372,21 @@ impl From<Response> for Body {
             }),
             Response::JoinResult { pending } => Body::JoinResult(w::JoinResult { pending }),
             Response::Group(g) => Body::GroupInfo((*g).into()),
+            Response::Profiles(p) => Body::ProfileList(w::ProfileList {
+                profiles: p.into_iter().map(Into::into).collect(),
+            }),
+            Response::Settings(s) => Body::Settings((*s).into()),
+            Response::Users { users, has_more } => Body::UserList(w::UserList {
+                users: users.into_iter().map(Into::into).collect(),
+                has_more,
+            }),
+            Response::FriendResult { pending } => Body::FriendResult(w::FriendResult { pending }),
+            Response::Friends(f) => Body::FriendList(w::FriendList {
+                friends: f.into_iter().map(Into::into).collect(),
+            }),
+            Response::FriendRequests(r) => Body::FriendRequestList(w::FriendRequestList {
+                requests: r.into_iter().map(Into::into).collect(),
+            }),
         }
     }
 }
@@ -383,6 +412,9 @@ impl From<Push> for Body {
                 added_user_ids: m.added.into_iter().map(u64::from).collect(),
                 removed_user_ids: m.removed.into_iter().map(u64::from).collect(),
                 by_user_id: m.by.get(),
+            }),
+            Push::Profile(p) => Body::Profile(w::ProfilePush {
+                profile: Some((*p).into()),
             }),
             Push::Error(e) => Body::Error(e.into()),
         }
@@ -552,6 +584,19 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         },
         Body::JoinResult(j) => Response::JoinResult { pending: j.pending },
         Body::GroupInfo(g) => Response::Group(Box::new(g.try_into()?)),
+        Body::ProfileList(p) => {
+            Response::Profiles(p.profiles.into_iter().map(Into::into).collect())
+        }
+        Body::Settings(s) => Response::Settings(Box::new(s.into())),
+        Body::UserList(u) => Response::Users {
+            users: u.users.into_iter().map(Into::into).collect(),
+            has_more: u.has_more,
+        },
+        Body::FriendResult(f) => Response::FriendResult { pending: f.pending },
+        Body::FriendList(f) => Response::Friends(f.friends.into_iter().map(Into::into).collect()),
+        Body::FriendRequestList(r) => {
+            Response::FriendRequests(r.requests.into_iter().map(Into::into).collect())
+        }
         _ => return Err(DecodeError::Unexpected("not a response")),
     })
 }
@@ -582,6 +627,7 @@ pub(super) fn push(body: Body) -> Result<Push, DecodeError> {
             removed: ids(m.removed_user_ids)?,
             by: UserId::try_from(m.by_user_id)?,
         }),
+        Body::Profile(p) => Push::Profile(Box::new(p.profile.unwrap_or_default().into())),
         Body::Error(e) => Push::Error(e.into()),
         _ => return Err(DecodeError::Unexpected("not a push")),
     })

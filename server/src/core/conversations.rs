@@ -51,6 +51,18 @@ impl Core {
         user: UserId,
     ) -> CoreResult<(Arc<Members>, MemberRecord)> {
         let (members, me) = self.membership(conv, user)?;
+        if !members.record.group {
+            if members.record.notices {
+                return Err(err(
+                    ErrorCode::Forbidden,
+                    "notices are written by the server",
+                ));
+            }
+            if let Some(peer) = members.ids().find(|u| *u != user) {
+                self.check_direct(user, peer)?;
+            }
+            return Ok((members, me));
+        }
         let settings = &members.record.settings;
         if settings.disbanded {
             return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
@@ -65,6 +77,32 @@ impl Core {
             }
         }
         Ok((members, me))
+    }
+
+    /// Whether `me` and `peer` may talk 1:1: neither blocked the other (`BLOCKED`), and they
+    /// are friends where the server wants that (`NOT_FRIENDS`).
+    pub(crate) fn check_direct(&self, me: UserId, peer: UserId) -> CoreResult<()> {
+        if self.store.blocked_either(me, peer) {
+            return Err(err(ErrorCode::Blocked, "one of you blocked the other"));
+        }
+        if !self.cfg.rules.strangers_may_chat
+            && me != peer
+            && !self.store.are_friends(me, peer).map_err(internal)?
+        {
+            return Err(err(
+                ErrorCode::NotFriends,
+                "only friends can chat one to one on this server",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses to put into a group anyone who blocked the one adding them.
+    fn check_addable(&self, by: UserId, users: &[UserId]) -> CoreResult<()> {
+        if users.iter().any(|u| self.store.blocked(*u, by)) {
+            return Err(err(ErrorCode::Blocked, "a user you add has blocked you"));
+        }
+        Ok(())
     }
 
     /// The gate of a group's management requests: a member of a group that is not disbanded,
@@ -191,6 +229,7 @@ impl Core {
                     .0
             }
         };
+        self.check_direct(me.user, peer)?;
         let conv = self
             .store
             .direct_conversation(me.user, peer, now_ms())
@@ -214,6 +253,7 @@ impl Core {
             return Err(err(ErrorCode::InvalidArgument, "too many members"));
         }
         self.check_users_exist(&others)?;
+        self.check_addable(me.user, &others)?;
         let settings = GroupSettings {
             join_policy: JoinPolicy::Approval.to_wire(),
             ..GroupSettings::default()
@@ -280,6 +320,7 @@ impl Core {
             return Err(err(ErrorCode::InvalidArgument, "too many members"));
         }
         self.check_users_exist(&add)?;
+        self.check_addable(me.user, &add)?;
         if add.is_empty() && remove.is_empty() {
             return Ok(None); // nothing changes: no event
         }

@@ -91,6 +91,11 @@ pub enum Answer {
         /// A request was filed.
         pending: bool,
     },
+    /// `FriendResult` (friends now, or a request that waits for the other).
+    Befriended {
+        /// A request was filed.
+        pending: bool,
+    },
 }
 
 /// The answer to a committed entry, once it is durable. A future of its own (not boxed): a
@@ -116,6 +121,7 @@ impl std::future::Future for Pending {
                     Answer::Ack => Response::SendAck(ack),
                     Answer::Ok => Response::Ok,
                     Answer::Joined { pending } => Response::JoinResult { pending },
+                    Answer::Befriended { pending } => Response::FriendResult { pending },
                 },
                 Ok(Err(CommitError::IdReused(e))) => {
                     Response::Error(err(ErrorCode::Conflict, e.to_string()))

@@ -9,6 +9,7 @@ mod entries;
 mod groups;
 mod history;
 mod messaging;
+mod social;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use crate::store::{Store, StoreError};
 pub use auth::LoginOutcome;
 pub use entries::{Answer, Pending, Submission, Waiting};
 pub use groups::Join;
+pub use social::Befriend;
 
 /// Result of a core operation: a domain value or an error for the client.
 pub type CoreResult<T> = Result<T, ErrorInfo>;

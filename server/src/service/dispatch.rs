@@ -16,7 +16,7 @@ use parley_protocol::ErrorCode;
 
 use super::{Caller, Reply, Service};
 use crate::clock::now_ms;
-use crate::core::{Core, CoreResult, Join, Pending, Submission};
+use crate::core::{Befriend, Core, CoreResult, Join, Pending, Submission};
 
 impl Service {
     /// Runs `request` for `caller`. Errors come back as `Reply::Now(Response::Error(..))`; a
@@ -230,6 +230,83 @@ impl Service {
                 let (messages, has_more) = core.history(me, conversation, before, after, limit)?;
                 now(Response::History { messages, has_more })
             }
+            Request::GetProfiles(users) => now(Response::Profiles(core.get_profiles(&users)?)),
+            Request::UpdateProfile(change) => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    core.update_profile(&me, change).await?;
+                    Ok(Reply::Now(Response::Ok))
+                })
+            }
+            Request::GetSettings => now(Response::Settings(Box::new(core.get_settings(me)?))),
+            Request::UpdateSettings(change) => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let settings = core.update_settings(&me, change).await?;
+                    Ok(Reply::Now(Response::Settings(Box::new(settings))))
+                })
+            }
+            Request::SearchUsers {
+                query,
+                after,
+                limit,
+            } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    // A scan of the users: off the runtime's workers.
+                    let search = tokio::task::spawn_blocking(move || {
+                        core.search_users(&me, &query, after, limit)
+                    });
+                    let (users, has_more) = search.await.map_err(|_| internal_error())??;
+                    Ok(Reply::Now(Response::Users { users, has_more }))
+                })
+            }
+            Request::AddFriend {
+                user,
+                message,
+                remark,
+            } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    let add = core.add_friend(&me, session, user, message, remark);
+                    Ok(match add.await? {
+                        Befriend::Already { pending } => {
+                            Reply::Now(Response::FriendResult { pending })
+                        }
+                        Befriend::Committing(pending) => Reply::Later(pending),
+                    })
+                })
+            }
+            Request::AnswerFriendRequest {
+                user,
+                accept,
+                remark,
+            } => self.change(me, move |core, me| async move {
+                core.answer_friend_request(&me, session, user, accept, remark)
+                    .await
+                    .map(Some)
+            }),
+            Request::RemoveFriend(user) => self.change(me, move |core, me| async move {
+                core.remove_friend(&me, session, user).await.map(Some)
+            }),
+            Request::SetFriendRemark { user, remark } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    core.set_friend_remark(&me, user, &remark).await?;
+                    Ok(Reply::Now(Response::Ok))
+                })
+            }
+            Request::ListFriends => now(Response::Friends(core.list_friends(me)?)),
+            Request::ListFriendRequests { outgoing } => now(Response::FriendRequests(
+                core.list_friend_requests(me, outgoing)?,
+            )),
+            Request::SetBlocked { user, blocked } => self.change(me, move |core, me| async move {
+                core.set_blocked(&me, session, user, blocked).await
+            }),
+            Request::ListBlocked => now(Response::Users {
+                users: core.list_blocked(me)?,
+                has_more: false,
+            }),
             Request::GetGroup { conversation } => {
                 now(Response::Group(Box::new(core.get_group(me, conversation)?)))
             }
@@ -289,4 +366,8 @@ fn pong(client_time_ms: u64) -> Response {
         client_time_ms,
         server_time_ms: now_ms(),
     }
+}
+
+fn internal_error() -> ErrorInfo {
+    ErrorInfo::new(ErrorCode::Internal, "internal error")
 }

@@ -73,6 +73,9 @@ pub struct ConversationRecord {
     /// Groups: profile and settings.
     #[serde(default)]
     pub settings: GroupSettings,
+    /// A user's notices (its only member is that user; written by the server).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notices: bool,
 }
 
 impl ConversationRecord {
@@ -80,6 +83,8 @@ impl ConversationRecord {
     pub fn kind(&self) -> ConversationKind {
         if self.group {
             ConversationKind::Group
+        } else if self.notices {
+            ConversationKind::Notices
         } else {
             ConversationKind::Direct
         }
@@ -153,6 +158,7 @@ impl Store {
             owner: None,
             created_ms: now_ms,
             settings: GroupSettings::default(),
+            notices: false,
         };
         let member = MemberRecord::new(Role::Member, 1);
         (&self.direct, &self.convs, &self.members, &self.user_convs)
@@ -168,6 +174,36 @@ impl Store {
                 if hi != lo {
                     put_member(members, user_convs, fresh, hi, &member)?;
                 }
+                Ok(fresh)
+            })
+            .map_err(tx_err)
+    }
+
+    /// The notices conversation of `user`, created on first use.
+    pub fn notices_conversation(&self, user: UserId, now_ms: u64) -> Result<ConversationId> {
+        let key = u64_key(user.get());
+        if let Some(existing) = self.notices.get(key)? {
+            return keys::conversation(&existing, "notices");
+        }
+        let fresh = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
+        let record = ConversationRecord {
+            group: false,
+            name: String::new(),
+            owner: None,
+            created_ms: now_ms,
+            settings: GroupSettings::default(),
+            notices: true,
+        };
+        let member = MemberRecord::new(Role::Member, 1);
+        (&self.notices, &self.convs, &self.members, &self.user_convs)
+            .transaction(|(notices, convs, members, user_convs)| {
+                if let Some(existing) = notices.get(key)? {
+                    return keys::conversation(&existing, "notices")
+                        .map_err(ConflictableTransactionError::Abort);
+                }
+                notices.insert(&key[..], &u64_key(fresh.get())[..])?;
+                convs.insert(&u64_key(fresh.get())[..], json(&record))?;
+                put_member(members, user_convs, fresh, user, &member)?;
                 Ok(fresh)
             })
             .map_err(tx_err)
@@ -189,6 +225,7 @@ impl Store {
             owner: Some(owner.get()),
             created_ms: now_ms,
             settings,
+            notices: false,
         };
         (&self.convs, &self.members, &self.user_convs)
             .transaction(|(convs, members, user_convs)| {

@@ -141,6 +141,7 @@ impl Store {
                     a.edited_at_ms = entry.server_time_ms;
                 }
             }),
+            ConversationEvent::Friend(e) => self.apply_friend_event(e, entry.server_time_ms),
             ConversationEvent::Recall(seq) => self.amend(conv, *seq, |a| {
                 a.recalled = true;
                 a.reactions.clear();

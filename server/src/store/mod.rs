@@ -22,6 +22,11 @@
 //! | `cursors`   | user id, conversation id              | delivered seq, read seq        |
 //! | `join_reqs` | conversation id, user id              | [`JoinRequestRecord`] (JSON)   |
 //! | `amends`    | conversation id, seq                  | [`Amendment`] (JSON)           |
+//! | `profiles`  | user id                               | [`ProfileRecord`] (JSON)       |
+//! | `relations` | user id, other user id                | [`Relation`] (JSON)            |
+//! | `remarks`   | user id, other user id                | remark (utf-8)                 |
+//! | `blocks`    | blocker id, blocked id                | since, Unix ms (u64 BE)        |
+//! | `notices`   | user id                               | its notices conversation id    |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -52,6 +57,7 @@ mod keys;
 mod log;
 mod members;
 mod messages;
+mod social;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -62,6 +68,7 @@ pub use cursors::Cursors;
 pub use events::{Amendment, JoinRequestRecord};
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
+pub use social::{ProfileRecord, Relation};
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +110,12 @@ pub struct Store {
     cursors: sled::Tree,
     join_reqs: sled::Tree,
     amends: sled::Tree,
+    profiles: sled::Tree,
+    relations: sled::Tree,
+    remarks: sled::Tree,
+    blocks: sled::Tree,
+    notices: sled::Tree,
+    block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
     db_file: std::sync::Arc<File>,
@@ -182,6 +195,12 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             join_reqs: db.open_tree("join_reqs")?,
             amends: db.open_tree("amends")?,
+            profiles: db.open_tree("profiles")?,
+            relations: db.open_tree("relations")?,
+            remarks: db.open_tree("remarks")?,
+            block_set: std::sync::Arc::new(social::BlockSet::load(&db.open_tree("blocks")?)?),
+            blocks: db.open_tree("blocks")?,
+            notices: db.open_tree("notices")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
