@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parley_protocol::frames::{
-    ContentType, ConversationInfo, CursorKind, LoginResult, PeerRef, Request, Response, SendAck,
-    SendRequest,
+    ContentType, ConversationInfo, ConversationPrefs, CursorKind, LoginResult, PeerRef, Request,
+    Response, SendAck, SendRequest,
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, Seq, UserId};
 use parley_protocol::values::GroupName;
@@ -178,12 +178,46 @@ impl Client {
         expect_ok(self.call(request).await?)
     }
 
-    /// This user's conversations, newest activity first, with cursors and unread counts.
+    /// This user's conversations: pinned first, then newest activity first, with cursors,
+    /// unread counts and last entries (hidden ones left out).
     pub async fn list_conversations(&self) -> Result<Vec<ConversationInfo>, ClientError> {
-        match self.call(Request::ListConversations).await? {
-            Response::ConversationList(list) => Ok(list),
+        Ok(self.conversation_page(0, 0).await?.conversations)
+    }
+
+    /// One page of [`Client::list_conversations`] (`limit` 0: all), with the badge count.
+    pub async fn conversation_page(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<ConversationPage, ClientError> {
+        match self
+            .call(Request::ListConversations { limit, offset })
+            .await?
+        {
+            Response::ConversationList {
+                conversations,
+                total_unread,
+                total,
+            } => Ok(ConversationPage {
+                conversations,
+                total_unread,
+                total,
+            }),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Pins, mutes or hides a conversation on every device of this user.
+    pub async fn set_conversation_prefs(
+        &self,
+        conversation: ConversationId,
+        prefs: ConversationPrefs,
+    ) -> Result<(), ClientError> {
+        let request = Request::SetConversationPrefs {
+            conversation,
+            prefs,
+        };
+        expect_ok(self.call(request).await?)
     }
 
     /// Moves this user's delivered or read cursor in a conversation.
@@ -276,6 +310,17 @@ impl Client {
             .await
             .map_err(|_| ClientError::Timeout)?
     }
+}
+
+/// A page of the conversation list.
+#[derive(Clone, Debug)]
+pub struct ConversationPage {
+    /// The conversations, in list order.
+    pub conversations: Vec<ConversationInfo>,
+    /// Unread messages over all listed conversations that are not muted.
+    pub total_unread: u64,
+    /// Conversations listed in all.
+    pub total: u32,
 }
 
 /// A fresh idempotency key: 128 random bits in hex.

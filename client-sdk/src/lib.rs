@@ -69,7 +69,7 @@ mod sync;
 mod tls;
 mod transport;
 
-pub use client::{new_client_msg_id, Client};
+pub use client::{new_client_msg_id, Client, ConversationPage};
 pub use config::{parse_fingerprint, ClientConfig, Credentials, Resume, Transport, Trust};
 pub use error::ClientError;
 pub use events::{Event, Events};

@@ -236,13 +236,24 @@ async fn friend_requests_by_policy_with_notices() {
     assert!(bob.friends().await.unwrap().is_empty());
     assert_eq!(code(alice.remove_friend(b).await), ErrorCode::NotFound);
 
-    // Notices are a conversation of their own: listed, synced to a new device, read-only.
-    let list = bob.list_conversations().await.unwrap();
-    let notices = list
+    // Notices are a conversation of their own: synced to a new device, read-only, and not in
+    // the conversation list.
+    let sync = match bob
+        .request(parley_protocol::frames::Request::Sync(Default::default()))
+        .await
+        .unwrap()
+    {
+        parley_protocol::frames::Response::Sync(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let notices = sync
+        .conversations
         .iter()
         .find(|c| c.kind == ConversationKind::Notices)
         .unwrap()
         .id;
+    let list = bob.list_conversations().await.unwrap();
+    assert!(list.iter().all(|c| c.id != notices));
     assert_eq!(
         code(bob.send(notices, ContentType::Text, "x".into()).await),
         ErrorCode::Forbidden

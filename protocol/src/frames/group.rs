@@ -218,6 +218,17 @@ pub enum ConversationEvent {
     Recall(Seq),
     /// A friend event, in a user's notices.
     Friend(super::social::FriendEvent),
+    /// The user changed its preferences for a conversation, in its notices.
+    Prefs {
+        /// Which conversation.
+        conversation: crate::ids::ConversationId,
+        /// Pinned (`None`: unchanged).
+        pinned: Option<bool>,
+        /// Muted (`None`: unchanged).
+        muted: Option<bool>,
+        /// Hidden up to this seq; 0: shown (`None`: unchanged).
+        hidden_upto: Option<Seq>,
+    },
     /// The author added or removed a reaction on the message at `seq`.
     Reaction {
         /// Which message.
@@ -288,6 +299,9 @@ impl std::fmt::Display for ConversationEvent {
                 write!(f, "#{seq} edited: {}", String::from_utf8_lossy(content))
             }
             ConversationEvent::Recall(seq) => write!(f, "#{seq} recalled"),
+            ConversationEvent::Prefs { conversation, .. } => {
+                write!(f, "preferences for conversation {conversation} changed")
+            }
             ConversationEvent::Friend(e) => write!(
                 f,
                 "friends: {:?} from user {} to user {}",
@@ -354,6 +368,17 @@ impl From<ConversationEvent> for w::ConversationEvent {
             }),
             ConversationEvent::Recall(seq) => Kind::Recall(w::RecallEvent { seq: seq.get() }),
             ConversationEvent::Friend(f) => Kind::Friend(f.into()),
+            ConversationEvent::Prefs {
+                conversation,
+                pinned,
+                muted,
+                hidden_upto,
+            } => Kind::Prefs(w::ConversationPrefsEvent {
+                conversation_id: conversation.get(),
+                pinned,
+                muted,
+                hidden_upto_seq: hidden_upto.map(Seq::get),
+            }),
             ConversationEvent::Reaction {
                 seq,
                 emoji,
@@ -439,6 +464,12 @@ impl TryFrom<w::ConversationEvent> for ConversationEvent {
             },
             Some(Kind::Recall(r)) => ConversationEvent::Recall(seq(r.seq)?),
             Some(Kind::Friend(f)) => ConversationEvent::Friend(f.try_into()?),
+            Some(Kind::Prefs(p)) => ConversationEvent::Prefs {
+                conversation: crate::ids::ConversationId::try_from(p.conversation_id)?,
+                pinned: p.pinned,
+                muted: p.muted,
+                hidden_upto: p.hidden_upto_seq.map(Seq),
+            },
             Some(Kind::Reaction(r)) => ConversationEvent::Reaction {
                 seq: seq(r.seq)?,
                 emoji: reaction(r.emoji)?,

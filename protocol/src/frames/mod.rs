@@ -16,8 +16,8 @@ pub use group::{
     MAX_FILE_ID_BYTES, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS, MAX_REACTION_BYTES,
 };
 pub use request::{
-    ClientFrame, Credential, PeerRef, RejectedFrame, Request, SendRequest, SyncRequest,
-    MAX_PROFILES, MAX_TOKEN_BYTES,
+    ClientFrame, ConversationPrefs, Credential, PeerRef, RejectedFrame, Request, SendRequest,
+    SyncRequest, MAX_PROFILES, MAX_TOKEN_BYTES,
 };
 pub use response::{
     ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push, Receipt,

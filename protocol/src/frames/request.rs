@@ -73,6 +73,15 @@ pub struct SyncRequest {
     pub limit: u32,
 }
 
+/// Preferences of one user for one conversation (`None`: unchanged).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // see `SetConversationPrefs` in the .proto file
+pub struct ConversationPrefs {
+    pub pinned: Option<bool>,
+    pub muted: Option<bool>,
+    pub hidden: Option<bool>,
+}
+
 /// Every request a client can make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // fields mirror the documented .proto messages
@@ -116,7 +125,16 @@ pub enum Request {
     Typing {
         conversation: ConversationId,
     },
-    ListConversations,
+    ListConversations {
+        /// Page size (0: all).
+        limit: u32,
+        /// Conversations to skip.
+        offset: u32,
+    },
+    SetConversationPrefs {
+        conversation: ConversationId,
+        prefs: ConversationPrefs,
+    },
     UpdateGroup {
         conversation: ConversationId,
         change: GroupProfileChange,
@@ -240,7 +258,8 @@ impl Request {
             Request::CreateGroup { .. } => "create_group",
             Request::ChangeMembers { .. } => "change_members",
             Request::Typing { .. } => "typing",
-            Request::ListConversations => "list_conversations",
+            Request::ListConversations { .. } => "list_conversations",
+            Request::SetConversationPrefs { .. } => "set_conversation_prefs",
             Request::UpdateGroup { .. } => "update_group",
             Request::SetMemberRole { .. } => "set_member_role",
             Request::MuteMember { .. } => "mute_member",
@@ -550,7 +569,18 @@ impl TryFrom<Body> for Request {
                 blocked: b.blocked,
             },
             Body::ListBlocked(_) => Request::ListBlocked,
-            Body::ListConversations(_) => Request::ListConversations,
+            Body::ListConversations(l) => Request::ListConversations {
+                limit: l.limit,
+                offset: l.offset,
+            },
+            Body::SetConversationPrefs(p) => Request::SetConversationPrefs {
+                conversation: conversation(p.conversation_id)?,
+                prefs: ConversationPrefs {
+                    pinned: p.pinned,
+                    muted: p.muted,
+                    hidden: p.hidden,
+                },
+            },
             Body::Typing(t) => Request::Typing {
                 conversation: conversation(t.conversation_id)?,
             },
@@ -829,7 +859,18 @@ impl From<Request> for Body {
             Request::Typing { conversation } => Body::Typing(w::Typing {
                 conversation_id: conversation.get(),
             }),
-            Request::ListConversations => Body::ListConversations(w::ListConversations {}),
+            Request::ListConversations { limit, offset } => {
+                Body::ListConversations(w::ListConversations { limit, offset })
+            }
+            Request::SetConversationPrefs {
+                conversation,
+                prefs,
+            } => Body::SetConversationPrefs(w::SetConversationPrefs {
+                conversation_id: conversation.get(),
+                pinned: prefs.pinned,
+                muted: prefs.muted,
+                hidden: prefs.hidden,
+            }),
         }
     }
 }

@@ -100,6 +100,11 @@ pub struct ConversationInfo {
     pub group: Option<Box<GroupProfile>>,
     pub my_role: MemberRole,
     pub my_muted_until_ms: u64,
+    pub pinned: bool,
+    pub muted: bool,
+    pub hidden: bool,
+    /// `ListConversations` only (boxed: rarely set, and the info is moved around).
+    pub last_message: Option<Box<Message>>,
 }
 
 /// A cursor moved by some user.
@@ -172,7 +177,11 @@ pub enum Response {
     Error(ErrorInfo),
     Conversation(ConversationInfo),
     Ok,
-    ConversationList(Vec<ConversationInfo>),
+    ConversationList {
+        conversations: Vec<ConversationInfo>,
+        total_unread: u64,
+        total: u32,
+    },
     MemberList {
         members: Vec<MemberInfo>,
         has_more: bool,
@@ -274,6 +283,10 @@ impl From<ConversationInfo> for w::ConversationInfo {
             group: c.group.map(|g| (*g).into()),
             my_role: c.my_role.to_wire(),
             my_muted_until_ms: c.my_muted_until_ms,
+            pinned: c.pinned,
+            muted: c.muted,
+            hidden: c.hidden,
+            last_message: c.last_message.map(|m| (*m).into()),
         }
     }
 }
@@ -354,8 +367,14 @@ impl From<Response> for Body {
             Response::Error(e) => Body::Error(e.into()),
             Response::Conversation(c) => Body::Conversation(c.into()),
             Response::Ok => Body::Ok(w::Ok {}),
-            Response::ConversationList(list) => Body::ConversationList(w::ConversationList {
-                conversations: list.into_iter().map(Into::into).collect(),
+            Response::ConversationList {
+                conversations,
+                total_unread,
+                total,
+            } => Body::ConversationList(w::ConversationList {
+                conversations: conversations.into_iter().map(Into::into).collect(),
+                total_unread,
+                total,
             }),
             Response::MemberList {
                 members,
@@ -471,6 +490,13 @@ impl TryFrom<w::ConversationInfo> for ConversationInfo {
             group: c.group.map(|g| Box::new(g.into())),
             my_role: MemberRole::from_wire(c.my_role),
             my_muted_until_ms: c.my_muted_until_ms,
+            pinned: c.pinned,
+            muted: c.muted,
+            hidden: c.hidden,
+            last_message: c
+                .last_message
+                .map(|m| Message::try_from(m).map(Box::new))
+                .transpose()?,
         })
     }
 }
@@ -559,12 +585,15 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         Body::Error(e) => Response::Error(e.into()),
         Body::Conversation(c) => Response::Conversation(c.try_into()?),
         Body::Ok(_) => Response::Ok,
-        Body::ConversationList(l) => Response::ConversationList(
-            l.conversations
+        Body::ConversationList(l) => Response::ConversationList {
+            conversations: l
+                .conversations
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
-        ),
+            total_unread: l.total_unread,
+            total: l.total,
+        },
         Body::MemberList(l) => Response::MemberList {
             members: l
                 .members

@@ -68,7 +68,10 @@ fn requests_round_trip() {
             remove: vec![UserId::try_from(5).unwrap()],
             request_key: None,
         },
-        Request::ListConversations,
+        Request::ListConversations {
+            limit: 20,
+            offset: 40,
+        },
     ];
     for (i, request) in requests.into_iter().enumerate() {
         let frame = ClientFrame {
@@ -113,7 +116,11 @@ fn server_frames_round_trip() {
         ServerFrame::Push(Push::Message(event)),
         ServerFrame::Response(
             RequestId::try_from(6).unwrap(),
-            Response::ConversationList(vec![]),
+            Response::ConversationList {
+                conversations: vec![],
+                total_unread: 3,
+                total: 7,
+            },
         ),
         ServerFrame::Push(Push::SyncNeeded),
         ServerFrame::Response(

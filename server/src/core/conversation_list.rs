@@ -1,34 +1,139 @@
-//! The caller's conversation list, newest activity first.
+//! The caller's conversation list and its preferences (pinned, muted, hidden).
 
-use parley_protocol::frames::ConversationInfo;
-use parley_protocol::ids::Seq;
+use parley_protocol::frames::{ConversationEvent, ConversationInfo, ConversationPrefs};
+use parley_protocol::ids::{ConversationId, Seq, SessionId};
 use parley_protocol::session::Identity;
 
-use super::{internal, Core, CoreResult};
+use super::conversations::info_with;
+use super::{internal, Answer, Core, CoreResult, Pending};
+use crate::clock::now_ms;
+
+/// One page of the list, with the badge count over all of it.
+pub struct ListPage {
+    /// The page, in list order.
+    pub conversations: Vec<ConversationInfo>,
+    /// Unread over every listed conversation that is not muted.
+    pub total_unread: u64,
+    /// Conversations listed in all.
+    pub total: u32,
+}
 
 impl Core {
-    /// Every conversation the caller belongs to, as the caller sees it (cursors, unread), ordered
-    /// by the server time of its newest entry, newest first; conversations without entries come
-    /// last, newest first by id.
-    pub fn list_conversations(&self, me: &Identity) -> CoreResult<Vec<ConversationInfo>> {
-        let mut listed: Vec<(u64, ConversationInfo)> = Vec::new();
-        for conv in self.store.user_conversations(me.user).map_err(internal)? {
-            let Ok((members, record)) = self.membership(conv, me.user) else {
-                continue; // left between the two reads
+    /// The caller's conversations (not its notices: they are in sync): pinned first, then by latest activity (the log position of
+    /// the newest entry: positions grow with every commit, and they are in memory, so ordering
+    /// reads no entry), conversations without entries last by id; hidden ones left out. Only
+    /// the page's conversations are read in full (with their last entry).
+    pub fn list_conversations(
+        &self,
+        me: &Identity,
+        limit: u32,
+        offset: u32,
+    ) -> CoreResult<ListPage> {
+        let convs = self.store.user_conversations(me.user).map_err(internal)?;
+        let activity = self.store.activity(&convs);
+        let prefs = self.store.user_prefs(me.user).map_err(internal)?;
+        let cursors: std::collections::HashMap<_, _> = self
+            .store
+            .user_cursors(me.user)
+            .map_err(internal)?
+            .into_iter()
+            .collect();
+        let notices = self.store.notices_of(me.user).map_err(internal)?;
+        let mut listed = Vec::with_capacity(convs.len());
+        let mut total_unread = 0u64;
+        for (conv, (head, pos)) in convs.into_iter().zip(activity) {
+            let p = prefs.get(&conv).copied().unwrap_or_default();
+            if p.hidden_at(head) || Some(conv) == notices {
+                continue;
+            }
+            if !p.muted && head != Seq::ZERO {
+                let Ok((_, me_rec)) = self.membership(conv, me.user) else {
+                    continue; // left between the two reads
+                };
+                let read = cursors.get(&conv).map_or(Seq::ZERO, |c| c.read);
+                let floor = read.get().max(me_rec.from_seq.saturating_sub(1));
+                total_unread += head.get().saturating_sub(floor);
+            }
+            listed.push((p.pinned, pos, conv));
+        }
+        // Pinned first; then newest activity; no entries last, newest id first.
+        listed.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| match (a.1, b.1) {
+                    (Some(x), Some(y)) => y.cmp(&x),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                })
+                .then(b.2.cmp(&a.2))
+        });
+        let total = u32::try_from(listed.len()).unwrap_or(u32::MAX);
+        let take = match limit {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        let mut page = Vec::new();
+        for (_, _, conv) in listed.into_iter().skip(offset as usize).take(take) {
+            let Ok((members, rec)) = self.membership(conv, me.user) else {
+                continue;
             };
-            let info = self.info_from(conv, &members, me.user, &record)?;
-            let last_ms = match info.head {
-                Seq::ZERO => 0,
-                head => self
+            let head = self.store.head(conv).map_err(internal)?;
+            let c = cursors.get(&conv).copied().unwrap_or_default();
+            let p = prefs.get(&conv).copied().unwrap_or_default();
+            let mut info = info_with(conv, &members, &rec, head, c, p);
+            if head != Seq::ZERO && head.get() >= rec.from_seq {
+                let mut last = self
                     .store
                     .messages(conv, Seq(head.get() - 1), head, 1, usize::MAX)
-                    .map_err(internal)?
-                    .first()
-                    .map_or(0, |m| m.server_time_ms),
-            };
-            listed.push((last_ms, info));
+                    .map_err(internal)?;
+                self.store.render(conv, &mut last).map_err(internal)?;
+                info.last_message = last.pop().map(Box::new);
+            }
+            page.push(info);
         }
-        listed.sort_by(|(a_ms, a), (b_ms, b)| b_ms.cmp(a_ms).then(b.id.cmp(&a.id)));
-        Ok(listed.into_iter().map(|(_, info)| info).collect())
+        Ok(ListPage {
+            conversations: page,
+            total_unread,
+            total,
+        })
+    }
+
+    /// Pins, mutes or hides a conversation for the caller: an event in its notices, so every
+    /// device of the caller hears it. `None`: nothing changes.
+    pub async fn set_conversation_prefs(
+        &self,
+        me: &Identity,
+        origin: Option<SessionId>,
+        conv: ConversationId,
+        prefs: ConversationPrefs,
+    ) -> CoreResult<Option<Pending>> {
+        self.membership(conv, me.user)?;
+        let now = self.store.prefs(me.user, conv).map_err(internal)?;
+        let head = self.store.head(conv).map_err(internal)?;
+        let pinned = prefs.pinned.filter(|v| *v != now.pinned);
+        let muted = prefs.muted.filter(|v| *v != now.muted);
+        // Hiding a conversation without entries changes nothing: it is listed last and shows
+        // again with its first entry anyway.
+        let hidden_upto = match prefs.hidden {
+            Some(true) if head != Seq::ZERO && head.get() != now.hidden_upto => Some(head),
+            Some(false) if now.hidden_upto != 0 => Some(Seq::ZERO),
+            _ => None,
+        };
+        if pinned.is_none() && muted.is_none() && hidden_upto.is_none() {
+            return Ok(None);
+        }
+        let notices = self
+            .store
+            .notices_conversation(me.user, now_ms())
+            .map_err(internal)?;
+        let event = ConversationEvent::Prefs {
+            conversation: conv,
+            pinned,
+            muted,
+            hidden_upto,
+        };
+        self.commit_event(me, origin, notices, event, None, Answer::Ok)
+            .await
+            .map(Some)
     }
 }

@@ -16,7 +16,9 @@ use parley_protocol::ErrorCode;
 
 use super::{err, internal, Answer, Core, CoreResult, Pending};
 use crate::clock::now_ms;
-use crate::store::{CommitItem, ConversationRecord, GroupSettings, MemberRecord, Members, Role};
+use crate::store::{
+    CommitItem, ConversationRecord, Cursors, GroupSettings, MemberRecord, Members, Prefs, Role,
+};
 
 impl Core {
     /// The conversation and its members; `NOT_FOUND` if it does not exist.
@@ -189,26 +191,8 @@ impl Core {
     ) -> CoreResult<ConversationInfo> {
         let head = self.store.head(conv).map_err(internal)?;
         let cursors = self.store.cursors(user, conv).map_err(internal)?;
-        let visible_from = Seq(me.from_seq.max(1));
-        let read = cursors.read.max(Seq(visible_from.get() - 1));
-        Ok(ConversationInfo {
-            id: conv,
-            kind: members.record.kind(),
-            name: members.record.name.clone(),
-            members: members.ids().collect(),
-            head,
-            delivered: cursors.delivered,
-            read: cursors.read,
-            unread: head.get().saturating_sub(read.get()),
-            owner: members.record.owner.and_then(|o| UserId::try_from(o).ok()),
-            visible_from,
-            group: members
-                .record
-                .group
-                .then(|| Box::new(group_profile(&members.record))),
-            my_role: member_role(me.role),
-            my_muted_until_ms: me.muted_until_ms,
-        })
+        let prefs = self.store.prefs(user, conv).map_err(internal)?;
+        Ok(info_with(conv, members, me, head, cursors, prefs))
     }
 
     /// The 1:1 conversation with a peer (created on first use).
@@ -376,5 +360,40 @@ pub(crate) fn member_role(role: Role) -> MemberRole {
         Role::Owner => MemberRole::Owner,
         Role::Manager => MemberRole::Manager,
         Role::Member => MemberRole::Member,
+    }
+}
+
+/// The conversation as one member sees it, from what was read for it.
+pub(crate) fn info_with(
+    conv: ConversationId,
+    members: &Members,
+    me: &MemberRecord,
+    head: Seq,
+    cursors: Cursors,
+    prefs: Prefs,
+) -> ConversationInfo {
+    let visible_from = Seq(me.from_seq.max(1));
+    let read = cursors.read.max(Seq(visible_from.get() - 1));
+    ConversationInfo {
+        id: conv,
+        kind: members.record.kind(),
+        name: members.record.name.clone(),
+        members: members.ids().collect(),
+        head,
+        delivered: cursors.delivered,
+        read: cursors.read,
+        unread: head.get().saturating_sub(read.get()),
+        owner: members.record.owner.and_then(|o| UserId::try_from(o).ok()),
+        visible_from,
+        group: members
+            .record
+            .group
+            .then(|| Box::new(group_profile(&members.record))),
+        my_role: member_role(me.role),
+        my_muted_until_ms: me.muted_until_ms,
+        pinned: prefs.pinned,
+        muted: prefs.muted,
+        hidden: prefs.hidden_at(head),
+        last_message: None,
     }
 }

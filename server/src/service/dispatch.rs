@@ -110,9 +110,21 @@ impl Service {
                 core.typing(me, conversation)?;
                 now(Response::Ok)
             }
-            Request::ListConversations => {
-                now(Response::ConversationList(core.list_conversations(me)?))
+            Request::ListConversations { limit, offset } => {
+                let page = core.list_conversations(me, limit, offset)?;
+                now(Response::ConversationList {
+                    conversations: page.conversations,
+                    total_unread: page.total_unread,
+                    total: page.total,
+                })
             }
+            Request::SetConversationPrefs {
+                conversation,
+                prefs,
+            } => self.change(me, move |core, me| async move {
+                core.set_conversation_prefs(&me, session, conversation, prefs)
+                    .await
+            }),
             Request::UpdateGroup {
                 conversation,
                 change,

@@ -91,7 +91,10 @@ async fn anonymous_callers_may_only_register_log_in_refresh_or_ping() {
     let conv = ConversationId::try_from(1).unwrap();
     for request in [
         send(conv, "x", "k"),
-        Request::ListConversations,
+        Request::ListConversations {
+            limit: 0,
+            offset: 0,
+        },
         Request::Logout,
         Request::Typing { conversation: conv },
     ] {
@@ -255,7 +258,19 @@ async fn membership_changes_are_ordered_events_heard_by_members_before_and_after
     // Bob is out, carol in and sees the group from the event on.
     let r = h.call(&bob, send(group, "still here?", "x")).await;
     assert_eq!(error_code(&r), Some(ErrorCode::NotFound));
-    let Response::ConversationList(list) = h.call(&carol, Request::ListConversations).await else {
+    let Response::ConversationList {
+        conversations: list,
+        ..
+    } = h
+        .call(
+            &carol,
+            Request::ListConversations {
+                limit: 0,
+                offset: 0,
+            },
+        )
+        .await
+    else {
         panic!()
     };
     assert_eq!((list[0].id, list[0].visible_from), (group, Seq(1)));

@@ -36,7 +36,12 @@ async fn requests_go_through_the_service_and_pushes_come_back_out() {
     let mut alice = h.connect();
     let mut bob = h.connect();
     // Before login only login-like requests and pings are taken.
-    let r = alice.call(Request::ListConversations).await;
+    let r = alice
+        .call(Request::ListConversations {
+            limit: 0,
+            offset: 0,
+        })
+        .await;
     assert!(matches!(r, Response::Error(e) if e.code == ErrorCode::Unauthenticated));
     let a = logged_in(&mut alice, "alice").await;
     let b = logged_in(&mut bob, "bob").await;
@@ -66,7 +71,16 @@ async fn requests_go_through_the_service_and_pushes_come_back_out() {
         }
         other => panic!("{other:?}"),
     }
-    let Response::ConversationList(list) = bob.call(Request::ListConversations).await else {
+    let Response::ConversationList {
+        conversations: list,
+        ..
+    } = bob
+        .call(Request::ListConversations {
+            limit: 0,
+            offset: 0,
+        })
+        .await
+    else {
         panic!()
     };
     assert_eq!((list.len(), list[0].unread), (1, 1));

@@ -179,6 +179,14 @@ impl Store {
             .map_err(tx_err)
     }
 
+    /// The notices conversation of `user`, if it has one.
+    pub fn notices_of(&self, user: UserId) -> Result<Option<ConversationId>> {
+        self.notices
+            .get(u64_key(user.get()))?
+            .map(|v| keys::conversation(&v, "notices"))
+            .transpose()
+    }
+
     /// The notices conversation of `user`, created on first use.
     pub fn notices_conversation(&self, user: UserId, now_ms: u64) -> Result<ConversationId> {
         let key = u64_key(user.get());

@@ -33,6 +33,19 @@ impl Store {
         ))
     }
 
+    /// Every cursor of `user`, by conversation (one scan).
+    pub fn user_cursors(&self, user: UserId) -> Result<Vec<(ConversationId, Cursors)>> {
+        self.cursors
+            .scan_prefix(super::keys::u64_key(user.get()))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let (_, conv) = decode_pair(&k, "cursors")?;
+                let conv = super::keys::conversation(&super::keys::u64_key(conv), "cursors")?;
+                Ok((conv, decode(Some(&v))))
+            })
+            .collect()
+    }
+
     /// Moves a cursor forward to `seq` (a read cursor moves the delivered one too). Returns the
     /// cursors before and after; equal if nothing moved.
     pub fn advance_cursor(

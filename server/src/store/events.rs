@@ -142,6 +142,12 @@ impl Store {
                 }
             }),
             ConversationEvent::Friend(e) => self.apply_friend_event(e, entry.server_time_ms),
+            ConversationEvent::Prefs {
+                conversation,
+                pinned,
+                muted,
+                hidden_upto,
+            } => self.apply_prefs(entry.sender, *conversation, *pinned, *muted, *hidden_upto),
             ConversationEvent::Recall(seq) => self.amend(conv, *seq, |a| {
                 a.recalled = true;
                 a.reactions.clear();

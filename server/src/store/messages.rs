@@ -445,6 +445,24 @@ impl Store {
         Ok(self.messages.head(conv).seq)
     }
 
+    /// Where each conversation's newest entry is in the log (`None`: no entries), read under
+    /// one lock. Log positions grow with every commit, so they order conversations by latest
+    /// activity without reading any entry.
+    pub fn activity(&self, convs: &[ConversationId]) -> Vec<(Seq, Option<u64>)> {
+        let heads = self
+            .messages
+            .heads
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        convs
+            .iter()
+            .map(|c| match heads.get(c) {
+                Some(h) if h.seq != Seq::ZERO => (h.seq, Some(h.pos)),
+                _ => (Seq::ZERO, None),
+            })
+            .collect()
+    }
+
     /// The id the next message will get.
     pub fn next_message_id(&self) -> Result<u64> {
         Ok(lock(&self.messages.writer).indexed_next_id)

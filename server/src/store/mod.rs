@@ -27,6 +27,7 @@
 //! | `remarks`   | user id, other user id                | remark (utf-8)                 |
 //! | `blocks`    | blocker id, blocked id                | since, Unix ms (u64 BE)        |
 //! | `notices`   | user id                               | its notices conversation id    |
+//! | `prefs`     | user id, conversation id              | [`Prefs`] (JSON)               |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -68,7 +69,7 @@ pub use cursors::Cursors;
 pub use events::{Amendment, JoinRequestRecord};
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
-pub use social::{ProfileRecord, Relation};
+pub use social::{Prefs, ProfileRecord, Relation};
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,7 @@ pub struct Store {
     remarks: sled::Tree,
     blocks: sled::Tree,
     notices: sled::Tree,
+    prefs: sled::Tree,
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
@@ -201,6 +203,7 @@ impl Store {
             block_set: std::sync::Arc::new(social::BlockSet::load(&db.open_tree("blocks")?)?),
             blocks: db.open_tree("blocks")?,
             notices: db.open_tree("notices")?,
+            prefs: db.open_tree("prefs")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),

@@ -151,6 +151,27 @@ pub enum Relation {
     },
 }
 
+/// One user's preferences for one conversation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prefs {
+    /// Listed first.
+    #[serde(default)]
+    pub pinned: bool,
+    /// No notifications, not in the unread badge.
+    #[serde(default)]
+    pub muted: bool,
+    /// Hidden up to this seq (shown again once the head passes it); 0: shown.
+    #[serde(default)]
+    pub hidden_upto: u64,
+}
+
+impl Prefs {
+    /// Hidden with the conversation's head at `head`.
+    pub fn hidden_at(&self, head: parley_protocol::ids::Seq) -> bool {
+        self.hidden_upto != 0 && head.get() <= self.hidden_upto
+    }
+}
+
 /// Every block, in memory: a send in a 1:1 conversation checks it, so it must cost no store
 /// read. Blocks are few; an empty set is one branch.
 #[derive(Debug, Default)]
@@ -288,6 +309,62 @@ impl Store {
     ) -> Result<()> {
         if self.relation(user, other)?.is_some_and(|r| pred(&r)) {
             self.relations.remove(pair(user.get(), other.get()))?;
+        }
+        Ok(())
+    }
+
+    /// `user`'s preferences for `conv` (defaults if never set).
+    pub fn prefs(&self, user: UserId, conv: parley_protocol::ids::ConversationId) -> Result<Prefs> {
+        Ok(self
+            .prefs
+            .get(pair(user.get(), conv.get()))?
+            .map(|v| from_json(&v, "prefs"))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Every preference `user` set, by conversation (one scan).
+    pub fn user_prefs(
+        &self,
+        user: UserId,
+    ) -> Result<std::collections::HashMap<parley_protocol::ids::ConversationId, Prefs>> {
+        self.prefs
+            .scan_prefix(u64_key(user.get()))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let (_, conv) = keys::decode_pair(&k, "prefs")?;
+                Ok((
+                    keys::conversation(&u64_key(conv), "prefs")?,
+                    from_json(&v, "prefs")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Applies a preferences event of `user`.
+    pub(super) fn apply_prefs(
+        &self,
+        user: UserId,
+        conv: parley_protocol::ids::ConversationId,
+        pinned: Option<bool>,
+        muted: Option<bool>,
+        hidden_upto: Option<parley_protocol::ids::Seq>,
+    ) -> Result<()> {
+        let mut p = self.prefs(user, conv)?;
+        if let Some(v) = pinned {
+            p.pinned = v;
+        }
+        if let Some(v) = muted {
+            p.muted = v;
+        }
+        if let Some(v) = hidden_upto {
+            p.hidden_upto = v.get();
+        }
+        let key = pair(user.get(), conv.get());
+        if p == Prefs::default() {
+            self.prefs.remove(key)?;
+        } else {
+            self.prefs.insert(key, json(&p))?;
         }
         Ok(())
     }
