@@ -54,4 +54,7 @@ pub enum SessionEvent {
     SyncNeeded,
     /// The same device opened another session; this one is over.
     Replaced,
+    /// The device was signed out (password change, sign-out from another device); this
+    /// session is over.
+    SignedOut,
 }

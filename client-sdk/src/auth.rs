@@ -32,6 +32,10 @@ impl Credentials {
                 credential: Credential::AccessToken(token.clone()),
                 device,
             },
+            Credentials::Guest { nickname } => Request::GuestLogin {
+                device,
+                nickname: nickname.clone(),
+            },
         })
     }
 }

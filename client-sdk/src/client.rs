@@ -271,6 +271,31 @@ impl Client {
         }
     }
 
+    /// Changes this user's password; every other device is signed out.
+    pub async fn change_password(&self, old: &str, new: &str) -> Result<(), ClientError> {
+        let request = Request::ChangePassword {
+            old: parley_protocol::values::Password::try_from(old)?,
+            new: parley_protocol::values::NewPassword::try_from(new)?,
+        };
+        expect_ok(self.call(request).await?)
+    }
+
+    /// This user's devices that hold tokens.
+    pub async fn devices(&self) -> Result<Vec<parley_protocol::frames::DeviceEntry>, ClientError> {
+        match self.call(Request::ListDevices).await? {
+            Response::Devices(d) => Ok(d),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Signs one of this user's devices out (its sessions close, its tokens stop working).
+    pub async fn sign_out_device(
+        &self,
+        device: parley_protocol::ids::DeviceId,
+    ) -> Result<(), ClientError> {
+        expect_ok(self.call(Request::SignOutDevice(device)).await?)
+    }
+
     /// Revokes this device's tokens and stops the client ([`Event::Closed`](crate::Event)
     /// follows; no reconnect).
     pub async fn logout(&self) -> Result<(), ClientError> {

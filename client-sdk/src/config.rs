@@ -66,6 +66,11 @@ pub enum Credentials {
     },
     /// Log in with an access token from an earlier [`LoginResult`](parley_protocol::frames::LoginResult).
     Token(String),
+    /// Log in as a new temporary guest account (limited rights; reconnects use its tokens).
+    Guest {
+        /// Shown as its nickname (may be empty).
+        nickname: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -75,6 +80,7 @@ impl std::fmt::Debug for Credentials {
             Credentials::Register { account, .. } => write!(f, "Register({account})"),
             Credentials::Password { account, .. } => write!(f, "Password({account})"),
             Credentials::Token(_) => f.write_str("Token(..)"),
+            Credentials::Guest { nickname } => write!(f, "Guest({nickname:?})"),
         }
     }
 }

@@ -136,12 +136,24 @@ pub struct HeartbeatSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Access token lifetime.
+    /// Access token lifetime (desktop, command line, unspecified platforms).
     #[serde(with = "humantime_serde")]
     pub access_ttl: Duration,
-    /// Refresh token lifetime.
+    /// Refresh token lifetime (desktop, command line, unspecified platforms).
     #[serde(with = "humantime_serde")]
     pub refresh_ttl: Duration,
+    /// Access token lifetime of web clients (shorter: browsers are shared and leak).
+    #[serde(with = "humantime_serde")]
+    pub web_access_ttl: Duration,
+    /// Refresh token lifetime of web clients.
+    #[serde(with = "humantime_serde")]
+    pub web_refresh_ttl: Duration,
+    /// Access token lifetime of iOS and Android clients.
+    #[serde(with = "humantime_serde")]
+    pub mobile_access_ttl: Duration,
+    /// Refresh token lifetime of iOS and Android clients (longer: phones stay logged in).
+    #[serde(with = "humantime_serde")]
+    pub mobile_refresh_ttl: Duration,
 }
 
 /// Store tuning.
@@ -216,11 +228,27 @@ impl Default for HeartbeatSettings {
     }
 }
 
+impl AuthConfig {
+    /// Access and refresh token lifetimes for a platform.
+    pub fn ttls(&self, platform: parley_protocol::frames::Platform) -> (Duration, Duration) {
+        use parley_protocol::frames::Platform;
+        match platform {
+            Platform::Web => (self.web_access_ttl, self.web_refresh_ttl),
+            Platform::Ios | Platform::Android => (self.mobile_access_ttl, self.mobile_refresh_ttl),
+            _ => (self.access_ttl, self.refresh_ttl),
+        }
+    }
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             access_ttl: Duration::from_secs(2 * 3600),
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            web_access_ttl: Duration::from_secs(3600),
+            web_refresh_ttl: Duration::from_secs(24 * 3600),
+            mobile_access_ttl: Duration::from_secs(2 * 3600),
+            mobile_refresh_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -319,8 +347,17 @@ impl Config {
         if h.interval.is_zero() || h.timeout <= h.interval || h.login_timeout.is_zero() {
             return bad("heartbeat.timeout must exceed heartbeat.interval, both non-zero");
         }
-        if self.auth.access_ttl.is_zero() || self.auth.refresh_ttl < self.auth.access_ttl {
-            return bad("auth.refresh_ttl must be at least auth.access_ttl, both non-zero");
+        let a = &self.auth;
+        let pairs = [
+            (a.access_ttl, a.refresh_ttl),
+            (a.web_access_ttl, a.web_refresh_ttl),
+            (a.mobile_access_ttl, a.mobile_refresh_ttl),
+        ];
+        if pairs
+            .iter()
+            .any(|(access, refresh)| access.is_zero() || refresh < access)
+        {
+            return bad("auth: each refresh_ttl must be at least its access_ttl, both non-zero");
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return bad("tls.cert and tls.key must be given together");

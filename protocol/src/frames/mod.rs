@@ -20,8 +20,8 @@ pub use request::{
     SyncRequest, MAX_PROFILES, MAX_TOKEN_BYTES,
 };
 pub use response::{
-    ConversationInfo, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push, Receipt,
-    Response, SendAck, ServerFrame, SyncResponse,
+    ConversationInfo, DeviceEntry, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push,
+    Receipt, Response, SendAck, ServerFrame, SyncResponse,
 };
 
 pub use shared::SharedPush;

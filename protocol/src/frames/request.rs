@@ -11,7 +11,7 @@ use super::group::{
 use super::social::{friend_message, name, ProfileChange, SettingsChange, MAX_QUERY_CHARS};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, InvalidInput};
-use crate::ids::{Account, ClientMsgId, ConversationId, RequestId, Seq, UserId};
+use crate::ids::{Account, ClientMsgId, ConversationId, DeviceId, RequestId, Seq, UserId};
 use crate::values::{GroupName, NewPassword, Password};
 use crate::wire as w;
 use crate::wire::frame::Body;
@@ -100,6 +100,16 @@ pub enum Request {
         device: Device,
     },
     Logout,
+    GuestLogin {
+        device: Device,
+        nickname: String,
+    },
+    ChangePassword {
+        old: Password,
+        new: NewPassword,
+    },
+    ListDevices,
+    SignOutDevice(DeviceId),
     Send(SendRequest),
     CursorAck {
         conversation: ConversationId,
@@ -250,6 +260,10 @@ impl Request {
             Request::Login { .. } => "login",
             Request::Refresh { .. } => "refresh",
             Request::Logout => "logout",
+            Request::GuestLogin { .. } => "guest_login",
+            Request::ChangePassword { .. } => "change_password",
+            Request::ListDevices => "list_devices",
+            Request::SignOutDevice(_) => "sign_out_device",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
             Request::Sync(_) => "sync",
@@ -295,6 +309,7 @@ impl Request {
             self,
             Request::Register { .. }
                 | Request::Login { .. }
+                | Request::GuestLogin { .. }
                 | Request::Refresh { .. }
                 | Request::Ping { .. }
         )
@@ -386,6 +401,16 @@ impl TryFrom<Body> for Request {
                 device: Device::try_from(r.device)?,
             },
             Body::Logout(_) => Request::Logout,
+            Body::GuestLogin(g) => Request::GuestLogin {
+                device: Device::try_from(g.device)?,
+                nickname: name(g.nickname, "nickname")?,
+            },
+            Body::ChangePassword(c) => Request::ChangePassword {
+                old: Password::try_from(c.old_password)?,
+                new: NewPassword::try_from(c.new_password)?,
+            },
+            Body::ListDevices(_) => Request::ListDevices,
+            Body::SignOutDevice(d) => Request::SignOutDevice(DeviceId::try_from(d.device_id)?),
             Body::Send(s) => Request::Send(SendRequest {
                 conversation: conversation(s.conversation_id)?,
                 content_type: ContentType::from_wire(s.content_type),
@@ -621,6 +646,18 @@ impl From<Request> for Body {
                 device: Some(device.into()),
             }),
             Request::Logout => Body::Logout(w::Logout {}),
+            Request::GuestLogin { device, nickname } => Body::GuestLogin(w::GuestLogin {
+                device: Some(device.into()),
+                nickname,
+            }),
+            Request::ChangePassword { old, new } => Body::ChangePassword(w::ChangePassword {
+                old_password: old.into(),
+                new_password: new.into(),
+            }),
+            Request::ListDevices => Body::ListDevices(w::ListDevices {}),
+            Request::SignOutDevice(d) => Body::SignOutDevice(w::SignOutDevice {
+                device_id: d.into(),
+            }),
             Request::Send(s) => Body::Send(w::Send {
                 conversation_id: s.conversation.get(),
                 content_type: s.content_type.to_wire(),

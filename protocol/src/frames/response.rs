@@ -6,7 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message as _;
 
-use super::common::{ContentType, ConversationKind, CursorKind, GoAwayReason, WireErrorCode};
+use super::common::{
+    ContentType, ConversationKind, CursorKind, GoAwayReason, Platform, WireErrorCode,
+};
 use super::group::{
     Amendments, ConversationEvent, GroupInfo, GroupProfile, MemberInfo, MemberRole,
 };
@@ -206,6 +208,18 @@ pub enum Response {
     },
     Friends(Vec<Friend>),
     FriendRequests(Vec<FriendRequestInfo>),
+    Devices(Vec<DeviceEntry>),
+}
+
+/// One of a user's devices, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `DeviceEntry` in the .proto file
+pub struct DeviceEntry {
+    pub device: DeviceId,
+    pub platform: Platform,
+    pub last_login_ms: u64,
+    pub online: bool,
+    pub current: bool,
 }
 
 /// Something the server tells the client unasked.
@@ -405,6 +419,18 @@ impl From<Response> for Body {
             }),
             Response::FriendRequests(r) => Body::FriendRequestList(w::FriendRequestList {
                 requests: r.into_iter().map(Into::into).collect(),
+            }),
+            Response::Devices(d) => Body::DeviceList(w::DeviceList {
+                devices: d
+                    .into_iter()
+                    .map(|d| w::DeviceEntry {
+                        device_id: d.device.into(),
+                        platform: d.platform.to_wire(),
+                        last_login_ms: d.last_login_ms,
+                        online: d.online,
+                        current: d.current,
+                    })
+                    .collect(),
             }),
         }
     }
@@ -623,6 +649,20 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         },
         Body::FriendResult(f) => Response::FriendResult { pending: f.pending },
         Body::FriendList(f) => Response::Friends(f.friends.into_iter().map(Into::into).collect()),
+        Body::DeviceList(d) => Response::Devices(
+            d.devices
+                .into_iter()
+                .map(|d| {
+                    Ok(DeviceEntry {
+                        device: DeviceId::try_from(d.device_id)?,
+                        platform: Platform::from_wire(d.platform),
+                        last_login_ms: d.last_login_ms,
+                        online: d.online,
+                        current: d.current,
+                    })
+                })
+                .collect::<Result<_, InvalidInput>>()?,
+        ),
         Body::FriendRequestList(r) => {
             Response::FriendRequests(r.requests.into_iter().map(Into::into).collect())
         }

@@ -3,10 +3,10 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use parley_protocol::frames::{Credential, Device, LoginResult};
-use parley_protocol::ids::{Account, UserId};
+use parley_protocol::frames::{Credential, Device, DeviceEntry, LoginResult, Platform};
+use parley_protocol::ids::{Account, DeviceId, UserId};
 use parley_protocol::session::Identity;
-use parley_protocol::values::NewPassword;
+use parley_protocol::values::{NewPassword, Password};
 use parley_protocol::ErrorCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -83,6 +83,7 @@ impl Core {
             account: account.to_string(),
             password_hash: hash,
             created_ms: now_ms(),
+            guest: false,
         };
         let user = self
             .store
@@ -169,6 +170,143 @@ impl Core {
         Ok(outcome)
     }
 
+    /// Creates a temporary guest account and logs it in.
+    pub async fn guest_login(&self, device: Device, nickname: String) -> CoreResult<LoginOutcome> {
+        let record = UserRecord {
+            // Nobody knows this password: a guest comes back with its refresh token only.
+            password_hash: DUMMY_HASH.to_owned(),
+            account: String::new(),
+            created_ms: now_ms(),
+            guest: true,
+        };
+        let (user, account) = loop {
+            let raw: [u8; 6] = rand::random();
+            let account = Account::try_from(format!("guest-{}", hex::encode(raw)))
+                .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+            let record = UserRecord {
+                account: account.to_string(),
+                ..record.clone()
+            };
+            if let Some(user) = self
+                .store
+                .create_user(&account, &record)
+                .map_err(internal)?
+            {
+                break (user, account);
+            }
+        };
+        if !nickname.is_empty() {
+            let mut profile = crate::store::ProfileRecord {
+                nickname,
+                ..Default::default()
+            };
+            // Guests are not found by search.
+            profile.searchable_by_account = false;
+            profile.searchable_by_name = false;
+            self.store
+                .put_profile_record(user, &profile)
+                .map_err(internal)?;
+        }
+        let outcome = self.issue(user, account, device)?;
+        self.durable().await?;
+        Ok(outcome)
+    }
+
+    /// True if `user` is a guest.
+    pub fn is_guest(&self, user: UserId) -> CoreResult<bool> {
+        Ok(self
+            .store
+            .user(user)
+            .map_err(internal)?
+            .is_some_and(|r| r.guest))
+    }
+
+    /// Changes the caller's password and signs every other device out.
+    pub async fn change_password(
+        &self,
+        me: &Identity,
+        session: Option<parley_protocol::ids::SessionId>,
+        old: Password,
+        new: NewPassword,
+    ) -> CoreResult<()> {
+        let record = self
+            .store
+            .user(me.user)
+            .map_err(internal)?
+            .ok_or_else(|| err(ErrorCode::AuthFailed, "account no longer exists"))?;
+        if record.guest {
+            return Err(err(ErrorCode::Forbidden, "guests have no password"));
+        }
+        let stored = record.password_hash;
+        let hash = self
+            .hash_blocking(move || {
+                let ok = PasswordHash::new(&stored).is_ok_and(|h| {
+                    Argon2::default()
+                        .verify_password(old.expose().as_bytes(), &h)
+                        .is_ok()
+                });
+                ok.then(|| {
+                    let salt = SaltString::generate(&mut OsRng);
+                    Argon2::default()
+                        .hash_password(new.expose().as_bytes(), &salt)
+                        .map(|h| h.to_string())
+                })
+            })
+            .await?
+            .ok_or_else(|| err(ErrorCode::AuthFailed, "wrong password"))?
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        self.store
+            .set_password_hash(me.user, hash)
+            .map_err(internal)?;
+        for (device, _) in self.store.devices_of(me.user).map_err(internal)? {
+            if device != me.device {
+                self.store
+                    .revoke_device(me.user, &device)
+                    .map_err(internal)?;
+            }
+        }
+        self.durable().await?;
+        self.router.sign_out(me.user, None, session);
+        Ok(())
+    }
+
+    /// The caller's devices that hold tokens.
+    pub fn list_devices(&self, me: &Identity) -> CoreResult<Vec<DeviceEntry>> {
+        let online = self.router.online_devices(me.user);
+        Ok(self
+            .store
+            .devices_of(me.user)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(device, tokens)| DeviceEntry {
+                online: online.contains(&device),
+                current: device == me.device,
+                platform: Platform::from_wire(tokens.platform),
+                last_login_ms: tokens.issued_ms,
+                device,
+            })
+            .collect())
+    }
+
+    /// Signs one of the caller's devices out: tokens revoked, sessions closed.
+    pub async fn sign_out_device(&self, me: &Identity, device: &DeviceId) -> CoreResult<()> {
+        let known = self
+            .store
+            .devices_of(me.user)
+            .map_err(internal)?
+            .into_iter()
+            .any(|(d, _)| d == *device);
+        if !known {
+            return Err(err(ErrorCode::NotFound, "no such device"));
+        }
+        self.store
+            .revoke_device(me.user, device)
+            .map_err(internal)?;
+        self.durable().await?;
+        self.router.sign_out(me.user, Some(device), None);
+        Ok(())
+    }
+
     /// Revokes the device's tokens.
     pub async fn logout(&self, identity: &Identity) -> CoreResult<()> {
         self.store
@@ -210,8 +348,9 @@ impl Core {
         let now = now_ms();
         let (access, access_hash) = new_token();
         let (refresh, refresh_hash) = new_token();
-        let access_exp = now + self.cfg.auth.access_ttl.as_millis() as u64;
-        let refresh_exp = now + self.cfg.auth.refresh_ttl.as_millis() as u64;
+        let (access_ttl, refresh_ttl) = self.cfg.auth.ttls(device.platform);
+        let access_exp = now + access_ttl.as_millis() as u64;
+        let refresh_exp = now + refresh_ttl.as_millis() as u64;
         let record = |kind, expires_ms| TokenRecord {
             user: user.get(),
             device: device.id.to_string(),
@@ -225,6 +364,8 @@ impl Core {
                 &device.id,
                 (access_hash, &record(TokenKind::Access, access_exp)),
                 (refresh_hash, &record(TokenKind::Refresh, refresh_exp)),
+                device.platform.to_wire(),
+                now,
             )
             .map_err(internal)?;
         Ok(self.outcome(

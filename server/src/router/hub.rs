@@ -31,6 +31,7 @@ pub struct Link {
     capacity: u32,
     lagging: AtomicBool,
     replaced: AtomicBool,
+    signed_out: AtomicBool,
 }
 
 /// What a session's link has for it.
@@ -38,6 +39,8 @@ pub struct Link {
 pub enum LinkEvent {
     /// The same device logged in on another connection.
     Replaced,
+    /// The device was signed out (its tokens revoked): the session ends.
+    SignedOut,
     /// Queued frames were moved to the caller's buffer; `drained` if none are left.
     Frames {
         /// The queue was empty afterwards.
@@ -62,6 +65,7 @@ impl Link {
             waker: AtomicWaker::new(),
             lagging: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
+            signed_out: AtomicBool::new(false),
         })
     }
 
@@ -91,6 +95,16 @@ impl Link {
         self.waker.wake();
     }
 
+    fn sign_out(&self) {
+        self.signed_out.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// True once the session's device was signed out.
+    pub fn is_signed_out(&self) -> bool {
+        self.signed_out.load(Ordering::Acquire)
+    }
+
     /// True once the same device has logged in elsewhere.
     pub fn is_replaced(&self) -> bool {
         self.replaced.load(Ordering::Acquire)
@@ -100,7 +114,7 @@ impl Link {
     /// something is already waiting, which would have woken the previous waker instead.
     pub fn watch(&self, waker: &std::task::Waker) -> bool {
         self.waker.register(waker);
-        self.is_replaced() || !self.queue().is_empty()
+        self.is_replaced() || self.is_signed_out() || !self.queue().is_empty()
     }
 
     /// Waits until the session is replaced or frames are queued; then appends the binary
@@ -119,6 +133,9 @@ impl Link {
             self.waker.register(cx.waker());
             if self.is_replaced() {
                 return Poll::Ready(LinkEvent::Replaced);
+            }
+            if self.is_signed_out() {
+                return Poll::Ready(LinkEvent::SignedOut);
             }
             let mut queue = self.queue();
             if queue.is_empty() {
@@ -242,6 +259,24 @@ impl Router for Hub {
         if users.get_mut(&user).is_some_and(|l| l.remove(session)) {
             users.remove(&user);
         }
+    }
+
+    fn sign_out(&self, user: UserId, device: Option<&DeviceId>, keep: Option<SessionId>) {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(links) = users.get(&user) {
+            for l in links.as_slice() {
+                if device.is_none_or(|d| *d == l.device) && Some(l.session_id) != keep {
+                    l.sign_out();
+                }
+            }
+        }
+    }
+
+    fn online_devices(&self, user: UserId) -> Vec<DeviceId> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.get(&user).map_or_else(Vec::new, |links| {
+            links.as_slice().iter().map(|l| l.device.clone()).collect()
+        })
     }
 
     fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>) {

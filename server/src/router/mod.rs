@@ -13,7 +13,7 @@ pub use hub::{Hub, HubStats, Link, LinkEvent};
 use std::sync::Arc;
 
 use parley_protocol::frames::SharedPush;
-use parley_protocol::ids::{SessionId, UserId};
+use parley_protocol::ids::{DeviceId, SessionId, UserId};
 
 /// Figures of a router.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +36,13 @@ pub trait Router: Send + Sync + std::fmt::Debug + 'static {
 
     /// Removes a session (no-op if it was already replaced or removed).
     fn unregister(&self, user: UserId, session: SessionId);
+
+    /// Ends the sessions of `user` (of `device` only, if given), except `keep`: they close with
+    /// "logged out" (their tokens were revoked).
+    fn sign_out(&self, user: UserId, device: Option<&DeviceId>, keep: Option<SessionId>);
+
+    /// The devices of `user` with a session on this node.
+    fn online_devices(&self, user: UserId) -> Vec<DeviceId>;
 
     /// Queues `push` to every session of `user` except `except` (the one it came from).
     fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>);

@@ -42,9 +42,15 @@ impl Service {
             Caller::User { identity, session } => (identity, *session),
         };
         let now = Reply::Now;
+        if guests_may_not(&request, me) && core.is_guest(me.user)? {
+            return Err(ErrorInfo::new(
+                ErrorCode::Forbidden,
+                format!("guests may not {}", request.name().replace('_', " ")),
+            ));
+        }
         Ok(match request {
             Request::Ping { client_time_ms } => now(pong(client_time_ms)),
-            Request::Register { .. } | Request::Login { .. } => {
+            Request::Register { .. } | Request::Login { .. } | Request::GuestLogin { .. } => {
                 return Err(ErrorInfo::new(
                     ErrorCode::AlreadyLoggedIn,
                     "already logged in",
@@ -66,6 +72,21 @@ impl Service {
                 defer(async move {
                     core.logout(&me).await?;
                     Ok(Reply::LoggedOut)
+                })
+            }
+            Request::ChangePassword { old, new } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    core.change_password(&me, session, old, new).await?;
+                    Ok(Reply::Now(Response::Ok))
+                })
+            }
+            Request::ListDevices => now(Response::Devices(core.list_devices(me)?)),
+            Request::SignOutDevice(device) => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    core.sign_out_device(&me, &device).await?;
+                    Ok(Reply::Now(Response::Ok))
                 })
             }
             Request::Send(send) => match core.send(me, session, send)? {
@@ -351,6 +372,7 @@ impl Service {
                 device,
             } => core.register(account, password, device).await?,
             Request::Login { credential, device } => core.login(credential, device).await?,
+            Request::GuestLogin { device, nickname } => core.guest_login(device, nickname).await?,
             Request::Refresh {
                 refresh_token,
                 device,
@@ -377,6 +399,28 @@ fn pong(client_time_ms: u64) -> Response {
     Response::Pong {
         client_time_ms,
         server_time_ms: now_ms(),
+    }
+}
+
+/// What a guest may not do (the rest it may: chat where it is a member, join free public
+/// groups, leave, read, set its profile and conversation preferences).
+fn guests_may_not(request: &Request, me: &Identity) -> bool {
+    match request {
+        Request::ChangeMembers { add, remove, .. } => {
+            !(add.is_empty() && remove.iter().all(|u| *u == me.user))
+        }
+        Request::CreateGroup { .. }
+        | Request::OpenDirect(_)
+        | Request::UpdateGroup { .. }
+        | Request::SetMemberRole { .. }
+        | Request::MuteMember { .. }
+        | Request::DisbandGroup { .. }
+        | Request::AnswerJoinRequest { .. }
+        | Request::AddFriend { .. }
+        | Request::AnswerFriendRequest { .. }
+        | Request::SearchUsers { .. }
+        | Request::ChangePassword { .. } => true,
+        _ => false,
     }
 }
 

@@ -58,6 +58,7 @@ impl Session {
         let mut pushes = Vec::new();
         match self.link.next_pushes(BATCH, |p| pushes.push(p)).await {
             LinkEvent::Replaced => SessionEvent::Replaced,
+            LinkEvent::SignedOut => SessionEvent::SignedOut,
             LinkEvent::Frames { .. } => SessionEvent::Pushes(pushes),
         }
     }

@@ -242,6 +242,9 @@ impl<S: SessionStream> Driver<S> {
                     LinkEvent::Replaced => {
                         self.begin_close(GoAwayReason::Replaced, "logged in on another connection");
                     }
+                    LinkEvent::SignedOut => {
+                        self.begin_close(GoAwayReason::LoggedOut, "this device was signed out");
+                    }
                     LinkEvent::Frames { drained } => self.after_pushes(drained),
                 },
                 item = self.framed.next(), if can_read => match item {

@@ -15,6 +15,9 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Creation time, Unix ms.
     pub created_ms: u64,
+    /// A temporary guest account (no password; limited rights).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guest: bool,
 }
 
 /// Access or refresh.
@@ -50,6 +53,12 @@ pub struct DeviceTokens {
     pub access: [u8; 32],
     /// SHA-256 of the refresh token.
     pub refresh: [u8; 32],
+    /// `parley.v1.Platform` number of the device.
+    #[serde(default)]
+    pub platform: i32,
+    /// When these tokens were issued, Unix ms.
+    #[serde(default)]
+    pub issued_ms: u64,
 }
 
 fn device_key(user: UserId, device: &DeviceId) -> Vec<u8> {
@@ -105,12 +114,16 @@ impl Store {
         device: &DeviceId,
         access: ([u8; 32], &TokenRecord),
         refresh: ([u8; 32], &TokenRecord),
+        platform: i32,
+        issued_ms: u64,
     ) -> Result<()> {
         self.tokens.insert(access.0, json(access.1))?;
         self.tokens.insert(refresh.0, json(refresh.1))?;
         let pair = DeviceTokens {
             access: access.0,
             refresh: refresh.0,
+            platform,
+            issued_ms,
         };
         if let Some(old) = self.devices.insert(device_key(user, device), json(&pair))? {
             let old: DeviceTokens = from_json(&old, "devices")?;
@@ -126,6 +139,31 @@ impl Store {
             .get(hash)?
             .map(|v| from_json(&v, "tokens"))
             .transpose()
+    }
+
+    /// Replaces a user's password hash.
+    pub fn set_password_hash(&self, user: UserId, hash: String) -> Result<()> {
+        if let Some(mut record) = self.user(user)? {
+            record.password_hash = hash;
+            self.users.insert(u64_key(user.get()), json(&record))?;
+        }
+        Ok(())
+    }
+
+    /// The devices of `user` that hold tokens.
+    pub fn devices_of(&self, user: UserId) -> Result<Vec<(DeviceId, DeviceTokens)>> {
+        self.devices
+            .scan_prefix(u64_key(user.get()))
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = String::from_utf8_lossy(&k[8..]).into_owned();
+                let id = DeviceId::try_from(id).map_err(|e| super::StoreError::Corrupt {
+                    tree: "devices",
+                    detail: e.to_string(),
+                })?;
+                Ok((id, from_json(&v, "devices")?))
+            })
+            .collect()
     }
 
     /// Revokes the device's tokens (logout).
@@ -146,6 +184,7 @@ mod tests {
 
     fn rec(account: &str) -> UserRecord {
         UserRecord {
+            guest: false,
             account: account.into(),
             password_hash: "h".into(),
             created_ms: 1,
@@ -176,10 +215,10 @@ mod tests {
         };
         let (a, r) = (t(TokenKind::Access), t(TokenKind::Refresh));
         store
-            .replace_device_tokens(user, &dev, ([1; 32], &a), ([2; 32], &r))
+            .replace_device_tokens(user, &dev, ([1; 32], &a), ([2; 32], &r), 0, 0)
             .unwrap();
         store
-            .replace_device_tokens(user, &dev, ([3; 32], &a), ([4; 32], &r))
+            .replace_device_tokens(user, &dev, ([3; 32], &a), ([4; 32], &r), 0, 0)
             .unwrap();
         assert!(store.token(&[1; 32]).unwrap().is_none());
         assert!(store.token(&[3; 32]).unwrap().is_some());
