@@ -3,7 +3,8 @@
 //! whose `event` is a `FriendEvent`, live and through sync.
 
 use parley_protocol::frames::{
-    Friend, FriendRequestInfo, Profile, ProfileChange, Request, Response, Settings, SettingsChange,
+    Friend, FriendRequestInfo, Presence, PresenceStatus, Profile, ProfileChange, Request, Response,
+    Settings, SettingsChange,
 };
 use parley_protocol::ids::UserId;
 
@@ -137,6 +138,27 @@ impl Client {
     /// Blocks or unblocks a user.
     pub async fn set_blocked(&self, user: UserId, blocked: bool) -> Result<(), ClientError> {
         expect_ok(self.call(Request::SetBlocked { user, blocked }).await?)
+    }
+
+    /// Sets this user's presence status (online or away; `None`: unchanged) and text.
+    pub async fn set_presence(
+        &self,
+        status: Option<PresenceStatus>,
+        text: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let request = Request::SetPresence {
+            status,
+            text: text.map(str::to_owned),
+        };
+        expect_ok(self.call(request).await?)
+    }
+
+    /// Presence of up to 100 users.
+    pub async fn presence(&self, users: Vec<UserId>) -> Result<Vec<Presence>, ClientError> {
+        match self.call(Request::GetPresence(users)).await? {
+            Response::Presences(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Users this user blocked.

@@ -316,6 +316,7 @@ impl State {
             }
             Push::Membership(m) => self.emitter.emit(Event::Membership(m)).await,
             Push::Profile(p) => self.emitter.emit(Event::Profile(p)).await,
+            Push::Presence(p) => self.emitter.emit(Event::Presence(p)).await,
             Push::SyncNeeded => {
                 tracing::debug!("server dropped pushes for this session; syncing");
                 return self.start_sync(link, None).await;

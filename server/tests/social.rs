@@ -337,3 +337,49 @@ async fn only_friends_chat_when_the_server_says_so() {
         ErrorCode::NotFriends
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_reaches_friends_and_hides_from_the_blocked() {
+    use parley_protocol::frames::PresenceStatus;
+    let s = TestServer::start().await;
+    let (alice, _a) = s.register(T, "alice").await;
+    let (bob, mut bob_ev) = s.register(T, "bob").await;
+    let (carol, _c) = s.register(T, "carol").await;
+    let a = alice.user_id();
+    bob.update_settings(policy(AddPolicy::Anyone))
+        .await
+        .unwrap();
+    assert!(!alice.add_friend(bob.user_id(), "", "").await.unwrap());
+
+    let presence_push = |status: PresenceStatus| {
+        move |e: &Event| match e {
+            Event::Presence(p) if p.user == a && p.status == status => Some((**p).clone()),
+            _ => None,
+        }
+    };
+    alice
+        .set_presence(Some(PresenceStatus::Away), Some("lunch"))
+        .await
+        .unwrap();
+    let p = wait_for(&mut bob_ev, presence_push(PresenceStatus::Away)).await;
+    assert_eq!(p.text, "lunch");
+    let seen = carol.presence(vec![a]).await.unwrap();
+    assert_eq!(seen[0].status, PresenceStatus::Away);
+
+    // Someone alice blocked sees her offline, with no last-seen time.
+    alice.set_blocked(carol.user_id(), true).await.unwrap();
+    let seen = carol.presence(vec![a]).await.unwrap();
+    assert_eq!(seen[0].status, PresenceStatus::Offline);
+    assert_eq!(seen[0].last_seen_ms, 0);
+
+    // Her last device leaves: friends hear "offline" with the time; she comes back away.
+    alice.close().await;
+    let p = wait_for(&mut bob_ev, presence_push(PresenceStatus::Offline)).await;
+    assert!(p.last_seen_ms > 0);
+    assert_eq!(
+        bob.presence(vec![a]).await.unwrap()[0].status,
+        PresenceStatus::Offline
+    );
+    let (_alice, _a2) = s.login(T, "alice", "dev-2").await;
+    wait_for(&mut bob_ev, presence_push(PresenceStatus::Away)).await;
+}

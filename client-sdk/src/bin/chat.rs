@@ -268,6 +268,9 @@ async fn listen(mut events: Events) -> anyhow::Result<()> {
                 p.account,
                 p.nickname
             ),
+            Some(Event::Presence(p)) => {
+                println!("user {} is {:?} {}", p.user, p.status, p.text)
+            }
             Some(Event::Disconnected { reason }) => println!("disconnected: {reason}"),
             Some(Event::Reset) => println!("server store was reset; history follows again"),
             Some(Event::ServerError(e)) => println!("server error: {e}"),

@@ -26,9 +26,9 @@ pub use response::{
 
 pub use shared::SharedPush;
 pub use social::{
-    AddPolicy, Friend, FriendChange, FriendEvent, FriendRequestInfo, Gender, Profile,
-    ProfileChange, Settings, SettingsChange, MAX_BIO_CHARS, MAX_FRIEND_MESSAGE_BYTES,
-    MAX_LINK_BYTES, MAX_NAME_CHARS, MAX_QUERY_CHARS,
+    AddPolicy, Friend, FriendChange, FriendEvent, FriendRequestInfo, Gender, Presence,
+    PresenceStatus, Profile, ProfileChange, Settings, SettingsChange, MAX_BIO_CHARS,
+    MAX_FRIEND_MESSAGE_BYTES, MAX_LINK_BYTES, MAX_NAME_CHARS, MAX_QUERY_CHARS,
 };
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use super::common::{ContentType, CursorKind, Device};
 use super::group::{
     reaction, text, GroupProfileChange, MemberRole, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS,
 };
-use super::social::{friend_message, name, ProfileChange, SettingsChange, MAX_QUERY_CHARS};
+use super::social::{
+    friend_message, name, PresenceStatus, ProfileChange, SettingsChange, MAX_QUERY_CHARS,
+};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, InvalidInput};
 use crate::ids::{Account, ClientMsgId, ConversationId, DeviceId, RequestId, Seq, UserId};
@@ -110,6 +112,13 @@ pub enum Request {
     },
     ListDevices,
     SignOutDevice(DeviceId),
+    SetPresence {
+        /// `None`: unchanged (only `Online` or `Away`).
+        status: Option<PresenceStatus>,
+        /// `None`: unchanged.
+        text: Option<String>,
+    },
+    GetPresence(Vec<UserId>),
     Send(SendRequest),
     CursorAck {
         conversation: ConversationId,
@@ -264,6 +273,8 @@ impl Request {
             Request::ChangePassword { .. } => "change_password",
             Request::ListDevices => "list_devices",
             Request::SignOutDevice(_) => "sign_out_device",
+            Request::SetPresence { .. } => "set_presence",
+            Request::GetPresence(_) => "get_presence",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
             Request::Sync(_) => "sync",
@@ -410,6 +421,22 @@ impl TryFrom<Body> for Request {
                 new: NewPassword::try_from(c.new_password)?,
             },
             Body::ListDevices(_) => Request::ListDevices,
+            Body::SetPresence(p) => Request::SetPresence {
+                status: match PresenceStatus::from_wire(p.status) {
+                    PresenceStatus::Unspecified => None,
+                    s @ (PresenceStatus::Online | PresenceStatus::Away) => Some(s),
+                    PresenceStatus::Offline => {
+                        return Err(InvalidInput::new("status must be ONLINE or AWAY").into())
+                    }
+                },
+                text: p.text.map(|t| name(t, "text")).transpose()?,
+            },
+            Body::GetPresence(g) => {
+                if g.user_ids.len() > MAX_PROFILES {
+                    return Err(InvalidInput::new("at most 100 user ids").into());
+                }
+                Request::GetPresence(user_ids(g.user_ids)?)
+            }
             Body::SignOutDevice(d) => Request::SignOutDevice(DeviceId::try_from(d.device_id)?),
             Body::Send(s) => Request::Send(SendRequest {
                 conversation: conversation(s.conversation_id)?,
@@ -655,6 +682,13 @@ impl From<Request> for Body {
                 new_password: new.into(),
             }),
             Request::ListDevices => Body::ListDevices(w::ListDevices {}),
+            Request::SetPresence { status, text } => Body::SetPresence(w::SetPresence {
+                status: status.unwrap_or(PresenceStatus::Unspecified).to_wire(),
+                text,
+            }),
+            Request::GetPresence(users) => Body::GetPresence(w::GetPresence {
+                user_ids: users.into_iter().map(u64::from).collect(),
+            }),
             Request::SignOutDevice(d) => Body::SignOutDevice(w::SignOutDevice {
                 device_id: d.into(),
             }),

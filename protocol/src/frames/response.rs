@@ -12,7 +12,7 @@ use super::common::{
 use super::group::{
     Amendments, ConversationEvent, GroupInfo, GroupProfile, MemberInfo, MemberRole,
 };
-use super::social::{Friend, FriendRequestInfo, Profile, Settings};
+use super::social::{Friend, FriendRequestInfo, Presence, Profile, Settings};
 use crate::codec::encode_prefixed;
 use crate::error::{DecodeError, ErrorCode, InvalidInput};
 use crate::ids::{ClientMsgId, ConversationId, DeviceId, MessageId, RequestId, Seq, UserId};
@@ -209,6 +209,7 @@ pub enum Response {
     Friends(Vec<Friend>),
     FriendRequests(Vec<FriendRequestInfo>),
     Devices(Vec<DeviceEntry>),
+    Presences(Vec<Presence>),
 }
 
 /// One of a user's devices, as listed.
@@ -240,6 +241,8 @@ pub enum Push {
     Membership(MembershipChange),
     /// A friend's (or the user's own) new profile.
     Profile(Box<Profile>),
+    /// A friend's or co-member's presence changed.
+    Presence(Box<Presence>),
     /// An error not tied to a request (e.g. an undecodable frame).
     Error(ErrorInfo),
 }
@@ -420,6 +423,9 @@ impl From<Response> for Body {
             Response::FriendRequests(r) => Body::FriendRequestList(w::FriendRequestList {
                 requests: r.into_iter().map(Into::into).collect(),
             }),
+            Response::Presences(p) => Body::PresenceList(w::PresenceList {
+                presences: p.into_iter().map(Into::into).collect(),
+            }),
             Response::Devices(d) => Body::DeviceList(w::DeviceList {
                 devices: d
                     .into_iter()
@@ -460,6 +466,9 @@ impl From<Push> for Body {
             }),
             Push::Profile(p) => Body::Profile(w::ProfilePush {
                 profile: Some((*p).into()),
+            }),
+            Push::Presence(p) => Body::Presence(w::PresencePush {
+                presence: Some((*p).into()),
             }),
             Push::Error(e) => Body::Error(e.into()),
         }
@@ -649,6 +658,12 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         },
         Body::FriendResult(f) => Response::FriendResult { pending: f.pending },
         Body::FriendList(f) => Response::Friends(f.friends.into_iter().map(Into::into).collect()),
+        Body::PresenceList(p) => Response::Presences(
+            p.presences
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        ),
         Body::DeviceList(d) => Response::Devices(
             d.devices
                 .into_iter()
@@ -697,6 +712,11 @@ pub(super) fn push(body: Body) -> Result<Push, DecodeError> {
             by: UserId::try_from(m.by_user_id)?,
         }),
         Body::Profile(p) => Push::Profile(Box::new(p.profile.unwrap_or_default().into())),
+        Body::Presence(p) => Push::Presence(Box::new(
+            p.presence
+                .ok_or(InvalidInput::new("presence push without a presence"))?
+                .try_into()?,
+        )),
         Body::Error(e) => Push::Error(e.into()),
         _ => return Err(DecodeError::Unexpected("not a push")),
     })

@@ -389,3 +389,42 @@ impl From<w::FriendRequest> for FriendRequestInfo {
         }
     }
 }
+
+wire_enum!(
+    /// Online, away or offline.
+    PresenceStatus, w::PresenceStatus, unknown = Unspecified,
+    { Unspecified, Online, Away, Offline }
+);
+
+/// A user's presence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // see `Presence` in the .proto file
+pub struct Presence {
+    pub user: UserId,
+    pub status: PresenceStatus,
+    pub text: String,
+    pub last_seen_ms: u64,
+}
+
+impl From<Presence> for w::Presence {
+    fn from(p: Presence) -> Self {
+        w::Presence {
+            user_id: p.user.get(),
+            status: p.status.to_wire(),
+            text: p.text,
+            last_seen_ms: p.last_seen_ms,
+        }
+    }
+}
+
+impl TryFrom<w::Presence> for Presence {
+    type Error = InvalidInput;
+    fn try_from(p: w::Presence) -> Result<Self, InvalidInput> {
+        Ok(Presence {
+            user: UserId::try_from(p.user_id)?,
+            status: PresenceStatus::from_wire(p.status),
+            text: p.text,
+            last_seen_ms: p.last_seen_ms,
+        })
+    }
+}

@@ -9,6 +9,7 @@ mod entries;
 mod groups;
 mod history;
 mod messaging;
+mod presence;
 mod social;
 
 use std::collections::HashMap;

@@ -272,6 +272,11 @@ impl Router for Hub {
         }
     }
 
+    fn sessions_of(&self, user: UserId) -> usize {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.get(&user).map_or(0, |l| l.as_slice().len())
+    }
+
     fn online_devices(&self, user: UserId) -> Vec<DeviceId> {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         users.get(&user).map_or_else(Vec::new, |links| {

@@ -41,6 +41,9 @@ pub trait Router: Send + Sync + std::fmt::Debug + 'static {
     /// "logged out" (their tokens were revoked).
     fn sign_out(&self, user: UserId, device: Option<&DeviceId>, keep: Option<SessionId>);
 
+    /// How many sessions `user` has on this node.
+    fn sessions_of(&self, user: UserId) -> usize;
+
     /// The devices of `user` with a session on this node.
     fn online_devices(&self, user: UserId) -> Vec<DeviceId>;
 

@@ -82,6 +82,11 @@ impl Service {
                 })
             }
             Request::ListDevices => now(Response::Devices(core.list_devices(me)?)),
+            Request::SetPresence { status, text } => {
+                core.set_presence(me, status, text)?;
+                now(Response::Ok)
+            }
+            Request::GetPresence(users) => now(Response::Presences(core.get_presence(me, &users)?)),
             Request::SignOutDevice(device) => {
                 let (core, me) = (self.core.clone(), me.clone());
                 defer(async move {

@@ -124,7 +124,13 @@ impl Service {
             identity.device.clone(),
             self.core.config().limits.outbound_queue,
         );
-        if let Some(old) = self.core.router().register(link.clone()) {
+        let router = self.core.router();
+        let first = router.sessions_of(identity.user) == 0;
+        let replaced = router.register(link.clone());
+        if first {
+            self.core.connected_changed(identity.user, true);
+        }
+        if let Some(old) = replaced {
             tracing::info!(
                 id = %id,
                 user = identity.user.get(),
@@ -137,7 +143,11 @@ impl Service {
 
     /// Removes a session opened with [`Service::open_link`].
     pub fn close_link(&self, link: &Link) {
-        self.core.router().unregister(link.user, link.session_id);
+        let router = self.core.router();
+        router.unregister(link.user, link.session_id);
+        if router.sessions_of(link.user) == 0 {
+            self.core.connected_changed(link.user, false);
+        }
     }
 
     /// Opens a session for `identity`: registered with the router until the returned handle is

@@ -28,6 +28,7 @@
 //! | `blocks`    | blocker id, blocked id                | since, Unix ms (u64 BE)        |
 //! | `notices`   | user id                               | its notices conversation id    |
 //! | `prefs`     | user id, conversation id              | [`Prefs`] (JSON)               |
+//! | `presence`  | user id                               | [`PresenceRecord`] (JSON)      |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -69,7 +70,7 @@ pub use cursors::Cursors;
 pub use events::{Amendment, JoinRequestRecord};
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
-pub use social::{Prefs, ProfileRecord, Relation};
+pub use social::{Prefs, PresenceRecord, ProfileRecord, Relation};
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +118,7 @@ pub struct Store {
     blocks: sled::Tree,
     notices: sled::Tree,
     prefs: sled::Tree,
+    presence: sled::Tree,
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
@@ -204,6 +206,7 @@ impl Store {
             blocks: db.open_tree("blocks")?,
             notices: db.open_tree("notices")?,
             prefs: db.open_tree("prefs")?,
+            presence: db.open_tree("presence")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),

@@ -172,6 +172,20 @@ impl Prefs {
     }
 }
 
+/// What a user said about its presence, and when it was last connected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceRecord {
+    /// Away rather than online while connected.
+    #[serde(default)]
+    pub away: bool,
+    /// Custom status text.
+    #[serde(default)]
+    pub text: String,
+    /// Last connected, Unix ms.
+    #[serde(default)]
+    pub last_seen_ms: u64,
+}
+
 /// Every block, in memory: a send in a 1:1 conversation checks it, so it must cost no store
 /// read. Blocks are few; an empty set is one branch.
 #[derive(Debug, Default)]
@@ -310,6 +324,23 @@ impl Store {
         if self.relation(user, other)?.is_some_and(|r| pred(&r)) {
             self.relations.remove(pair(user.get(), other.get()))?;
         }
+        Ok(())
+    }
+
+    /// `user`'s presence record (defaults if never set).
+    pub fn presence(&self, user: UserId) -> Result<PresenceRecord> {
+        Ok(self
+            .presence
+            .get(u64_key(user.get()))?
+            .map(|v| from_json(&v, "presence"))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Writes `user`'s presence record (best effort: not made durable before answering; a
+    /// crash may lose the latest last-seen time).
+    pub fn put_presence(&self, user: UserId, record: &PresenceRecord) -> Result<()> {
+        self.presence.insert(u64_key(user.get()), json(record))?;
         Ok(())
     }
 
