@@ -9,7 +9,7 @@ use parley_protocol::frames::{
     SendRequest, SyncRequest,
 };
 use parley_protocol::ids::{Account, ClientMsgId, ConversationId, DeviceId, Seq, UserId};
-use parley_protocol::values::{GroupName, NewPassword};
+use parley_protocol::values::{GroupName, NewPassword, Password};
 use tokio::time::Instant;
 
 use crate::conn::{Conn, Connector};
@@ -83,6 +83,26 @@ pub async fn token_login(conn: &mut Conn, id: &Identity) -> anyhow::Result<Login
         .call(Request::Login {
             credential: Credential::AccessToken(id.access_token.clone()),
             device: id.device.clone(),
+        })
+        .await?;
+    login_result(r)
+}
+
+/// Logs in with the account's password as another device (`device`): one password hash on the
+/// server. Gives one user several connections whose requests the server handles in parallel
+/// (each device has one session; a second login of the same device replaces the first).
+pub async fn password_login(
+    conn: &mut Conn,
+    id: &Identity,
+    device: &str,
+) -> anyhow::Result<LoginResult> {
+    let r = conn
+        .call(Request::Login {
+            credential: Credential::Password {
+                account: Account::try_from(id.account.as_str())?,
+                password: Password::try_from(PASSWORD)?,
+            },
+            device: self::device(device)?,
         })
         .await?;
     login_result(r)

@@ -332,6 +332,12 @@ impl FrameReader {
         }
     }
 
+    /// Accepts frames up to `max` bytes from now on (a large answer, such as the conversation
+    /// list of a user in thousands of conversations, which the server does not split).
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.codec = FrameCodec::new(max);
+    }
+
     /// The next decoded frame; `None` at end of stream.
     pub async fn next_frame(&mut self) -> anyhow::Result<Option<ServerFrame>> {
         match self.next().await? {

@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use parley_benches::scenario::{catchup, chat, fanout, idle, probe, storm};
+use parley_benches::scenario::{catchup, chat, convlist, fanout, idle, probe, storm};
 use parley_benches::stats::print_human;
 
 /// Load generator for the Parley server (loopback only).
@@ -27,10 +27,18 @@ enum Scenario {
     Idle(idle::IdleArgs),
     /// One group of G online members, S senders: deliveries/s and latency.
     Fanout(fanout::FanoutArgs),
+    /// `fanout` with a 10,000-member group (the server's default limit) and 10 senders.
+    #[command(
+        mut_arg("members", |a| a.default_value("10000")),
+        mut_arg("senders", |a| a.default_value("10"))
+    )]
+    Biggroup(fanout::FanoutArgs),
     /// N clients drop and reconnect at once: time until all are logged in and synced.
     Storm(storm::StormArgs),
     /// A user offline for K messages: time to sync them all.
     Catchup(catchup::CatchupArgs),
+    /// One user in C conversations: latency and size of `ListConversations`.
+    Convlist(convlist::ConvlistArgs),
     /// Latency of append + fdatasync on a directory's disk (the floor under every commit).
     FsyncProbe(probe::ProbeArgs),
 }
@@ -53,6 +61,10 @@ async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
             let json = a.common.json;
             Some((fanout::run(a).await?, json))
         }
+        Scenario::Biggroup(a) => {
+            let json = a.common.json;
+            Some((fanout::run_named("biggroup", a).await?, json))
+        }
         Scenario::Storm(a) if a.workers.worker_index.is_some() => {
             storm::run_child(a).await?;
             None
@@ -64,6 +76,10 @@ async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
         Scenario::Catchup(a) => {
             let json = a.common.json;
             Some((catchup::run(a).await?, json))
+        }
+        Scenario::Convlist(a) => {
+            let json = a.common.json;
+            Some((convlist::run(a).await?, json))
         }
         Scenario::FsyncProbe(a) => {
             let json = a.json;

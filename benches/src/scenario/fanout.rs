@@ -1,5 +1,13 @@
 //! `fanout`: one group of G members, all online; S of them send. Reports deliveries/s, latency,
 //! the server's CPU per delivery, and checks every member got every message exactly once.
+//! `biggroup` is the same scenario with a 10,000-member group and 10 senders.
+//!
+//! Setup: every member is registered (password hashing, ~100/s: a large group takes minutes, so
+//! each registration connection closes at once, as the server would reap it after 90 s of
+//! silence), the owner creates the group with every member id in its `CreateGroup`, then every
+//! member connects and logs in with its access token. All members' connections are held by this
+//! process (one socket each): the open-files limit must allow G plus a margin, and above
+//! [`PER_SOURCE`] members they are spread over 127.0.0.x source addresses.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,10 +17,18 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::chat::{run_window, Traffic};
-use super::{machine, register_with_progress, round3, Common, Target};
-use crate::client::{account_name, create_group, ns_of};
+use super::{login_all, machine, register_ids, round3, Common, Target};
+use crate::client::{account_name, create_group, ns_of, token_login};
 use crate::peer::{self, Expect, PeerConfig, SendPlan, SERVER_MAX_INFLIGHT};
 use crate::stats::SeqSet;
+
+/// Connections per source address when `--sources` is not given (the kernel's ephemeral port
+/// range on loopback is ~28,000 per source and destination, and the registration connections
+/// leave their ports in TIME_WAIT for a minute).
+pub const PER_SOURCE: usize = 5_000;
+
+/// Descriptors this process needs beyond one per member (listeners, the runtime, stdio).
+const FD_MARGIN: u64 = 256;
 
 /// Options of `fanout`.
 #[derive(Clone, Debug, clap::Args)]
@@ -20,7 +36,7 @@ pub struct FanoutArgs {
     /// Options every scenario takes.
     #[command(flatten)]
     pub common: Common,
-    /// Group members, all online (the server allows 1000).
+    /// Group members, all online, the owner included (the server's default limit is 10,000).
     #[arg(long, default_value_t = 100)]
     pub members: usize,
     /// Members that send.
@@ -45,6 +61,11 @@ pub struct FanoutArgs {
 
 /// Runs `fanout`.
 pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
+    run_named("fanout", args).await
+}
+
+/// Runs the scenario, reported as `scenario` (`fanout`, or its preset `biggroup`).
+pub async fn run_named(scenario: &str, args: FanoutArgs) -> anyhow::Result<Value> {
     let mut a = args;
     if a.common.smoke {
         a.members = a.members.min(8);
@@ -63,21 +84,39 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         a.warmup < a.duration,
         "--warmup must be shorter than --duration"
     );
+    if let Some(limit) = crate::procfs::open_files_limit() {
+        anyhow::ensure!(
+            a.members as u64 + FD_MARGIN <= limit,
+            "--members {} needs about {} open files in this process, but the limit is {limit} \
+             (raise it with `ulimit -n`)",
+            a.members,
+            a.members as u64 + FD_MARGIN
+        );
+    }
     let c = &a.common;
+    let sources = match c.sources {
+        0 if a.members > PER_SOURCE => a.members.div_ceil(PER_SOURCE),
+        n => n,
+    };
     let target = Target::resolve(c).await?;
-    let connector = target.connector(c, super::sources(0, c.sources))?;
+    let connector = target.connector(c, super::sources(0, sources))?;
 
+    let setup_started = Instant::now();
     let names = (0..a.members)
         .map(|i| account_name(target.run_id, 0, i))
         .collect();
-    let (mut clients, register_secs) =
-        register_with_progress(&connector, names, c.setup_concurrency).await?;
-    let others = clients[1..].iter().map(|(_, id)| id.user).collect();
-    let conv = create_group(&mut clients[0].0, "imload-fanout", others).await?;
+    let (ids, register_secs) = register_ids(&connector, names, c.setup_concurrency).await?;
+    let t = Instant::now();
+    let mut owner = connector.connect().await?;
+    token_login(&mut owner, &ids[0]).await?;
+    let others = ids[1..].iter().map(|id| id.user).collect();
+    let conv = create_group(&mut owner, &format!("imload-{scenario}"), others).await?;
+    let create_group_secs = t.elapsed().as_secs_f64();
+    let (members, login_secs) = login_all(&connector, &ids[1..], c.setup_concurrency).await?;
+    let setup_secs = setup_started.elapsed().as_secs_f64();
+    let per_conn_limit = ids[0].max_requests_per_second;
+    let clients = std::iter::once(owner).chain(members).zip(ids);
 
-    let per_conn_limit = clients
-        .first()
-        .map_or(0, |(_, id)| id.max_requests_per_second);
     let traffic = Traffic::new();
     let warmup = Duration::from_secs_f64(a.warmup);
     let duration = Duration::from_secs_f64(a.duration);
@@ -86,7 +125,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
     let expect = Arc::new(Expect::default());
     expect.senders_left.store(a.senders, Ordering::Release);
     let mut tasks = Vec::with_capacity(a.members);
-    for (i, (conn, id)) in clients.into_iter().enumerate() {
+    for (i, (conn, id)) in clients.enumerate() {
         let send = (i < a.senders).then(|| SendPlan {
             rate: a.rate / a.senders as f64,
             window: a.window,
@@ -150,12 +189,14 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
         && failures.is_empty()
         && n > 0;
     let report = json!({
-        "scenario": "fanout",
+        "scenario": scenario,
         "ok": ok,
         "config": {
             "transport": c.transport.name(),
             "members": a.members,
             "senders": a.senders,
+            "client_processes": 1,
+            "source_addresses": sources,
             "mode": if a.rate > 0.0 { format!("fixed {} msgs/s", a.rate) } else { format!("saturation, window {}", a.window) },
             "payload_bytes": a.payload,
             "server_rate_limit_per_connection": per_conn_limit,
@@ -163,7 +204,14 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Value> {
             "warmup_s": a.warmup,
             "smoke": c.smoke,
         },
-        "setup": { "accounts": a.members, "register_s": round3(register_secs) },
+        "setup": {
+            "accounts": a.members,
+            "register_s": round3(register_secs),
+            "password_registrations_per_s": round3(a.members as f64 / register_secs.max(1e-9)),
+            "create_group_s": round3(create_group_secs),
+            "token_logins_s": round3(login_secs),
+            "total_s": round3(setup_secs),
+        },
         "throughput": {
             "deliveries_per_s": round3(w.delivered as f64 / w.secs),
             "messages_per_s": round3(w.acked as f64 / w.secs),

@@ -3,6 +3,7 @@
 
 pub mod catchup;
 pub mod chat;
+pub mod convlist;
 pub mod fanout;
 pub mod idle;
 pub mod probe;
@@ -235,6 +236,75 @@ pub async fn register_all(
         progress.fetch_add(1, Ordering::Relaxed);
     }
     Ok(out.into_iter().flatten().collect())
+}
+
+/// Registers accounts `names` with `concurrency` in flight, closing each connection as soon as
+/// its account exists, with a progress bar; returns the identities (in the order of `names`) and
+/// the seconds it took. For setups too large to keep the registration connections: thousands of
+/// password hashes outlast the server's 90 s heartbeat timeout, so the clients log in again with
+/// their access tokens ([`login_all`]) when the measurement starts.
+pub async fn register_ids(
+    connector: &Connector,
+    names: Vec<String>,
+    concurrency: usize,
+) -> anyhow::Result<(Vec<Identity>, f64)> {
+    let bar = crate::progress::Progress::new("registering", names.len() as u64);
+    let started = Instant::now();
+    let mut out: Vec<Option<Identity>> = vec![None; names.len()];
+    let mut stream = futures::stream::iter(names.into_iter().enumerate())
+        .map(|(i, name)| async move {
+            let r = match client::register(connector, &name).await {
+                Ok((conn, id)) => {
+                    conn.close().await;
+                    Ok(id)
+                }
+                Err(e) => Err(e.context(format!("registering {name}"))),
+            };
+            (i, r)
+        })
+        .buffer_unordered(concurrency.max(1));
+    let mut done = 0;
+    while let Some((i, r)) = stream.next().await {
+        out[i] = Some(r?);
+        done += 1;
+        bar.set(done);
+    }
+    drop(stream);
+    bar.finish();
+    Ok((out.into_iter().flatten().collect(), started.elapsed().as_secs_f64()))
+}
+
+/// Connects and logs in with its access token every identity, `concurrency` at a time, with a
+/// progress bar; returns the connections (in the order of `ids`) and the seconds it took.
+pub async fn login_all(
+    connector: &Connector,
+    ids: &[Identity],
+    concurrency: usize,
+) -> anyhow::Result<(Vec<Conn>, f64)> {
+    let bar = crate::progress::Progress::new("logging in", ids.len() as u64);
+    let started = Instant::now();
+    let mut out: Vec<Option<Conn>> = (0..ids.len()).map(|_| None).collect();
+    let mut stream = futures::stream::iter(ids.iter().enumerate())
+        .map(|(i, id)| async move {
+            let r = async {
+                let mut conn = connector.connect().await?;
+                client::token_login(&mut conn, id).await?;
+                Ok::<_, anyhow::Error>(conn)
+            }
+            .await
+            .with_context(|| format!("logging in {}", id.account));
+            (i, r)
+        })
+        .buffer_unordered(concurrency.max(1));
+    let mut done = 0;
+    while let Some((i, r)) = stream.next().await {
+        out[i] = Some(r?);
+        done += 1;
+        bar.set(done);
+    }
+    drop(stream);
+    bar.finish();
+    Ok((out.into_iter().flatten().collect(), started.elapsed().as_secs_f64()))
 }
 
 /// A reading of the server and of the generator at one instant.

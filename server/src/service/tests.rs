@@ -244,7 +244,9 @@ async fn membership_changes_are_ordered_events_heard_by_members_before_and_after
                 break;
             }
             tokio::task::yield_now().await;
+            // Presence pushes (members of a small group share it) are not the point here.
             got = pushes(session).await;
+            got.retain(|p| matches!(p.push(), Ok(Push::Message(_))));
         }
         assert!(!got.is_empty(), "no push");
         match got[0].push().unwrap() {
