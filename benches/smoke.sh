@@ -42,5 +42,6 @@ run idle-tcp-workers idle "${spawn[@]}" --transport tcp --workers 2 --sources 2
 run idle-quic idle "${spawn[@]}" --transport quic
 run storm-tls-workers storm "${spawn[@]}" --transport tls --workers 2
 run catchup-quic catchup "${spawn[@]}" --transport quic
+run convlist-tls convlist "${spawn[@]}" --transport tls --direct 4
 run fsync-probe fsync-probe --dir "$out"
 echo "smoke: all scenarios passed"

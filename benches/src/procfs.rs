@@ -90,6 +90,8 @@ pub fn self_cpu_us() -> u64 {
 /// The soft limit on open files of this process (`ulimit -n`), if known.
 pub fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let rest = text.lines().find_map(|l| l.strip_prefix("Max open files"))?;
+    let rest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))?;
     rest.split_whitespace().next()?.parse().ok()
 }

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use parley_protocol::frames::{
-    ErrorInfo, LoginResult, MembershipChange, Message, Presence, Profile, Receipt,
+    CallPush, ErrorInfo, LoginResult, MembershipChange, Message, Presence, Profile, Receipt,
 };
 use parley_protocol::ids::{ConversationId, UserId};
 use tokio::sync::mpsc;
@@ -35,6 +35,8 @@ pub enum Event {
     Profile(Box<Profile>),
     /// A friend's or small-group co-member's presence changed.
     Presence(Box<Presence>),
+    /// A call signal from another participant.
+    Call(Box<CallPush>),
     /// Logged in, on the first connection and after every reconnect. A sync follows.
     Connected(LoginResult),
     /// The connection was lost; the client reconnects unless this was final (then

@@ -3,10 +3,10 @@
 //! whose `event` is a `FriendEvent`, live and through sync.
 
 use parley_protocol::frames::{
-    Friend, FriendRequestInfo, Presence, PresenceStatus, Profile, ProfileChange, Request, Response,
-    Settings, SettingsChange,
+    CallRecord, CallSignal, Friend, FriendRequestInfo, Presence, PresenceStatus, Profile,
+    ProfileChange, Request, Response, Settings, SettingsChange,
 };
-use parley_protocol::ids::UserId;
+use parley_protocol::ids::{ConversationId, UserId};
 
 use crate::client::{expect_ok, unexpected};
 use crate::{Client, ClientError};
@@ -157,6 +157,27 @@ impl Client {
     pub async fn presence(&self, users: Vec<UserId>) -> Result<Vec<Presence>, ClientError> {
         match self.call(Request::GetPresence(users)).await? {
             Response::Presences(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a call signal; returns the call's id (a new one for an invite). A signal that ends
+    /// the call resolves once its record is durable.
+    pub async fn call_signal(&self, signal: CallSignal) -> Result<u64, ClientError> {
+        match self.call(Request::CallSignal(signal)).await? {
+            Response::CallAnswer { call } => Ok(call),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// This user's call records, newest first, older than `before` (0: from the newest).
+    pub async fn list_calls(
+        &self,
+        before: u64,
+        limit: u32,
+    ) -> Result<(Vec<(ConversationId, CallRecord)>, bool), ClientError> {
+        match self.call(Request::ListCalls { before, limit }).await? {
+            Response::Calls { calls, has_more } => Ok((calls, has_more)),
             other => Err(unexpected(other)),
         }
     }

@@ -317,6 +317,7 @@ impl State {
             Push::Membership(m) => self.emitter.emit(Event::Membership(m)).await,
             Push::Profile(p) => self.emitter.emit(Event::Profile(p)).await,
             Push::Presence(p) => self.emitter.emit(Event::Presence(p)).await,
+            Push::Call(c) => self.emitter.emit(Event::Call(c)).await,
             Push::SyncNeeded => {
                 tracing::debug!("server dropped pushes for this session; syncing");
                 return self.start_sync(link, None).await;

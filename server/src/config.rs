@@ -106,6 +106,8 @@ pub struct LimitsConfig {
     /// How long after sending its sender may recall a message, in ms (owners and managers of
     /// a group may recall any time).
     pub recall_window_ms: u64,
+    /// How long a call rings before it ends as missed, in ms.
+    pub call_ring_ms: u64,
     /// Sends queued for the committer over all sessions.
     pub commit_queue: usize,
     /// Most sends written and fsync'd together.
@@ -211,6 +213,7 @@ impl Default for LimitsConfig {
             max_connections: 100_000,
             max_group_members: 10_000,
             recall_window_ms: 120_000,
+            call_ring_ms: 60_000,
             commit_queue: 16 * 1024,
             commit_batch: 4096,
         }

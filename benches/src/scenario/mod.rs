@@ -271,7 +271,10 @@ pub async fn register_ids(
     }
     drop(stream);
     bar.finish();
-    Ok((out.into_iter().flatten().collect(), started.elapsed().as_secs_f64()))
+    Ok((
+        out.into_iter().flatten().collect(),
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// Connects and logs in with its access token every identity, `concurrency` at a time, with a
@@ -304,7 +307,10 @@ pub async fn login_all(
     }
     drop(stream);
     bar.finish();
-    Ok((out.into_iter().flatten().collect(), started.elapsed().as_secs_f64()))
+    Ok((
+        out.into_iter().flatten().collect(),
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// A reading of the server and of the generator at one instant.

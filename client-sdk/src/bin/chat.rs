@@ -271,6 +271,10 @@ async fn listen(mut events: Events) -> anyhow::Result<()> {
             Some(Event::Presence(p)) => {
                 println!("user {} is {:?} {}", p.user, p.status, p.text)
             }
+            Some(Event::Call(c)) => println!(
+                "[{}] call {} from user {}: {:?}",
+                c.conversation, c.call, c.from, c.action
+            ),
             Some(Event::Disconnected { reason }) => println!("disconnected: {reason}"),
             Some(Event::Reset) => println!("server store was reset; history follows again"),
             Some(Event::ServerError(e)) => println!("server error: {e}"),

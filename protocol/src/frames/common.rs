@@ -11,6 +11,13 @@ macro_rules! wire_enum {
         #[allow(missing_docs)] // documented in the .proto file
         pub enum $name { $($v),* }
 
+        impl Default for $name {
+            /// The value unknown numbers map to.
+            fn default() -> Self {
+                $name::$unknown
+            }
+        }
+
         impl $name {
             /// Decodes the wire number; unknown numbers (from a newer peer) map to the default.
             pub fn from_wire(v: i32) -> Self {

@@ -22,12 +22,6 @@ wire_enum!(
     { Unspecified, Free, Approval, InviteOnly }
 );
 
-impl Default for JoinPolicy {
-    fn default() -> Self {
-        JoinPolicy::Unspecified
-    }
-}
-
 /// Longest group announcement, in bytes.
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 4096;
 /// Longest group description, in bytes.
@@ -218,6 +212,8 @@ pub enum ConversationEvent {
     Recall(Seq),
     /// A friend event, in a user's notices.
     Friend(super::social::FriendEvent),
+    /// A call in the conversation ended: its record.
+    Call(super::calls::CallRecord),
     /// The user changed its preferences for a conversation, in its notices.
     Prefs {
         /// Which conversation.
@@ -302,6 +298,11 @@ impl std::fmt::Display for ConversationEvent {
             ConversationEvent::Prefs { conversation, .. } => {
                 write!(f, "preferences for conversation {conversation} changed")
             }
+            ConversationEvent::Call(c) => write!(
+                f,
+                "{:?} call {} by user {}: {:?}, {} ms",
+                c.media, c.call, c.caller, c.outcome, c.duration_ms
+            ),
             ConversationEvent::Friend(e) => write!(
                 f,
                 "friends: {:?} from user {} to user {}",
@@ -368,6 +369,7 @@ impl From<ConversationEvent> for w::ConversationEvent {
             }),
             ConversationEvent::Recall(seq) => Kind::Recall(w::RecallEvent { seq: seq.get() }),
             ConversationEvent::Friend(f) => Kind::Friend(f.into()),
+            ConversationEvent::Call(c) => Kind::Call(c.into()),
             ConversationEvent::Prefs {
                 conversation,
                 pinned,
@@ -464,6 +466,7 @@ impl TryFrom<w::ConversationEvent> for ConversationEvent {
             },
             Some(Kind::Recall(r)) => ConversationEvent::Recall(seq(r.seq)?),
             Some(Kind::Friend(f)) => ConversationEvent::Friend(f.try_into()?),
+            Some(Kind::Call(c)) => ConversationEvent::Call(c.try_into()?),
             Some(Kind::Prefs(p)) => ConversationEvent::Prefs {
                 conversation: crate::ids::ConversationId::try_from(p.conversation_id)?,
                 pinned: p.pinned,

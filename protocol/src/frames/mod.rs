@@ -1,6 +1,7 @@
 //! Domain types for everything carried in a `Frame`, converted from the wire types with
 //! validation (`TryFrom`) and back.
 
+mod calls;
 mod common;
 mod group;
 mod request;
@@ -24,6 +25,9 @@ pub use response::{
     Receipt, Response, SendAck, ServerFrame, SyncResponse,
 };
 
+pub use calls::{
+    CallAction, CallMedia, CallOutcome, CallPush, CallRecord, CallSignal, MAX_CALL_PAYLOAD_BYTES,
+};
 pub use shared::SharedPush;
 pub use social::{
     AddPolicy, Friend, FriendChange, FriendEvent, FriendRequestInfo, Gender, Presence,

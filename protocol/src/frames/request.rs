@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use prost::Message as _;
 
+use super::calls::CallSignal;
 use super::common::{ContentType, CursorKind, Device};
 use super::group::{
     reaction, text, GroupProfileChange, MemberRole, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS,
@@ -119,6 +120,12 @@ pub enum Request {
         text: Option<String>,
     },
     GetPresence(Vec<UserId>),
+    CallSignal(CallSignal),
+    ListCalls {
+        /// Older than this call id (0: from the newest).
+        before: u64,
+        limit: u32,
+    },
     Send(SendRequest),
     CursorAck {
         conversation: ConversationId,
@@ -275,6 +282,8 @@ impl Request {
             Request::SignOutDevice(_) => "sign_out_device",
             Request::SetPresence { .. } => "set_presence",
             Request::GetPresence(_) => "get_presence",
+            Request::CallSignal(_) => "call_signal",
+            Request::ListCalls { .. } => "list_calls",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
             Request::Sync(_) => "sync",
@@ -430,6 +439,11 @@ impl TryFrom<Body> for Request {
                     }
                 },
                 text: p.text.map(|t| name(t, "text")).transpose()?,
+            },
+            Body::CallSignal(c) => Request::CallSignal(c.try_into()?),
+            Body::ListCalls(l) => Request::ListCalls {
+                before: l.before_call_id,
+                limit: l.limit,
             },
             Body::GetPresence(g) => {
                 if g.user_ids.len() > MAX_PROFILES {
@@ -685,6 +699,11 @@ impl From<Request> for Body {
             Request::SetPresence { status, text } => Body::SetPresence(w::SetPresence {
                 status: status.unwrap_or(PresenceStatus::Unspecified).to_wire(),
                 text,
+            }),
+            Request::CallSignal(c) => Body::CallSignal(c.into()),
+            Request::ListCalls { before, limit } => Body::ListCalls(w::ListCalls {
+                before_call_id: before,
+                limit,
             }),
             Request::GetPresence(users) => Body::GetPresence(w::GetPresence {
                 user_ids: users.into_iter().map(u64::from).collect(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message as _;
 
+use super::calls::{CallPush, CallRecord};
 use super::common::{
     ContentType, ConversationKind, CursorKind, GoAwayReason, Platform, WireErrorCode,
 };
@@ -210,6 +211,13 @@ pub enum Response {
     FriendRequests(Vec<FriendRequestInfo>),
     Devices(Vec<DeviceEntry>),
     Presences(Vec<Presence>),
+    CallAnswer {
+        call: u64,
+    },
+    Calls {
+        calls: Vec<(ConversationId, CallRecord)>,
+        has_more: bool,
+    },
 }
 
 /// One of a user's devices, as listed.
@@ -243,6 +251,8 @@ pub enum Push {
     Profile(Box<Profile>),
     /// A friend's or co-member's presence changed.
     Presence(Box<Presence>),
+    /// A call signal.
+    Call(Box<CallPush>),
     /// An error not tied to a request (e.g. an undecodable frame).
     Error(ErrorInfo),
 }
@@ -423,6 +433,17 @@ impl From<Response> for Body {
             Response::FriendRequests(r) => Body::FriendRequestList(w::FriendRequestList {
                 requests: r.into_iter().map(Into::into).collect(),
             }),
+            Response::CallAnswer { call } => Body::CallAnswer(w::CallAnswer { call_id: call }),
+            Response::Calls { calls, has_more } => Body::CallList(w::CallList {
+                calls: calls
+                    .into_iter()
+                    .map(|(c, r)| w::CallRecord {
+                        conversation_id: c.get(),
+                        call: Some(r.into()),
+                    })
+                    .collect(),
+                has_more,
+            }),
             Response::Presences(p) => Body::PresenceList(w::PresenceList {
                 presences: p.into_iter().map(Into::into).collect(),
             }),
@@ -467,6 +488,7 @@ impl From<Push> for Body {
             Push::Profile(p) => Body::Profile(w::ProfilePush {
                 profile: Some((*p).into()),
             }),
+            Push::Call(c) => Body::Call((*c).into()),
             Push::Presence(p) => Body::Presence(w::PresencePush {
                 presence: Some((*p).into()),
             }),
@@ -658,6 +680,22 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         },
         Body::FriendResult(f) => Response::FriendResult { pending: f.pending },
         Body::FriendList(f) => Response::Friends(f.friends.into_iter().map(Into::into).collect()),
+        Body::CallAnswer(c) => Response::CallAnswer { call: c.call_id },
+        Body::CallList(l) => Response::Calls {
+            calls: l
+                .calls
+                .into_iter()
+                .map(|r| {
+                    Ok((
+                        ConversationId::try_from(r.conversation_id)?,
+                        r.call
+                            .ok_or(InvalidInput::new("call record without a call"))?
+                            .try_into()?,
+                    ))
+                })
+                .collect::<Result<_, InvalidInput>>()?,
+            has_more: l.has_more,
+        },
         Body::PresenceList(p) => Response::Presences(
             p.presences
                 .into_iter()
@@ -712,6 +750,7 @@ pub(super) fn push(body: Body) -> Result<Push, DecodeError> {
             by: UserId::try_from(m.by_user_id)?,
         }),
         Body::Profile(p) => Push::Profile(Box::new(p.profile.unwrap_or_default().into())),
+        Body::Call(c) => Push::Call(Box::new(c.try_into()?)),
         Body::Presence(p) => Push::Presence(Box::new(
             p.presence
                 .ok_or(InvalidInput::new("presence push without a presence"))?

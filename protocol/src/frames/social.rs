@@ -23,12 +23,6 @@ wire_enum!(
     { Unspecified, Requested, Accepted, Rejected, Removed, Blocked, Unblocked }
 );
 
-impl Default for Gender {
-    fn default() -> Self {
-        Gender::Unspecified
-    }
-}
-
 /// Longest nickname, region or remark, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 /// Longest bio, in characters.

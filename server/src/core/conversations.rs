@@ -158,7 +158,7 @@ impl Core {
                 reply_to: Seq::ZERO,
                 mentions: Vec::new(),
             },
-            event: Some(event),
+            event: Some(Box::new(event)),
         };
         self.commit(item, origin, answer)?.queued().await
     }

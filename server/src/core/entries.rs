@@ -91,6 +91,8 @@ pub enum Answer {
         /// A request was filed.
         pending: bool,
     },
+    /// `CallAnswer` (the signal that ended a call, once its record is durable).
+    Call(u64),
     /// `FriendResult` (friends now, or a request that waits for the other).
     Befriended {
         /// A request was filed.
@@ -122,6 +124,7 @@ impl std::future::Future for Pending {
                     Answer::Ok => Response::Ok,
                     Answer::Joined { pending } => Response::JoinResult { pending },
                     Answer::Befriended { pending } => Response::FriendResult { pending },
+                    Answer::Call(call) => Response::CallAnswer { call },
                 },
                 Ok(Err(CommitError::IdReused(e))) => {
                     Response::Error(err(ErrorCode::Conflict, e.to_string()))

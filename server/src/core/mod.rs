@@ -3,6 +3,7 @@
 //! transport, the HTTP side and the dialects go through; none of them holds feature logic.
 
 mod auth;
+mod calls;
 mod conversation_list;
 mod conversations;
 mod entries;
@@ -28,6 +29,7 @@ use crate::router::{Hub, Router};
 use crate::store::{Store, StoreError};
 
 pub use auth::LoginOutcome;
+pub use calls::Signalled;
 pub use entries::{Answer, Pending, Submission, Waiting};
 pub use groups::Join;
 pub use social::Befriend;
@@ -48,6 +50,8 @@ pub struct Core {
     next_session: AtomicU64,
     /// The sessions' liveness settings, shared by all of them.
     heartbeat: Arc<HeartbeatConfig>,
+    /// Calls in progress.
+    calls: calls::Calls,
     /// Counters for the stats endpoint.
     pub stats: CoreStats,
 }
@@ -107,6 +111,7 @@ impl Core {
             committer,
             hash_permits: Semaphore::new(workers),
             next_session: AtomicU64::new(1),
+            calls: calls::Calls::default(),
             stats: CoreStats::default(),
         }
     }

@@ -159,21 +159,14 @@ impl Core {
         me: &Identity,
         origin: Option<SessionId>,
         owner: UserId,
-        change: FriendChange,
-        to: (UserId, UserId),
-        message: String,
+        event: FriendEvent,
         answer: Answer,
     ) -> CoreResult<Pending> {
         let conv = self
             .store
             .notices_conversation(owner, now_ms())
             .map_err(internal)?;
-        let event = ConversationEvent::Friend(FriendEvent {
-            change,
-            from: to.0,
-            to: to.1,
-            message,
-        });
+        let event = ConversationEvent::Friend(event);
         self.commit_event(me, origin, conv, event, None, answer)
             .await
     }
@@ -236,9 +229,8 @@ impl Core {
         let answer = Answer::Befriended {
             pending: change == FriendChange::Requested,
         };
-        let pending = self
-            .friend_event(me, origin, owner, change, pair, message, answer)
-            .await?;
+        let event = friend(change, pair, message);
+        let pending = self.friend_event(me, origin, owner, event, answer).await?;
         Ok(Befriend::Committing(pending))
     }
 
@@ -270,16 +262,9 @@ impl Core {
             true => FriendChange::Accepted,
             false => FriendChange::Rejected,
         };
-        self.friend_event(
-            me,
-            origin,
-            requester,
-            change,
-            (requester, me.user),
-            String::new(),
-            Answer::Ok,
-        )
-        .await
+        let event = friend(change, (requester, me.user), String::new());
+        self.friend_event(me, origin, requester, event, Answer::Ok)
+            .await
     }
 
     /// Ends a friendship, for both.
@@ -292,16 +277,9 @@ impl Core {
         if !self.store.are_friends(me.user, other).map_err(internal)? {
             return Err(err(ErrorCode::NotFound, "not a friend"));
         }
-        self.friend_event(
-            me,
-            origin,
-            other,
-            FriendChange::Removed,
-            (me.user, other),
-            String::new(),
-            Answer::Ok,
-        )
-        .await
+        let event = friend(FriendChange::Removed, (me.user, other), String::new());
+        self.friend_event(me, origin, other, event, Answer::Ok)
+            .await
     }
 
     /// Sets the caller's private remark for a friend.
@@ -376,8 +354,8 @@ impl Core {
             true => FriendChange::Blocked,
             false => FriendChange::Unblocked,
         };
-        let pair = (me.user, other);
-        self.friend_event(me, origin, me.user, change, pair, String::new(), Answer::Ok)
+        let event = friend(change, (me.user, other), String::new());
+        self.friend_event(me, origin, me.user, event, Answer::Ok)
             .await
             .map(Some)
     }
@@ -386,5 +364,14 @@ impl Core {
     pub fn list_blocked(&self, me: &Identity) -> CoreResult<Vec<Profile>> {
         let blocked = self.store.blocked_by(me.user).map_err(internal)?;
         self.get_profiles(&blocked)
+    }
+}
+
+fn friend(change: FriendChange, (from, to): (UserId, UserId), message: String) -> FriendEvent {
+    FriendEvent {
+        change,
+        from,
+        to,
+        message,
     }
 }

@@ -16,7 +16,7 @@ use parley_protocol::ErrorCode;
 
 use super::{Caller, Reply, Service};
 use crate::clock::now_ms;
-use crate::core::{Befriend, Core, CoreResult, Join, Pending, Submission};
+use crate::core::{Befriend, Core, CoreResult, Join, Pending, Signalled, Submission};
 
 impl Service {
     /// Runs `request` for `caller`. Errors come back as `Reply::Now(Response::Error(..))`; a
@@ -85,6 +85,19 @@ impl Service {
             Request::SetPresence { status, text } => {
                 core.set_presence(me, status, text)?;
                 now(Response::Ok)
+            }
+            Request::CallSignal(signal) => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    Ok(match core.call_signal(&me, session, signal).await? {
+                        Signalled::Done(call) => Reply::Now(Response::CallAnswer { call }),
+                        Signalled::Ended(pending) => Reply::Later(pending),
+                    })
+                })
+            }
+            Request::ListCalls { before, limit } => {
+                let (calls, has_more) = core.list_calls(me, before, limit)?;
+                now(Response::Calls { calls, has_more })
             }
             Request::GetPresence(users) => now(Response::Presences(core.get_presence(me, &users)?)),
             Request::SignOutDevice(device) => {

@@ -44,6 +44,25 @@ pub struct Amendment {
     pub reactions: BTreeMap<String, BTreeSet<u64>>,
 }
 
+/// A call's record as listed for one participant.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallEntry {
+    /// Where the call was.
+    pub conversation: u64,
+    /// Who called.
+    pub caller: u64,
+    /// `parley.v1.CallMedia` number.
+    pub media: i32,
+    /// `parley.v1.CallOutcome` number.
+    pub outcome: i32,
+    /// Started, Unix ms.
+    pub started_at_ms: u64,
+    /// Accepted to end, ms.
+    pub duration_ms: u64,
+    /// Caller and invitees.
+    pub participants: Vec<u64>,
+}
+
 impl Store {
     /// Applies the state change an event of a conversation's log carries, as of its seq.
     /// Idempotent, and applying a conversation's events in log order over any later state gives
@@ -142,6 +161,21 @@ impl Store {
                 }
             }),
             ConversationEvent::Friend(e) => self.apply_friend_event(e, entry.server_time_ms),
+            ConversationEvent::Call(c) => {
+                let record = CallEntry {
+                    conversation: conv.get(),
+                    caller: c.caller.get(),
+                    media: c.media.to_wire(),
+                    outcome: c.outcome.to_wire(),
+                    started_at_ms: c.started_at_ms,
+                    duration_ms: c.duration_ms,
+                    participants: c.participants.iter().map(|u| u.get()).collect(),
+                };
+                for user in &c.participants {
+                    self.calls.insert(pair(user.get(), c.call), json(&record))?;
+                }
+                Ok(())
+            }
             ConversationEvent::Prefs {
                 conversation,
                 pinned,
@@ -246,6 +280,29 @@ impl Store {
         Ok(())
     }
 
+    /// `user`'s call records older than `before` (0: all), newest first, at most `limit`.
+    pub fn calls_of(
+        &self,
+        user: UserId,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, CallEntry)>> {
+        let end = match before {
+            0 => pair(user.get(), u64::MAX),
+            b => pair(user.get(), b - 1),
+        };
+        self.calls
+            .range(pair(user.get(), 0)..=end)
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let (_, call) = keys::decode_pair(&k, "calls")?;
+                Ok((call, from_json(&v, "calls")?))
+            })
+            .collect()
+    }
+
     /// A pending join request of `user` to `conv`.
     pub fn join_request(
         &self,
@@ -320,7 +377,7 @@ mod tests {
                 reply_to: Seq::ZERO,
                 mentions: vec![],
             },
-            event,
+            event: event.map(Box::new),
         }
     }
 

@@ -40,7 +40,7 @@ pub struct CommitItem {
     /// The event, for entries that are not plain messages. Events that change state (membership)
     /// are applied to the store when the entry is made durable, and again by the replay after
     /// a crash ([`Store::apply_event`]).
-    pub event: Option<ConversationEvent>,
+    pub event: Option<Box<ConversationEvent>>,
 }
 
 impl AsRef<CommitItem> for CommitItem {
@@ -635,8 +635,8 @@ impl Store {
             if let Some(original) = earlier {
                 // A retry is the same kind of entry in the same conversation: a key that named a
                 // message cannot answer for an event, nor one event for another.
-                let same = original.conversation == req.conversation
-                    && original.event.as_deref() == item.event.as_ref();
+                let same =
+                    original.conversation == req.conversation && original.event == item.event;
                 out.push(if same {
                     Ok(Committed {
                         message: original,
@@ -672,7 +672,7 @@ impl Store {
                 server_time_ms: now_ms,
                 reply_to: req.reply_to,
                 mentions: req.mentions.clone(),
-                event: item.event.clone().map(Box::new),
+                event: item.event.clone(),
                 amended: None,
             };
             let prev_sent = match batch_sent.get(&item.sender) {
@@ -1211,10 +1211,10 @@ mod tests {
         let mut change = item(1, g.get(), "change-1");
         change.request.content = Bytes::new();
         change.request.content_type = ContentType::System;
-        change.event = Some(ConversationEvent::Membership {
+        change.event = Some(Box::new(ConversationEvent::Membership {
             added: vec![u(3)],
             removed: vec![u(2)],
-        });
+        }));
         let out = commit(&store, &[item(1, g.get(), "m"), change.clone()], 1);
         let entry = &out[1].as_ref().unwrap().message;
         assert_eq!(

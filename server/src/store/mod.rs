@@ -29,6 +29,7 @@
 //! | `notices`   | user id                               | its notices conversation id    |
 //! | `prefs`     | user id, conversation id              | [`Prefs`] (JSON)               |
 //! | `presence`  | user id                               | [`PresenceRecord`] (JSON)      |
+//! | `calls`     | user id, call id                      | [`CallEntry`] (JSON)           |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -67,7 +68,7 @@ use std::path::{Path, PathBuf};
 pub use accounts::{DeviceTokens, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
 pub use cursors::Cursors;
-pub use events::{Amendment, JoinRequestRecord};
+pub use events::{Amendment, CallEntry, JoinRequestRecord};
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 pub use social::{Prefs, PresenceRecord, ProfileRecord, Relation};
@@ -119,6 +120,7 @@ pub struct Store {
     notices: sled::Tree,
     prefs: sled::Tree,
     presence: sled::Tree,
+    calls: sled::Tree,
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
@@ -207,6 +209,7 @@ impl Store {
             notices: db.open_tree("notices")?,
             prefs: db.open_tree("prefs")?,
             presence: db.open_tree("presence")?,
+            calls: db.open_tree("calls")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
