@@ -19,66 +19,79 @@ pub struct ListPage {
 }
 
 impl Core {
-    /// The caller's conversations (not its notices: they are in sync): pinned first, then by latest activity (the log position of
-    /// the newest entry: positions grow with every commit, and they are in memory, so ordering
-    /// reads no entry), conversations without entries last by id; hidden ones left out. Only
-    /// the page's conversations are read in full (with their last entry).
+    /// The caller's conversations (not its notices: they are in sync): pinned first, then by
+    /// latest activity (the log position of the newest entry: positions grow with every commit
+    /// and are in memory, so ordering reads no entry), conversations without entries last by
+    /// id; hidden ones left out. The user's conversations and cursors come from memory
+    /// ([`crate::store::UserIndex`]); only the page's conversations are read in full (with their
+    /// last entry).
     pub fn list_conversations(
         &self,
         me: &Identity,
         limit: u32,
         offset: u32,
     ) -> CoreResult<ListPage> {
-        let convs = self.store.user_conversations(me.user).map_err(internal)?;
-        let activity = self.store.activity(&convs);
-        let prefs = self.store.user_prefs(me.user).map_err(internal)?;
-        let cursors: std::collections::HashMap<_, _> = self
-            .store
-            .user_cursors(me.user)
-            .map_err(internal)?
-            .into_iter()
-            .collect();
         let notices = self.store.notices_of(me.user).map_err(internal)?;
-        let mut listed = Vec::with_capacity(convs.len());
+        let prefs = self.store.user_prefs(me.user).map_err(internal)?;
         let mut total_unread = 0u64;
-        for (conv, (head, pos)) in convs.into_iter().zip(activity) {
-            let p = prefs.get(&conv).copied().unwrap_or_default();
-            if p.hidden_at(head) || Some(conv) == notices {
-                continue;
-            }
-            if !p.muted && head != Seq::ZERO {
-                let Ok((_, me_rec)) = self.membership(conv, me.user) else {
-                    continue; // left between the two reads
-                };
-                let read = cursors.get(&conv).map_or(Seq::ZERO, |c| c.read);
-                let floor = read.get().max(me_rec.from_seq.saturating_sub(1));
-                total_unread += head.get().saturating_sub(floor);
-            }
-            listed.push((p.pinned, pos, conv));
-        }
-        // Pinned first; then newest activity; no entries last, newest id first.
-        listed.sort_unstable_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then_with(|| match (a.1, b.1) {
-                    (Some(x), Some(y)) => y.cmp(&x),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                })
-                .then(b.2.cmp(&a.2))
-        });
-        let total = u32::try_from(listed.len()).unwrap_or(u32::MAX);
+        let mut listed = Vec::new();
         let take = match limit {
             0 => usize::MAX,
             n => n as usize,
         };
-        let mut page = Vec::new();
-        for (_, _, conv) in listed.into_iter().skip(offset as usize).take(take) {
+        let mut total = 0u32;
+        let chosen = self
+            .store
+            .with_user_index(me.user, |index| {
+                let activity = self.store.activity(&index.convs);
+                listed.reserve(index.convs.len());
+                for (&conv, (head, pos)) in index.convs.iter().zip(activity) {
+                    let p = prefs.get(&conv).copied().unwrap_or_default();
+                    if p.hidden_at(head) || Some(conv) == notices {
+                        continue;
+                    }
+                    if !p.muted && head != Seq::ZERO {
+                        let Ok(members) = self.members_of(conv) else {
+                            continue;
+                        };
+                        let Some(rec) = members.get(me.user) else {
+                            continue; // left meanwhile
+                        };
+                        let read = index.cursors.get(&conv).map_or(Seq::ZERO, |c| c.read);
+                        let floor = read.get().max(rec.from_seq.saturating_sub(1));
+                        total_unread += head.get().saturating_sub(floor);
+                    }
+                    listed.push((p.pinned, pos, conv));
+                }
+                // Pinned first; then newest activity; no entries last, newest id first.
+                listed.sort_unstable_by(|a, b| {
+                    b.0.cmp(&a.0)
+                        .then_with(|| match (a.1, b.1) {
+                            (Some(x), Some(y)) => y.cmp(&x),
+                            (Some(_), None) => std::cmp::Ordering::Less,
+                            (None, Some(_)) => std::cmp::Ordering::Greater,
+                            (None, None) => std::cmp::Ordering::Equal,
+                        })
+                        .then(b.2.cmp(&a.2))
+                });
+                total = u32::try_from(listed.len()).unwrap_or(u32::MAX);
+                listed
+                    .iter()
+                    .skip(offset as usize)
+                    .take(take)
+                    .map(|(_, _, conv)| {
+                        let c = index.cursors.get(conv).copied().unwrap_or_default();
+                        (*conv, c)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .map_err(internal)?;
+        let mut page = Vec::with_capacity(chosen.len());
+        for (conv, c) in chosen {
             let Ok((members, rec)) = self.membership(conv, me.user) else {
                 continue;
             };
             let head = self.store.head(conv).map_err(internal)?;
-            let c = cursors.get(&conv).copied().unwrap_or_default();
             let p = prefs.get(&conv).copied().unwrap_or_default();
             let mut info = info_with(conv, &members, &rec, head, c, p);
             if head != Seq::ZERO && head.get() >= rec.from_seq {

@@ -143,6 +143,16 @@ fn put_member(
     Ok(())
 }
 
+/// Drops the cached conversation index of some users once a membership change is written
+/// (when it goes out of scope, after the transaction), and again is harmless.
+struct Forget<'a>(&'a Store, Vec<UserId>);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.user_index.forget(self.1.drain(..));
+    }
+}
+
 impl Store {
     /// The 1:1 conversation of `a` and `b`, created on first use. Both users get the same one.
     pub fn direct_conversation(&self, a: UserId, b: UserId, now_ms: u64) -> Result<ConversationId> {
@@ -161,6 +171,7 @@ impl Store {
             notices: false,
         };
         let member = MemberRecord::new(Role::Member, 1);
+        let _forget = Forget(self, vec![lo, hi]);
         (&self.direct, &self.convs, &self.members, &self.user_convs)
             .transaction(|(direct, convs, members, user_convs)| {
                 // A concurrent creator may have won: then use theirs.
@@ -203,6 +214,7 @@ impl Store {
             notices: true,
         };
         let member = MemberRecord::new(Role::Member, 1);
+        let _forget = Forget(self, vec![user]);
         (&self.notices, &self.convs, &self.members, &self.user_convs)
             .transaction(|(notices, convs, members, user_convs)| {
                 if let Some(existing) = notices.get(key)? {
@@ -235,6 +247,9 @@ impl Store {
             settings,
             notices: false,
         };
+        let mut everyone = others.to_vec();
+        everyone.push(owner);
+        let _forget = Forget(self, everyone);
         (&self.convs, &self.members, &self.user_convs)
             .transaction(|(convs, members, user_convs)| {
                 convs.insert(&u64_key(conv.get())[..], json(&record))?;
@@ -260,6 +275,7 @@ impl Store {
         remove: &[UserId],
         from_seq: Seq,
     ) -> Result<()> {
+        let _forget = Forget(self, add.iter().chain(remove).copied().collect());
         (&self.members, &self.user_convs)
             .transaction(|(members, user_convs)| {
                 for &user in add {

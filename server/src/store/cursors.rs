@@ -72,6 +72,9 @@ impl Store {
                 after = next;
                 Some(pair(next.delivered.get(), next.read.get()).to_vec())
             })?;
+        if after != before {
+            self.user_index.cursor_moved(user, conv, after);
+        }
         Ok((before, after))
     }
 }

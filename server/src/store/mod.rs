@@ -61,6 +61,7 @@ mod log;
 mod members;
 mod messages;
 mod social;
+mod user_index;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,7 @@ pub use events::{Amendment, CallEntry, JoinRequestRecord};
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 pub use social::{Prefs, PresenceRecord, ProfileRecord, Relation};
+pub use user_index::UserIndex;
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +126,7 @@ pub struct Store {
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
+    user_index: std::sync::Arc<user_index::UserIndexCache>,
     db_file: std::sync::Arc<File>,
     epoch: u64,
     path: PathBuf,
@@ -213,6 +216,7 @@ impl Store {
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
+            user_index: std::sync::Arc::new(user_index::UserIndexCache::default()),
             epoch,
             path,
             db,
