@@ -46,6 +46,10 @@ pub struct Stats {
     pub commit_batches_total: u64,
     /// Sends those batches carried (duplicates included).
     pub commit_items_total: u64,
+    /// Writes to the store made by commits: one log record per entry, an index checkpoint
+    /// every 1,024th seq of a conversation, and the state changes of events. A message costs
+    /// the same however many members its conversation has (nothing is written per member).
+    pub store_writes_total: u64,
     /// Largest batch so far.
     pub commit_batch_max: u64,
     /// Time spent assigning seqs and writing batches to the store, in microseconds.

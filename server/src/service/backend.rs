@@ -55,6 +55,7 @@ impl Backend for HttpBackend {
             uptime_seconds: self.started.elapsed().as_secs(),
             commit_batches_total: commits.batches.load(Ordering::Relaxed),
             commit_items_total: commits.items.load(Ordering::Relaxed),
+            store_writes_total: c.store.writes(),
             commit_batch_max: commits.batch_max.load(Ordering::Relaxed),
             commit_write_us_total: commits.write_us.load(Ordering::Relaxed),
             commit_sync_us_total: commits.sync_us.load(Ordering::Relaxed),

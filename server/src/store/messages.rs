@@ -735,6 +735,7 @@ impl Store {
         {
             let mut w = lock(&self.messages.writer);
             w.file.sync_data()?;
+            self.count_writes(pending.sent.len() + pending.index.len() + pending.events.len());
             write_index(&self.idx, pending.index)?;
             // State changes of events are applied before `indexed` moves past them, under the
             // writer's lock: a snapshot that records a replay position after an event has

@@ -127,6 +127,8 @@ pub struct Store {
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
     user_index: std::sync::Arc<user_index::UserIndexCache>,
+    /// Writes made by commits (see [`Store::writes`]).
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     db_file: std::sync::Arc<File>,
     epoch: u64,
     path: PathBuf,
@@ -217,6 +219,7 @@ impl Store {
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
             user_index: std::sync::Arc::new(user_index::UserIndexCache::default()),
+            writes: Default::default(),
             epoch,
             path,
             db,
@@ -230,6 +233,17 @@ impl Store {
         // replay the same records again: crash loops cannot make the replay grow.
         store.sync()?;
         Ok(store)
+    }
+
+    /// Writes made by commits since start: log records, index checkpoints, and event state
+    /// changes.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_writes(&self, n: usize) {
+        self.writes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The store's identity; changes only when the data directory is recreated.
