@@ -50,6 +50,12 @@ pub struct Stats {
     /// every 1,024th seq of a conversation, and the state changes of events. A message costs
     /// the same however many members its conversation has (nothing is written per member).
     pub store_writes_total: u64,
+    /// Offline notifications posted to the webhook.
+    pub offline_push_sent_total: u64,
+    /// Offline notifications given up after every attempt.
+    pub offline_push_failed_total: u64,
+    /// Offline notifications dropped because the queue was full.
+    pub offline_push_dropped_total: u64,
     /// Largest batch so far.
     pub commit_batch_max: u64,
     /// Time spent assigning seqs and writing batches to the store, in microseconds.

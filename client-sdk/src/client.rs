@@ -280,6 +280,16 @@ impl Client {
         expect_ok(self.call(request).await?)
     }
 
+    /// Registers (empty `token`: removes) this device's push token, for notifications while
+    /// none of the user's devices is connected.
+    pub async fn set_push_token(&self, provider: &str, token: &str) -> Result<(), ClientError> {
+        let request = Request::SetPushToken {
+            provider: provider.to_owned(),
+            token: token.to_owned(),
+        };
+        expect_ok(self.call(request).await?)
+    }
+
     /// This user's devices that hold tokens.
     pub async fn devices(&self) -> Result<Vec<parley_protocol::frames::DeviceEntry>, ClientError> {
         match self.call(Request::ListDevices).await? {

@@ -31,9 +31,42 @@ pub struct Config {
     pub store: StoreConfig,
     /// Who may talk to whom.
     pub rules: RulesConfig,
+    /// Offline push.
+    pub push: PushConfig,
     /// How long shutdown waits for sessions to drain.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+}
+
+/// Offline push: messages for users with no connected device are POSTed (as JSON, with the
+/// users' push tokens) to a webhook that forwards them to APNs, FCM or the like.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// The webhook's URL (http or https); empty: no offline push.
+    pub webhook: String,
+    /// Notifications waiting to be posted; beyond it new ones are dropped (and counted), never
+    /// waited for.
+    pub queue: usize,
+    /// Posts in flight at once.
+    pub concurrency: usize,
+    /// Attempts per notification (with doubling backoff from 200 ms between them).
+    pub attempts: u32,
+    /// Time limit of one post.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            webhook: String::new(),
+            queue: 10_000,
+            concurrency: 16,
+            attempts: 5,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Who may talk to whom.
@@ -178,6 +211,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             store: StoreConfig::default(),
             rules: RulesConfig::default(),
+            push: PushConfig::default(),
             drain_timeout: Duration::from_secs(5),
         }
     }
@@ -313,6 +347,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        let p = &self.push;
+        let web = p.webhook.starts_with("http://") || p.webhook.starts_with("https://");
+        if !p.webhook.is_empty() && !web {
+            return bad("push.webhook must be an http:// or https:// URL, or empty");
+        }
+        if p.queue == 0 || p.concurrency == 0 || p.attempts == 0 || p.timeout.is_zero() {
+            return bad(
+                "push.queue, push.concurrency, push.attempts and push.timeout must be positive",
+            );
+        }
         if l.max_message_bytes == 0 || l.max_frame_bytes < l.max_message_bytes + 1024 {
             return bad("limits.max_frame_bytes must exceed limits.max_message_bytes by 1 KiB");
         }

@@ -220,6 +220,7 @@ impl Server {
             lot: lot.clone(),
         };
         let fanout = tokio::spawn(core.clone().run_fanout(fanout_rx));
+        core.start_offline_push();
         let listeners = TaskTracker::new();
         for l in tls_listeners {
             listeners.spawn(serve_tcp(l, Some(rustls.clone()), shared.clone()));

@@ -121,6 +121,11 @@ pub enum Request {
     },
     GetPresence(Vec<UserId>),
     CallSignal(CallSignal),
+    SetPushToken {
+        provider: String,
+        /// Empty: remove.
+        token: String,
+    },
     ListCalls {
         /// Older than this call id (0: from the newest).
         before: u64,
@@ -283,6 +288,7 @@ impl Request {
             Request::SetPresence { .. } => "set_presence",
             Request::GetPresence(_) => "get_presence",
             Request::CallSignal(_) => "call_signal",
+            Request::SetPushToken { .. } => "set_push_token",
             Request::ListCalls { .. } => "list_calls",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
@@ -441,6 +447,16 @@ impl TryFrom<Body> for Request {
                 text: p.text.map(|t| name(t, "text")).transpose()?,
             },
             Body::CallSignal(c) => Request::CallSignal(c.try_into()?),
+            Body::SetPushToken(p) => {
+                let provider = text(p.provider, 32, false, "provider")?;
+                if provider.is_empty() {
+                    return Err(InvalidInput::new("provider must not be empty").into());
+                }
+                Request::SetPushToken {
+                    provider,
+                    token: text(p.token, 4096, false, "token")?,
+                }
+            }
             Body::ListCalls(l) => Request::ListCalls {
                 before: l.before_call_id,
                 limit: l.limit,
@@ -701,6 +717,9 @@ impl From<Request> for Body {
                 text,
             }),
             Request::CallSignal(c) => Body::CallSignal(c.into()),
+            Request::SetPushToken { provider, token } => {
+                Body::SetPushToken(w::SetPushToken { provider, token })
+            }
             Request::ListCalls { before, limit } => Body::ListCalls(w::ListCalls {
                 before_call_id: before,
                 limit,

@@ -93,6 +93,11 @@ impl Core {
         // without one, so its author's session gets the push too and its positions stay
         // gapless.
         let skip_origin = message.event.is_none();
+        // Offline push is for messages (not events), and only where a webhook is configured.
+        let for_offline = match (&self.offline_push, skip_origin) {
+            (Some(_), true) => Some(message.clone()),
+            _ => None,
+        };
         let push = SharedPush::new(Push::Message(message));
         let except = |user| {
             (user == sender && skip_origin)
@@ -105,7 +110,12 @@ impl Core {
             if record.from_seq > seq.get() {
                 continue;
             }
-            self.router.deliver(*user, &push, except(*user));
+            let online = self.router.deliver(*user, &push, except(*user));
+            if !online && *user != sender {
+                if let (Some(offline), Some(m)) = (&self.offline_push, &for_offline) {
+                    offline.offer(*user, m);
+                }
+            }
         }
         for user in also.into_iter().filter(|u| members.get(*u).is_none()) {
             self.router.deliver(user, &push, except(user));

@@ -10,6 +10,7 @@ mod entries;
 mod groups;
 mod history;
 mod messaging;
+mod offline_push;
 mod presence;
 mod social;
 
@@ -32,6 +33,7 @@ pub use auth::LoginOutcome;
 pub use calls::Signalled;
 pub use entries::{Answer, Pending, Submission, Waiting};
 pub use groups::Join;
+pub use offline_push::OfflinePush;
 pub use social::Befriend;
 
 /// Result of a core operation: a domain value or an error for the client.
@@ -52,6 +54,9 @@ pub struct Core {
     heartbeat: Arc<HeartbeatConfig>,
     /// Calls in progress.
     calls: calls::Calls,
+    /// The offline-push queue, if a webhook is configured.
+    pub(crate) offline_push: Option<OfflinePush>,
+    push_rx: std::sync::Mutex<Option<mpsc::Receiver<offline_push::Job>>>,
     /// Counters for the stats endpoint.
     pub stats: CoreStats,
 }
@@ -102,6 +107,10 @@ impl Core {
             requests_per_second: cfg.limits.requests_per_second,
             ..HeartbeatConfig::default()
         });
+        let (offline_push, push_rx) = match offline_push::OfflinePush::new(&cfg.push) {
+            Some((p, rx)) => (Some(p), Some(rx)),
+            None => (None, None),
+        };
         Core {
             heartbeat,
             node: NodeId(cfg.node_id),
@@ -112,7 +121,22 @@ impl Core {
             hash_permits: Semaphore::new(workers),
             next_session: AtomicU64::new(1),
             calls: calls::Calls::default(),
+            offline_push,
+            push_rx: std::sync::Mutex::new(push_rx),
             stats: CoreStats::default(),
+        }
+    }
+
+    /// Starts posting offline notifications, if a webhook is configured (once; later calls do
+    /// nothing).
+    pub fn start_offline_push(self: &Arc<Self>) {
+        let rx = self
+            .push_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rx) = rx {
+            tokio::spawn(self.clone().run_offline_push(rx));
         }
     }
 

@@ -284,8 +284,8 @@ impl Router for Hub {
         })
     }
 
-    fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>) {
-        self.deliver_where(user, push, |l| Some(l.session_id) != except);
+    fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>) -> bool {
+        self.deliver_where(user, push, |l| Some(l.session_id) != except)
     }
 
     fn deliver_to_sessions(&self, user: UserId, sessions: &[SessionId], push: &SharedPush) {
@@ -305,14 +305,20 @@ impl Router for Hub {
 
 impl Hub {
     /// Queues `push` to those sessions of `user` that `wanted` picks.
-    fn deliver_where(&self, user: UserId, push: &SharedPush, wanted: impl Fn(&Link) -> bool) {
+    fn deliver_where(
+        &self,
+        user: UserId,
+        push: &SharedPush,
+        wanted: impl Fn(&Link) -> bool,
+    ) -> bool {
         let users = self.users.read().unwrap_or_else(|e| e.into_inner());
         let Some(links) = users.get(&user) else {
-            return;
+            return false;
         };
         for link in links.as_slice().iter().filter(|l| wanted(l)) {
             self.count(link.push(push));
         }
+        true
     }
 
     fn count(&self, queued: bool) {

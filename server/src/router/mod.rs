@@ -47,8 +47,9 @@ pub trait Router: Send + Sync + std::fmt::Debug + 'static {
     /// The devices of `user` with a session on this node.
     fn online_devices(&self, user: UserId) -> Vec<DeviceId>;
 
-    /// Queues `push` to every session of `user` except `except` (the one it came from).
-    fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>);
+    /// Queues `push` to every session of `user` except `except` (the one it came from). True if
+    /// the user has a session here at all (false: offline, as far as this router knows).
+    fn deliver(&self, user: UserId, push: &SharedPush, except: Option<SessionId>) -> bool;
 
     /// Queues `push` to those of `user`'s sessions that are listed.
     fn deliver_to_sessions(&self, user: UserId, sessions: &[SessionId], push: &SharedPush);

@@ -41,6 +41,11 @@ impl Backend for HttpBackend {
         let c = self.service.core();
         let routes = c.router().stats();
         let commits = c.committer.stats();
+        let push = |f: fn(&crate::core::OfflinePush) -> &std::sync::atomic::AtomicU64| {
+            c.offline_push
+                .as_ref()
+                .map_or(0, |p| f(p).load(Ordering::Relaxed))
+        };
         Stats {
             sessions_online: routes.sessions,
             sessions_asleep: self.lot.as_ref().map_or(0, |l| l.asleep() as u64),
@@ -56,6 +61,9 @@ impl Backend for HttpBackend {
             commit_batches_total: commits.batches.load(Ordering::Relaxed),
             commit_items_total: commits.items.load(Ordering::Relaxed),
             store_writes_total: c.store.writes(),
+            offline_push_sent_total: push(|p| &p.sent),
+            offline_push_failed_total: push(|p| &p.failed),
+            offline_push_dropped_total: push(|p| &p.dropped),
             commit_batch_max: commits.batch_max.load(Ordering::Relaxed),
             commit_write_us_total: commits.write_us.load(Ordering::Relaxed),
             commit_sync_us_total: commits.sync_us.load(Ordering::Relaxed),

@@ -95,6 +95,13 @@ impl Service {
                     })
                 })
             }
+            Request::SetPushToken { provider, token } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    core.set_push_token(&me, &provider, &token).await?;
+                    Ok(Reply::Now(Response::Ok))
+                })
+            }
             Request::ListCalls { before, limit } => {
                 let (calls, has_more) = core.list_calls(me, before, limit)?;
                 now(Response::Calls { calls, has_more })

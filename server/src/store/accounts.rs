@@ -61,6 +61,17 @@ pub struct DeviceTokens {
     pub issued_ms: u64,
 }
 
+/// A device's push token, for the offline-push webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushToken {
+    /// Device it belongs to.
+    pub device: String,
+    /// "apns", "fcm" ...
+    pub provider: String,
+    /// The token.
+    pub token: String,
+}
+
 fn device_key(user: UserId, device: &DeviceId) -> Vec<u8> {
     let mut k = u64_key(user.get()).to_vec();
     k.extend_from_slice(device.as_str().as_bytes());
@@ -166,8 +177,41 @@ impl Store {
             .collect()
     }
 
-    /// Revokes the device's tokens (logout).
+    /// Sets (empty token: removes) a device's push token.
+    pub fn set_push_token(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        provider: &str,
+        token: &str,
+    ) -> Result<()> {
+        let key = device_key(user, device);
+        if token.is_empty() {
+            self.push_tokens.remove(key)?;
+        } else {
+            let record = PushToken {
+                device: device.to_string(),
+                provider: provider.to_owned(),
+                token: token.to_owned(),
+            };
+            self.push_tokens.insert(key, json(&record))?;
+        }
+        Ok(())
+    }
+
+    /// A user's push tokens.
+    pub fn push_tokens(&self, user: UserId) -> Result<Vec<PushToken>> {
+        self.push_tokens
+            .scan_prefix(u64_key(user.get()))
+            .values()
+            .map(|v| from_json(&v?, "push_tokens"))
+            .collect()
+    }
+
+    /// Revokes the device's tokens (logout), and forgets its push token: a device signed out
+    /// gets no more notifications.
     pub fn revoke_device(&self, user: UserId, device: &DeviceId) -> Result<()> {
+        self.push_tokens.remove(device_key(user, device))?;
         if let Some(old) = self.devices.remove(device_key(user, device))? {
             let old: DeviceTokens = from_json(&old, "devices")?;
             self.tokens.remove(old.access)?;

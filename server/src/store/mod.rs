@@ -30,6 +30,7 @@
 //! | `prefs`     | user id, conversation id              | [`Prefs`] (JSON)               |
 //! | `presence`  | user id                               | [`PresenceRecord`] (JSON)      |
 //! | `calls`     | user id, call id                      | [`CallEntry`] (JSON)           |
+//! | `push_tokens`| user id, device id (utf-8)           | [`PushToken`] (JSON)           |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -66,7 +67,7 @@ mod user_index;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-pub use accounts::{DeviceTokens, TokenKind, TokenRecord, UserRecord};
+pub use accounts::{DeviceTokens, PushToken, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
 pub use cursors::Cursors;
 pub use events::{Amendment, CallEntry, JoinRequestRecord};
@@ -123,6 +124,7 @@ pub struct Store {
     prefs: sled::Tree,
     presence: sled::Tree,
     calls: sled::Tree,
+    push_tokens: sled::Tree,
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
@@ -215,6 +217,7 @@ impl Store {
             prefs: db.open_tree("prefs")?,
             presence: db.open_tree("presence")?,
             calls: db.open_tree("calls")?,
+            push_tokens: db.open_tree("push_tokens")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
