@@ -195,18 +195,16 @@ impl Core {
                 break (user, account);
             }
         };
-        if !nickname.is_empty() {
-            let mut profile = crate::store::ProfileRecord {
-                nickname,
-                ..Default::default()
-            };
-            // Guests are not found by search.
-            profile.searchable_by_account = false;
-            profile.searchable_by_name = false;
-            self.store
-                .put_profile_record(user, &profile)
-                .map_err(internal)?;
-        }
+        // Guests are not found by search, with or without a nickname.
+        let profile = crate::store::ProfileRecord {
+            nickname,
+            searchable_by_account: false,
+            searchable_by_name: false,
+            ..Default::default()
+        };
+        self.store
+            .put_profile_record(user, &profile)
+            .map_err(internal)?;
         let outcome = self.issue(user, account, device)?;
         self.durable().await?;
         Ok(outcome)

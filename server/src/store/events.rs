@@ -245,6 +245,22 @@ impl Store {
             return Ok(());
         };
         let (from, to) = (first.seq, last.seq);
+        // An edit's content goes the way of its message: withheld once that is recalled.
+        for m in page.iter_mut() {
+            if let Some(ConversationEvent::Edit { seq, .. }) = m.event.as_deref() {
+                let target = self.amends.get(pair(conv.get(), seq.get()))?;
+                let recalled = target
+                    .map(|v| from_json::<Amendment>(&v, "amends"))
+                    .transpose()?
+                    .is_some_and(|a| a.recalled);
+                if recalled {
+                    m.event = Some(Box::new(ConversationEvent::Edit {
+                        seq: *seq,
+                        content: bytes::Bytes::new(),
+                    }));
+                }
+            }
+        }
         for (seq, a) in self.amendments(conv, from, to)? {
             let Some(msg) = page.iter_mut().find(|m| m.seq == seq) else {
                 continue;
