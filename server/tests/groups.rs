@@ -375,6 +375,31 @@ async fn edits_recalls_reactions_and_history() {
     assert!(page.messages.iter().any(
         |m| matches!(m.event.as_deref(), Some(ConversationEvent::Recall(s)) if *s == seqs[3])
     ));
+
+    // An edit of a message recalled later does not keep its text either.
+    alice.edit_message(d, seqs[0], "m1 secret").await.unwrap();
+    alice.recall_message(d, seqs[0]).await.unwrap();
+    let page = match bob
+        .request(Request::Sync(SyncRequest::default()))
+        .await
+        .unwrap()
+    {
+        Response::Sync(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let edits: Vec<_> = page
+        .messages
+        .iter()
+        .filter_map(|m| match m.event.as_deref() {
+            Some(ConversationEvent::Edit { seq, content }) if *seq == seqs[0] => Some(content),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(edits.len(), 1);
+    assert!(
+        edits[0].is_empty(),
+        "the edit's text is withheld with its message"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
