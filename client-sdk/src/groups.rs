@@ -233,6 +233,27 @@ impl Client {
         expect_ok(self.call(request).await?)
     }
 
+    /// Full-text search over this user's text messages (or one conversation's), newest first,
+    /// older than message id `before` (0: from the newest).
+    pub async fn search_messages(
+        &self,
+        query: &str,
+        conversation: Option<ConversationId>,
+        before: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, ClientError> {
+        let request = Request::SearchMessages {
+            query: query.to_owned(),
+            conversation,
+            before,
+            limit,
+        };
+        match self.call(request).await? {
+            Response::SearchResult { messages, has_more } => Ok(HistoryPage { messages, has_more }),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// A page of history as it reads now (edits applied, recalls withheld, reactions
     /// attached); `limit` 0 is the server's default.
     pub async fn history(

@@ -33,9 +33,26 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Offline push.
     pub push: PushConfig,
+    /// Full-text search over messages.
+    pub search: SearchConfig,
     /// How long shutdown waits for sessions to drain.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+}
+
+/// Full-text search over messages (an index in `<data_dir>/search/`, derived from the log and
+/// rebuilt from it if deleted). Indexing costs CPU per text message (docs/BENCHMARKS.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Index messages and answer `SearchMessages` (false: the request gets `FORBIDDEN`).
+    pub enabled: bool,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Offline push: messages for users with no connected device are POSTed (as JSON, with the
@@ -212,6 +229,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             rules: RulesConfig::default(),
             push: PushConfig::default(),
+            search: SearchConfig::default(),
             drain_timeout: Duration::from_secs(5),
         }
     }

@@ -12,6 +12,7 @@ pub mod commit;
 pub mod config;
 pub mod core;
 pub mod router;
+pub mod search;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -121,6 +121,12 @@ pub enum Request {
     },
     GetPresence(Vec<UserId>),
     CallSignal(CallSignal),
+    SearchMessages {
+        query: String,
+        conversation: Option<ConversationId>,
+        before: u64,
+        limit: u32,
+    },
     SetPushToken {
         provider: String,
         /// Empty: remove.
@@ -289,6 +295,7 @@ impl Request {
             Request::GetPresence(_) => "get_presence",
             Request::CallSignal(_) => "call_signal",
             Request::SetPushToken { .. } => "set_push_token",
+            Request::SearchMessages { .. } => "search_messages",
             Request::ListCalls { .. } => "list_calls",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
@@ -447,6 +454,18 @@ impl TryFrom<Body> for Request {
                 text: p.text.map(|t| name(t, "text")).transpose()?,
             },
             Body::CallSignal(c) => Request::CallSignal(c.try_into()?),
+            Body::SearchMessages(q) => {
+                let query = text(q.query, 256, false, "query")?;
+                if query.trim().is_empty() {
+                    return Err(InvalidInput::new("query must not be empty").into());
+                }
+                Request::SearchMessages {
+                    query,
+                    conversation: ConversationId::try_from(q.conversation_id).ok(),
+                    before: q.before_message_id,
+                    limit: q.limit,
+                }
+            }
             Body::SetPushToken(p) => {
                 let provider = text(p.provider, 32, false, "provider")?;
                 if provider.is_empty() {
@@ -717,6 +736,17 @@ impl From<Request> for Body {
                 text,
             }),
             Request::CallSignal(c) => Body::CallSignal(c.into()),
+            Request::SearchMessages {
+                query,
+                conversation,
+                before,
+                limit,
+            } => Body::SearchMessages(w::SearchMessages {
+                query,
+                conversation_id: conversation.map_or(0, ConversationId::get),
+                before_message_id: before,
+                limit,
+            }),
             Request::SetPushToken { provider, token } => {
                 Body::SetPushToken(w::SetPushToken { provider, token })
             }

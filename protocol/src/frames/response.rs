@@ -214,6 +214,10 @@ pub enum Response {
     CallAnswer {
         call: u64,
     },
+    SearchResult {
+        messages: Vec<Message>,
+        has_more: bool,
+    },
     Calls {
         calls: Vec<(ConversationId, CallRecord)>,
         has_more: bool,
@@ -434,6 +438,10 @@ impl From<Response> for Body {
                 requests: r.into_iter().map(Into::into).collect(),
             }),
             Response::CallAnswer { call } => Body::CallAnswer(w::CallAnswer { call_id: call }),
+            Response::SearchResult { messages, has_more } => Body::SearchResult(w::SearchResult {
+                messages: messages.into_iter().map(Into::into).collect(),
+                has_more,
+            }),
             Response::Calls { calls, has_more } => Body::CallList(w::CallList {
                 calls: calls
                     .into_iter()
@@ -681,6 +689,14 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         Body::FriendResult(f) => Response::FriendResult { pending: f.pending },
         Body::FriendList(f) => Response::Friends(f.friends.into_iter().map(Into::into).collect()),
         Body::CallAnswer(c) => Response::CallAnswer { call: c.call_id },
+        Body::SearchResult(r) => Response::SearchResult {
+            messages: r
+                .messages
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: r.has_more,
+        },
         Body::CallList(l) => Response::Calls {
             calls: l
                 .calls

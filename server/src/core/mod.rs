@@ -9,6 +9,7 @@ mod conversations;
 mod entries;
 mod groups;
 mod history;
+mod message_search;
 mod messaging;
 mod offline_push;
 mod presence;
@@ -54,6 +55,8 @@ pub struct Core {
     heartbeat: Arc<HeartbeatConfig>,
     /// Calls in progress.
     calls: calls::Calls,
+    /// The full-text index, if search is on.
+    pub(crate) search: Option<crate::search::Search>,
     /// The offline-push queue, if a webhook is configured.
     pub(crate) offline_push: Option<OfflinePush>,
     push_rx: std::sync::Mutex<Option<mpsc::Receiver<offline_push::Job>>>,
@@ -107,6 +110,22 @@ impl Core {
             requests_per_second: cfg.limits.requests_per_second,
             ..HeartbeatConfig::default()
         });
+        let search = match cfg.search.enabled {
+            false => None,
+            true => {
+                match crate::search::Search::open(&cfg.data_dir.join("search"), store.clone()) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            "search is off: the index could not be opened (delete {} to rebuild it)",
+                            cfg.data_dir.join("search").display()
+                        );
+                        None
+                    }
+                }
+            }
+        };
         let (offline_push, push_rx) = match offline_push::OfflinePush::new(&cfg.push) {
             Some((p, rx)) => (Some(p), Some(rx)),
             None => (None, None),
@@ -121,6 +140,7 @@ impl Core {
             hash_permits: Semaphore::new(workers),
             next_session: AtomicU64::new(1),
             calls: calls::Calls::default(),
+            search,
             offline_push,
             push_rx: std::sync::Mutex::new(push_rx),
             stats: CoreStats::default(),
@@ -213,6 +233,9 @@ impl Core {
                     .or_default();
                 *at = (*at).max(message.seq);
                 self.fan_out(message, origin);
+            }
+            if let Some(search) = &self.search {
+                search.notify_many(read_upto.iter().map(|((_, conv), seq)| (*conv, *seq)));
             }
             cursors.advance(read_upto);
         }

@@ -95,6 +95,22 @@ impl Service {
                     })
                 })
             }
+            Request::SearchMessages {
+                query,
+                conversation,
+                before,
+                limit,
+            } => {
+                let (core, me) = (self.core.clone(), me.clone());
+                defer(async move {
+                    // The index is read from disk: off the runtime's workers.
+                    let search = tokio::task::spawn_blocking(move || {
+                        core.search_messages(&me, &query, conversation, before, limit)
+                    });
+                    let (messages, has_more) = search.await.map_err(|_| internal_error())??;
+                    Ok(Reply::Now(Response::SearchResult { messages, has_more }))
+                })
+            }
             Request::SetPushToken { provider, token } => {
                 let (core, me) = (self.core.clone(), me.clone());
                 defer(async move {

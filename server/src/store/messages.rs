@@ -463,6 +463,20 @@ impl Store {
             .collect()
     }
 
+    /// Every conversation with entries, with its head.
+    pub fn conversation_heads(&self) -> Vec<(ConversationId, Seq)> {
+        let heads = self
+            .messages
+            .heads
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        heads
+            .iter()
+            .filter(|(_, h)| h.seq != Seq::ZERO)
+            .map(|(c, h)| (*c, h.seq))
+            .collect()
+    }
+
     /// The id the next message will get.
     pub fn next_message_id(&self) -> Result<u64> {
         Ok(lock(&self.messages.writer).indexed_next_id)

@@ -31,6 +31,7 @@
 //! | `presence`  | user id                               | [`PresenceRecord`] (JSON)      |
 //! | `calls`     | user id, call id                      | [`CallEntry`] (JSON)           |
 //! | `push_tokens`| user id, device id (utf-8)           | [`PushToken`] (JSON)           |
+//! | `search_pos`| conversation id                       | seq indexed for search (u64 BE)|
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -66,6 +67,8 @@ mod user_index;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use parley_protocol::ids::{ConversationId, Seq};
 
 pub use accounts::{DeviceTokens, PushToken, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
@@ -125,6 +128,7 @@ pub struct Store {
     presence: sled::Tree,
     calls: sled::Tree,
     push_tokens: sled::Tree,
+    search_pos: sled::Tree,
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
@@ -218,6 +222,7 @@ impl Store {
             presence: db.open_tree("presence")?,
             calls: db.open_tree("calls")?,
             push_tokens: db.open_tree("push_tokens")?,
+            search_pos: db.open_tree("search_pos")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
@@ -247,6 +252,35 @@ impl Store {
     fn count_writes(&self, n: usize) {
         self.writes
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Up to which seq each conversation is in the search index (absent: 0).
+    pub fn search_positions(&self) -> Result<std::collections::HashMap<ConversationId, Seq>> {
+        self.search_pos
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((
+                    keys::conversation(&k, "search_pos")?,
+                    Seq(keys::decode_u64(&v, "search_pos")?),
+                ))
+            })
+            .collect()
+    }
+
+    /// Records search positions (after the index committed them).
+    pub fn set_search_positions(&self, positions: &[(ConversationId, Seq)]) -> Result<()> {
+        for (conv, seq) in positions {
+            self.search_pos
+                .insert(keys::u64_key(conv.get()), &seq.get().to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every search position (the index is rebuilt from the log).
+    pub fn clear_search_positions(&self) -> Result<()> {
+        self.search_pos.clear()?;
+        Ok(())
     }
 
     /// The store's identity; changes only when the data directory is recreated.
