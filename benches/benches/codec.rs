@@ -23,6 +23,9 @@ fn message(payload: usize) -> Message {
         mentions: vec![],
         event: None,
         amended: None,
+        thread_root: Default::default(),
+        forwarded_from: None,
+        mention_all: false,
     }
 }
 

@@ -26,6 +26,7 @@ fn send_frame() -> Bytes {
                 .expect("valid"),
             reply_to: Seq::ZERO,
             mentions: vec![],
+            mention_all: false,
         }),
     }
     .encode()
@@ -63,6 +64,7 @@ fn session(c: &mut Criterion) {
         client_msg_id: ClientMsgId::try_from("x").expect("valid"),
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     });
 
     group.bench_function("on_frame_received+admit", |b| {

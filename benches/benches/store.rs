@@ -34,8 +34,11 @@ fn items(start: u64, n: usize) -> Vec<CommitItem> {
                     client_msg_id: ClientMsgId::try_from(format!("m{k}")).expect("valid"),
                     reply_to: Seq::ZERO,
                     mentions: vec![],
+                    mention_all: false,
                 },
                 event: None,
+                thread_root: Default::default(),
+                forwarded_from: None,
             }
         })
         .collect()

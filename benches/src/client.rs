@@ -225,5 +225,6 @@ pub fn send_request(
         client_msg_id: ClientMsgId::try_from(client_msg_id)?,
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     }))
 }

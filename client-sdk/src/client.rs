@@ -127,6 +127,7 @@ impl Client {
             client_msg_id: new_client_msg_id(),
             reply_to: Seq::ZERO,
             mentions: Vec::new(),
+            mention_all: false,
         })
         .await
     }

@@ -233,6 +233,55 @@ impl Client {
         expect_ok(self.call(request).await?)
     }
 
+    /// Forwards a message this user can read into another conversation (answered like a send).
+    pub async fn forward_message(
+        &self,
+        from: ConversationId,
+        seq: Seq,
+        to: ConversationId,
+    ) -> Result<parley_protocol::frames::SendAck, ClientError> {
+        let request = Request::ForwardMessage {
+            from,
+            seq,
+            to,
+            client_msg_id: new_client_msg_id(),
+        };
+        match self.call(request).await? {
+            Response::SendAck(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes messages for this user only (on all its devices).
+    pub async fn delete_for_me(
+        &self,
+        conversation: ConversationId,
+        seqs: Vec<Seq>,
+    ) -> Result<(), ClientError> {
+        expect_ok(
+            self.call(Request::DeleteForMe { conversation, seqs })
+                .await?,
+        )
+    }
+
+    /// Members' read cursors in a conversation (who read up to where), after `after`.
+    pub async fn read_state(
+        &self,
+        conversation: ConversationId,
+        after: u64,
+        limit: u32,
+    ) -> Result<(Vec<parley_protocol::frames::Receipt>, bool), ClientError> {
+        let request = Request::GetReadState {
+            conversation,
+            after,
+            limit,
+        };
+        match self.call(request).await? {
+            Response::ReadState { receipts, has_more } => Ok((receipts, has_more)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Full-text search over this user's text messages (or one conversation's), newest first,
     /// older than message id `before` (0: from the newest).
     pub async fn search_messages(

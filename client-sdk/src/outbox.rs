@@ -125,6 +125,7 @@ mod tests {
             client_msg_id: ClientMsgId::try_from(id).unwrap(),
             reply_to: Seq::ZERO,
             mentions: vec![],
+            mention_all: false,
         }
     }
 

@@ -30,6 +30,7 @@ fn send(conv: ConversationId, cmid: &str) -> Request {
         client_msg_id: ClientMsgId::try_from(cmid).unwrap(),
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     })
 }
 
@@ -208,6 +209,7 @@ async fn requests_need_login_and_membership(t: Transport) {
         client_msg_id: ClientMsgId::try_from("big").unwrap(),
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     });
     eve.send(8, big).await;
     expect_error(eve.response(8).await, ErrorCode::MessageTooLarge);

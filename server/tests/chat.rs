@@ -222,6 +222,7 @@ async fn resent_client_msg_id_is_not_duplicated(t: Transport) {
         client_msg_id: ClientMsgId::try_from("retry-me").unwrap(),
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     };
     let first = alice.send_request(request.clone()).await.unwrap();
     let again = alice.send_request(request.clone()).await.unwrap();

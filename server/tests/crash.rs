@@ -80,6 +80,7 @@ impl Sent {
             client_msg_id: self.client_msg_id.clone(),
             reply_to: Seq::ZERO,
             mentions: vec![],
+            mention_all: false,
         }
     }
 }

@@ -126,6 +126,7 @@ async fn message_is_fsynced_before_its_ack_is_written() {
             client_msg_id: ClientMsgId::try_from("probe-1").unwrap(),
             reply_to: Default::default(),
             mentions: vec![],
+            mention_all: false,
         }),
     )
     .await;

@@ -426,3 +426,123 @@ async fn recall_window_and_managers() {
         && m.content.is_empty()
         && m.amended.as_ref().is_some_and(|a| a.recalled)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_forwards_mentions_deletes_and_read_state() {
+    use parley_protocol::frames::SendRequest;
+    use parley_protocol::ids::ClientMsgId;
+    let s = TestServer::start().await;
+    let (alice, _a) = s.register(T, "alice").await;
+    let (bob, mut bob_ev) = s.register(T, "bob").await;
+    let (carol, _c) = s.register(T, "carol").await;
+    let g = alice
+        .create_group("g", vec![bob.user_id(), carol.user_id()])
+        .await
+        .unwrap()
+        .id;
+    let send = |reply_to: Seq, text: &str, mention_all: bool| SendRequest {
+        conversation: g,
+        content_type: ContentType::Text,
+        content: bytes::Bytes::from(text.to_owned()),
+        client_msg_id: ClientMsgId::try_from(format!("k-{text}")).unwrap(),
+        reply_to,
+        mentions: vec![],
+        mention_all,
+    };
+    // Replies carry their thread's first message.
+    let root = alice
+        .send_request(send(Seq::ZERO, "root", false))
+        .await
+        .unwrap()
+        .seq;
+    let r1 = bob
+        .send_request(send(root, "reply", false))
+        .await
+        .unwrap()
+        .seq;
+    let r2 = carol
+        .send_request(send(r1, "reply to reply", false))
+        .await
+        .unwrap()
+        .seq;
+    let page = alice.history(g, Page::Latest, 10).await.unwrap();
+    let by_seq = |s: Seq| page.messages.iter().find(|m| m.seq == s).unwrap().clone();
+    assert_eq!(by_seq(r1).thread_root, root);
+    assert_eq!(
+        by_seq(r2).thread_root,
+        root,
+        "the thread's root, not the parent"
+    );
+    assert_eq!(by_seq(root).thread_root, Seq::ZERO);
+    assert_eq!(
+        code(bob.send_request(send(Seq(999), "nowhere", false)).await),
+        ErrorCode::InvalidArgument
+    );
+
+    // @all: managers only; members hear it flagged.
+    assert_eq!(
+        code(bob.send_request(send(Seq::ZERO, "hey all", true)).await),
+        ErrorCode::Forbidden
+    );
+    alice
+        .send_request(send(Seq::ZERO, "listen all", true))
+        .await
+        .unwrap();
+    let m = wait_for(&mut bob_ev, |e| match e {
+        Event::Message(m) if m.content == "listen all" => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(m.mention_all);
+
+    // Forward into a 1:1 conversation: same content, the original author named.
+    let d = bob
+        .open_direct(parley_protocol::frames::PeerRef::User(carol.user_id()))
+        .await
+        .unwrap()
+        .id;
+    let ack = bob.forward_message(g, root, d).await.unwrap();
+    let fwd = carol.history(d, Page::Latest, 1).await.unwrap().messages[0].clone();
+    assert_eq!((fwd.seq, fwd.content.as_ref()), (ack.seq, &b"root"[..]));
+    assert_eq!(fwd.forwarded_from, Some(alice.user_id()));
+    let (dave, _d) = s.register(T, "dave").await;
+    assert_eq!(
+        code(dave.forward_message(g, root, d).await),
+        ErrorCode::NotFound,
+        "only what one can read"
+    );
+
+    // Delete for me: gone from my history, kept for the others, withheld in my sync.
+    bob.delete_for_me(g, vec![r2]).await.unwrap();
+    let mine = bob.history(g, Page::Latest, 10).await.unwrap();
+    assert!(mine.messages.iter().all(|m| m.seq != r2));
+    let theirs = alice.history(g, Page::Latest, 10).await.unwrap();
+    assert!(theirs.messages.iter().any(|m| m.seq == r2));
+    let sync = match bob
+        .request(Request::Sync(SyncRequest::default()))
+        .await
+        .unwrap()
+    {
+        Response::Sync(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let gone = sync
+        .messages
+        .iter()
+        .find(|m| m.conversation == g && m.seq == r2)
+        .unwrap();
+    assert!(gone.content.is_empty() && gone.amended.as_ref().unwrap().deleted_for_me);
+
+    // Who read up to where (sending counts as having read what came before).
+    bob.ack(g, parley_protocol::frames::CursorKind::Read, r2)
+        .await
+        .unwrap();
+    let (state, more) = alice.read_state(g, 0, 0).await.unwrap();
+    assert!(!more);
+    assert_eq!(state.len(), 3);
+    let read = |u| state.iter().find(|r| r.user == u).unwrap().seq;
+    assert_eq!(read(bob.user_id()), r2);
+    assert_eq!(read(carol.user_id()), r2, "her own reply");
+    let (first, more) = alice.read_state(g, 0, 1).await.unwrap();
+    assert!(more && first.len() == 1);
+}

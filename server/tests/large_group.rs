@@ -49,6 +49,7 @@ async fn send_n(raw: &mut Raw, conv: ConversationId, n: u64, tag: &str) -> Seq {
                 client_msg_id: ClientMsgId::try_from(format!("{tag}-{i}")).unwrap(),
                 reply_to: Seq::ZERO,
                 mentions: vec![],
+                mention_all: false,
             }),
         )
         .await;

@@ -187,6 +187,7 @@ async fn sleeping_sessions_wake_for_everything(t: Transport) {
                 client_msg_id: parley_protocol::ids::ClientMsgId::try_from("m1").unwrap(),
                 reply_to: Seq::ZERO,
                 mentions: vec![],
+                mention_all: false,
             }),
         )
         .await;

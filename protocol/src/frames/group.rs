@@ -212,6 +212,13 @@ pub enum ConversationEvent {
     Recall(Seq),
     /// A friend event, in a user's notices.
     Friend(super::social::FriendEvent),
+    /// The user deleted messages of a conversation for itself, in its notices.
+    DeletedForMe {
+        /// Which conversation.
+        conversation: crate::ids::ConversationId,
+        /// Which messages.
+        seqs: Vec<Seq>,
+    },
     /// A call in the conversation ended: its record.
     Call(super::calls::CallRecord),
     /// The user changed its preferences for a conversation, in its notices.
@@ -298,6 +305,9 @@ impl std::fmt::Display for ConversationEvent {
             ConversationEvent::Prefs { conversation, .. } => {
                 write!(f, "preferences for conversation {conversation} changed")
             }
+            ConversationEvent::DeletedForMe { conversation, seqs } => {
+                write!(f, "deleted for me in {conversation}: {seqs:?}")
+            }
             ConversationEvent::Call(c) => write!(
                 f,
                 "{:?} call {} by user {}: {:?}, {} ms",
@@ -370,6 +380,12 @@ impl From<ConversationEvent> for w::ConversationEvent {
             ConversationEvent::Recall(seq) => Kind::Recall(w::RecallEvent { seq: seq.get() }),
             ConversationEvent::Friend(f) => Kind::Friend(f.into()),
             ConversationEvent::Call(c) => Kind::Call(c.into()),
+            ConversationEvent::DeletedForMe { conversation, seqs } => {
+                Kind::DeletedForMe(w::DeletedForMeEvent {
+                    conversation_id: conversation.get(),
+                    seqs: seqs.into_iter().map(Seq::get).collect(),
+                })
+            }
             ConversationEvent::Prefs {
                 conversation,
                 pinned,
@@ -467,6 +483,10 @@ impl TryFrom<w::ConversationEvent> for ConversationEvent {
             Some(Kind::Recall(r)) => ConversationEvent::Recall(seq(r.seq)?),
             Some(Kind::Friend(f)) => ConversationEvent::Friend(f.try_into()?),
             Some(Kind::Call(c)) => ConversationEvent::Call(c.try_into()?),
+            Some(Kind::DeletedForMe(d)) => ConversationEvent::DeletedForMe {
+                conversation: crate::ids::ConversationId::try_from(d.conversation_id)?,
+                seqs: d.seqs.into_iter().map(Seq).collect(),
+            },
             Some(Kind::Prefs(p)) => ConversationEvent::Prefs {
                 conversation: crate::ids::ConversationId::try_from(p.conversation_id)?,
                 pinned: p.pinned,
@@ -501,6 +521,8 @@ pub struct Amendments {
     pub recalled: bool,
     /// Reactions, in emoji order.
     pub reactions: Vec<Reaction>,
+    /// Deleted by the reader for itself (its content is withheld).
+    pub deleted_for_me: bool,
 }
 
 /// One member of a group as listed.
@@ -616,6 +638,7 @@ impl Amendments {
     pub(crate) fn write(self, m: &mut w::Message) {
         m.edited_at_ms = self.edited_at_ms;
         m.recalled = self.recalled;
+        m.deleted_for_me = self.deleted_for_me;
         m.reactions = self
             .reactions
             .into_iter()
@@ -628,12 +651,13 @@ impl Amendments {
 
     /// Reads the rendered state of a wire message (`None` if it has none).
     pub(crate) fn read(m: &mut w::Message) -> Result<Option<Box<Amendments>>, InvalidInput> {
-        if m.edited_at_ms == 0 && !m.recalled && m.reactions.is_empty() {
+        if m.edited_at_ms == 0 && !m.recalled && !m.deleted_for_me && m.reactions.is_empty() {
             return Ok(None);
         }
         Ok(Some(Box::new(Amendments {
             edited_at_ms: m.edited_at_ms,
             recalled: m.recalled,
+            deleted_for_me: m.deleted_for_me,
             reactions: std::mem::take(&mut m.reactions)
                 .into_iter()
                 .map(|r| {

@@ -63,6 +63,8 @@ pub struct SendRequest {
     pub reply_to: Seq,
     /// Mentioned users.
     pub mentions: Vec<UserId>,
+    /// "@all".
+    pub mention_all: bool,
 }
 
 /// What the client has, for sync.
@@ -121,6 +123,21 @@ pub enum Request {
     },
     GetPresence(Vec<UserId>),
     CallSignal(CallSignal),
+    ForwardMessage {
+        from: ConversationId,
+        seq: Seq,
+        to: ConversationId,
+        client_msg_id: ClientMsgId,
+    },
+    DeleteForMe {
+        conversation: ConversationId,
+        seqs: Vec<Seq>,
+    },
+    GetReadState {
+        conversation: ConversationId,
+        after: u64,
+        limit: u32,
+    },
     SearchMessages {
         query: String,
         conversation: Option<ConversationId>,
@@ -296,6 +313,9 @@ impl Request {
             Request::CallSignal(_) => "call_signal",
             Request::SetPushToken { .. } => "set_push_token",
             Request::SearchMessages { .. } => "search_messages",
+            Request::ForwardMessage { .. } => "forward_message",
+            Request::DeleteForMe { .. } => "delete_for_me",
+            Request::GetReadState { .. } => "get_read_state",
             Request::ListCalls { .. } => "list_calls",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
@@ -454,6 +474,26 @@ impl TryFrom<Body> for Request {
                 text: p.text.map(|t| name(t, "text")).transpose()?,
             },
             Body::CallSignal(c) => Request::CallSignal(c.try_into()?),
+            Body::ForwardMessage(f) => Request::ForwardMessage {
+                from: conversation(f.from_conversation_id)?,
+                seq: target(f.seq)?,
+                to: conversation(f.to_conversation_id)?,
+                client_msg_id: ClientMsgId::try_from(f.client_msg_id)?,
+            },
+            Body::DeleteForMe(d) => {
+                if d.seqs.is_empty() || d.seqs.len() > 100 {
+                    return Err(InvalidInput::new("delete_for_me takes 1..=100 seqs").into());
+                }
+                Request::DeleteForMe {
+                    conversation: conversation(d.conversation_id)?,
+                    seqs: d.seqs.into_iter().map(target).collect::<Result<_, _>>()?,
+                }
+            }
+            Body::GetReadState(g) => Request::GetReadState {
+                conversation: conversation(g.conversation_id)?,
+                after: g.after_user_id,
+                limit: g.limit,
+            },
             Body::SearchMessages(q) => {
                 let query = text(q.query, 256, false, "query")?;
                 if query.trim().is_empty() {
@@ -494,6 +534,7 @@ impl TryFrom<Body> for Request {
                 client_msg_id: ClientMsgId::try_from(s.client_msg_id)?,
                 reply_to: Seq(s.reply_to_seq),
                 mentions: user_ids(s.mention_user_ids)?,
+                mention_all: s.mention_all,
             }),
             Body::CursorAck(c) => Request::CursorAck {
                 conversation: conversation(c.conversation_id)?,
@@ -736,6 +777,30 @@ impl From<Request> for Body {
                 text,
             }),
             Request::CallSignal(c) => Body::CallSignal(c.into()),
+            Request::ForwardMessage {
+                from,
+                seq,
+                to,
+                client_msg_id,
+            } => Body::ForwardMessage(w::ForwardMessage {
+                from_conversation_id: from.get(),
+                seq: seq.get(),
+                to_conversation_id: to.get(),
+                client_msg_id: client_msg_id.into(),
+            }),
+            Request::DeleteForMe { conversation, seqs } => Body::DeleteForMe(w::DeleteForMe {
+                conversation_id: conversation.get(),
+                seqs: seqs.into_iter().map(Seq::get).collect(),
+            }),
+            Request::GetReadState {
+                conversation,
+                after,
+                limit,
+            } => Body::GetReadState(w::GetReadState {
+                conversation_id: conversation.get(),
+                after_user_id: after,
+                limit,
+            }),
             Request::SearchMessages {
                 query,
                 conversation,
@@ -767,6 +832,7 @@ impl From<Request> for Body {
                 client_msg_id: s.client_msg_id.into(),
                 reply_to_seq: s.reply_to.get(),
                 mention_user_ids: s.mentions.into_iter().map(u64::from).collect(),
+                mention_all: s.mention_all,
             }),
             Request::CursorAck {
                 conversation,

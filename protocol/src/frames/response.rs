@@ -83,6 +83,12 @@ pub struct Message {
     /// What later edits, a recall and reactions did to it, where the server renders them
     /// (history, sync); `None` in pushes and for messages nothing amended.
     pub amended: Option<Box<Amendments>>,
+    /// For a reply: the first message of its thread (`Seq::ZERO` otherwise).
+    pub thread_root: Seq,
+    /// For a forwarded message: the original's author.
+    pub forwarded_from: Option<UserId>,
+    /// "@all".
+    pub mention_all: bool,
 }
 
 /// A conversation as one member sees it.
@@ -218,6 +224,10 @@ pub enum Response {
         messages: Vec<Message>,
         has_more: bool,
     },
+    ReadState {
+        receipts: Vec<Receipt>,
+        has_more: bool,
+    },
     Calls {
         calls: Vec<(ConversationId, CallRecord)>,
         has_more: bool,
@@ -290,6 +300,10 @@ impl From<Message> for w::Message {
             edited_at_ms: 0,
             recalled: false,
             reactions: Vec::new(),
+            thread_root_seq: m.thread_root.get(),
+            forwarded_from_user_id: m.forwarded_from.map_or(0, u64::from),
+            mention_all: m.mention_all,
+            deleted_for_me: false,
         };
         if let Some(a) = m.amended {
             a.write(&mut out);
@@ -438,6 +452,10 @@ impl From<Response> for Body {
                 requests: r.into_iter().map(Into::into).collect(),
             }),
             Response::CallAnswer { call } => Body::CallAnswer(w::CallAnswer { call_id: call }),
+            Response::ReadState { receipts, has_more } => Body::ReadState(w::ReadState {
+                receipts: receipts.into_iter().map(Into::into).collect(),
+                has_more,
+            }),
             Response::SearchResult { messages, has_more } => Body::SearchResult(w::SearchResult {
                 messages: messages.into_iter().map(Into::into).collect(),
                 has_more,
@@ -534,6 +552,9 @@ impl TryFrom<w::Message> for Message {
                 .map(|e| ConversationEvent::try_from(e).map(Box::new))
                 .transpose()?,
             amended,
+            thread_root: Seq(m.thread_root_seq),
+            forwarded_from: UserId::try_from(m.forwarded_from_user_id).ok(),
+            mention_all: m.mention_all,
         })
     }
 }
@@ -689,6 +710,14 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         Body::FriendResult(f) => Response::FriendResult { pending: f.pending },
         Body::FriendList(f) => Response::Friends(f.friends.into_iter().map(Into::into).collect()),
         Body::CallAnswer(c) => Response::CallAnswer { call: c.call_id },
+        Body::ReadState(r) => Response::ReadState {
+            receipts: r
+                .receipts
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: r.has_more,
+        },
         Body::SearchResult(r) => Response::SearchResult {
             messages: r
                 .messages

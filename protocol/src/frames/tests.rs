@@ -39,6 +39,7 @@ fn requests_round_trip() {
             client_msg_id: ClientMsgId::try_from("c1").unwrap(),
             reply_to: Seq(3),
             mentions: vec![UserId::try_from(4).unwrap()],
+            mention_all: false,
         }),
         Request::CursorAck {
             conversation: conv,
@@ -99,6 +100,9 @@ fn server_frames_round_trip() {
         mentions: vec![],
         event: None,
         amended: None,
+        thread_root: Default::default(),
+        forwarded_from: None,
+        mention_all: false,
     };
     assert_eq!(Message::from_bytes(&msg.to_bytes()).unwrap(), msg);
     let event = Message {

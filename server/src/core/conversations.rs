@@ -157,8 +157,11 @@ impl Core {
                 client_msg_id: key,
                 reply_to: Seq::ZERO,
                 mentions: Vec::new(),
+                mention_all: false,
             },
             event: Some(Box::new(event)),
+            thread_root: Default::default(),
+            forwarded_from: None,
         };
         self.commit(item, origin, answer)?.queued().await
     }

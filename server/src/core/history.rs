@@ -194,7 +194,13 @@ impl Core {
             )
             .map_err(internal)?;
         self.store.render(conv, &mut page).map_err(internal)?;
-        page.retain(|m| m.event.as_ref().is_none_or(|e| e.amends().is_none()));
+        self.store
+            .mark_deleted_for(me.user, conv, &mut page)
+            .map_err(internal)?;
+        page.retain(|m| {
+            m.event.as_ref().is_none_or(|e| e.amends().is_none())
+                && !m.amended.as_ref().is_some_and(|a| a.deleted_for_me)
+        });
         let has_more = if forward { hi < head } else { lo > floor };
         if !forward {
             page.reverse();

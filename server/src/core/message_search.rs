@@ -69,8 +69,15 @@ impl Core {
             self.store
                 .render(hit.conversation, &mut page)
                 .map_err(internal)?;
+            self.store
+                .mark_deleted_for(me.user, hit.conversation, &mut page)
+                .map_err(internal)?;
             if let Some(m) = page.pop() {
-                if !m.amended.as_ref().is_some_and(|a| a.recalled) {
+                let gone = m
+                    .amended
+                    .as_ref()
+                    .is_some_and(|a| a.recalled || a.deleted_for_me);
+                if !gone {
                     out.push(m);
                 }
             }

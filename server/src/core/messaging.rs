@@ -34,28 +34,154 @@ impl Core {
             ));
         }
         self.check_size(&request.content)?;
-        let (members, _) = self.gate_write(request.conversation, me.user)?;
+        let (members, my) = self.gate_write(request.conversation, me.user)?;
         if request.mentions.iter().any(|u| members.get(*u).is_none()) {
             return Err(err(
                 ErrorCode::InvalidArgument,
                 "mentioned user is not a member",
             ));
         }
+        if request.mention_all && members.record.group && !my.role.manages() {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "only the owner and managers mention everyone",
+            ));
+        }
+        let mut thread_root = Seq::ZERO;
         if request.reply_to != Seq::ZERO {
-            let head = self.store.head(request.conversation).map_err(internal)?;
-            if request.reply_to > head {
+            // A reply's thread: the replied-to message's, or that message (one log read, for
+            // replies only).
+            let target = request.reply_to;
+            let found = match target.get() >= my.from_seq {
+                true => self
+                    .store
+                    .messages(
+                        request.conversation,
+                        Seq(target.get() - 1),
+                        target,
+                        1,
+                        usize::MAX,
+                    )
+                    .map_err(internal)?
+                    .pop(),
+                false => None,
+            };
+            let Some(original) = found else {
                 return Err(err(
                     ErrorCode::InvalidArgument,
-                    "reply_to_seq is beyond the head",
+                    "reply_to_seq names no message you can see",
                 ));
-            }
+            };
+            thread_root = match original.thread_root {
+                Seq::ZERO => original.seq,
+                root => root,
+            };
         }
         Ok(CommitItem {
             sender: me.user,
             sender_device: me.device.clone(),
             request,
             event: None,
+            thread_root,
+            forwarded_from: None,
         })
+    }
+
+    /// Forwards a message the caller can read into another conversation: a new message with
+    /// the same content, marked with the original's author. Answered like a send.
+    pub fn forward(
+        &self,
+        me: &Identity,
+        origin: Option<SessionId>,
+        from: ConversationId,
+        seq: Seq,
+        to: ConversationId,
+        client_msg_id: parley_protocol::ids::ClientMsgId,
+    ) -> CoreResult<Submission> {
+        let (_, mine) = self.membership(from, me.user)?;
+        let missing = || err(ErrorCode::NotFound, "no such message");
+        if seq.get() < mine.from_seq {
+            return Err(missing());
+        }
+        let mut page = self
+            .store
+            .messages(from, Seq(seq.get() - 1), seq, 1, usize::MAX)
+            .map_err(internal)?;
+        self.store.render(from, &mut page).map_err(internal)?;
+        let original = page.pop().ok_or_else(missing)?;
+        if original.event.is_some() || original.amended.as_ref().is_some_and(|a| a.recalled) {
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "events and recalled messages cannot be forwarded",
+            ));
+        }
+        let request = SendRequest {
+            conversation: to,
+            content_type: original.content_type,
+            content: original.content,
+            client_msg_id,
+            reply_to: Seq::ZERO,
+            mentions: Vec::new(),
+            mention_all: false,
+        };
+        let mut item = self.prepare_send(me, request)?;
+        item.forwarded_from = Some(original.forwarded_from.unwrap_or(original.sender));
+        self.commit(item, origin, Answer::Ack)
+    }
+
+    /// Deletes messages for the caller only: an event in its notices, so every device of the
+    /// caller hears it; history and search leave them out, sync withholds their content.
+    pub async fn delete_for_me(
+        &self,
+        me: &Identity,
+        origin: Option<SessionId>,
+        conv: ConversationId,
+        seqs: Vec<Seq>,
+    ) -> CoreResult<super::Pending> {
+        let (_, mine) = self.membership(conv, me.user)?;
+        let head = self.store.head(conv).map_err(internal)?;
+        if seqs.iter().any(|s| s.get() < mine.from_seq || *s > head) {
+            return Err(err(ErrorCode::NotFound, "no such message"));
+        }
+        let notices = self
+            .store
+            .notices_conversation(me.user, crate::clock::now_ms())
+            .map_err(internal)?;
+        let event = parley_protocol::frames::ConversationEvent::DeletedForMe {
+            conversation: conv,
+            seqs,
+        };
+        self.commit_event(me, origin, notices, event, None, Answer::Ok)
+            .await
+    }
+
+    /// Members' read cursors in a conversation, in user-id order after `after`.
+    pub fn read_state(
+        &self,
+        me: &Identity,
+        conv: ConversationId,
+        after: u64,
+        limit: u32,
+    ) -> CoreResult<(Vec<Receipt>, bool)> {
+        let (members, _) = self.membership(conv, me.user)?;
+        let limit = match limit {
+            0 => 100,
+            n => n.min(1000),
+        } as usize;
+        let start = members.list.partition_point(|(u, _)| u.get() <= after);
+        let mut out = Vec::new();
+        for (user, _) in members.list[start..].iter().take(limit) {
+            let c = self.store.cursors(*user, conv).map_err(internal)?;
+            out.push(Receipt {
+                conversation: conv,
+                user: *user,
+                kind: CursorKind::Read,
+                seq: c.read,
+                unread: 0,
+            });
+        }
+        let has_more = start + out.len() < members.list.len();
+        Ok((out, has_more))
     }
 
     /// Content within the configured message size.
@@ -206,8 +332,12 @@ impl Core {
                         .store
                         .messages(conv, start, info.head, remaining, budget)
                         .map_err(internal)?;
-                    // Recalled content is withheld here too; edits and reactions ride along.
+                    // Recalled content is withheld here too; edits and reactions ride along;
+                    // what the user deleted for itself comes without content.
                     self.store.render(conv, &mut page).map_err(internal)?;
+                    self.store
+                        .mark_deleted_for(user, conv, &mut page)
+                        .map_err(internal)?;
                     remaining -= page.len();
                     let used: usize = page.iter().map(|m| m.content.len() + 64).sum();
                     budget = budget.saturating_sub(used);

@@ -95,6 +95,32 @@ impl Service {
                     })
                 })
             }
+            Request::ForwardMessage {
+                from,
+                seq,
+                to,
+                client_msg_id,
+            } => match core.forward(me, session, from, seq, to, client_msg_id)? {
+                Submission::Queued(pending) => Reply::Later(pending),
+                Submission::Full(waiting) => {
+                    defer(async move { Ok(Reply::Later(waiting.queue().await?)) })
+                }
+            },
+            Request::DeleteForMe { conversation, seqs } => {
+                self.change(me, move |core, me| async move {
+                    core.delete_for_me(&me, session, conversation, seqs)
+                        .await
+                        .map(Some)
+                })
+            }
+            Request::GetReadState {
+                conversation,
+                after,
+                limit,
+            } => {
+                let (receipts, has_more) = core.read_state(me, conversation, after, limit)?;
+                now(Response::ReadState { receipts, has_more })
+            }
             Request::SearchMessages {
                 query,
                 conversation,

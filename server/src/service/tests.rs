@@ -23,6 +23,7 @@ fn send(conv: ConversationId, text: &'static str, key: &str) -> Request {
         client_msg_id: ClientMsgId::try_from(key).unwrap(),
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     })
 }
 

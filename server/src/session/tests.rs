@@ -57,6 +57,7 @@ async fn requests_go_through_the_service_and_pushes_come_back_out() {
         client_msg_id: ClientMsgId::try_from("m1").unwrap(),
         reply_to: Seq::ZERO,
         mentions: vec![],
+        mention_all: false,
     });
     let Response::SendAck(ack) = alice.call(send).await else {
         panic!()

@@ -161,6 +161,13 @@ impl Store {
                 }
             }),
             ConversationEvent::Friend(e) => self.apply_friend_event(e, entry.server_time_ms),
+            ConversationEvent::DeletedForMe { conversation, seqs } => {
+                for seq in seqs {
+                    self.deleted
+                        .insert(triple(entry.sender, *conversation, *seq), &[][..])?;
+                }
+                Ok(())
+            }
             ConversationEvent::Call(c) => {
                 let record = CallEntry {
                     conversation: conv.get(),
@@ -278,6 +285,7 @@ impl Store {
                 }
             }
             msg.amended = Some(Box::new(Amendments {
+                deleted_for_me: false,
                 edited_at_ms: if a.recalled { 0 } else { a.edited_at_ms },
                 recalled: a.recalled,
                 reactions: a
@@ -317,6 +325,37 @@ impl Store {
                 Ok((call, from_json(&v, "calls")?))
             })
             .collect()
+    }
+
+    /// Marks the messages of `page` (one conversation's, in seq order) that `user` deleted for
+    /// itself: content withheld, `deleted_for_me` set. Returns how many.
+    pub fn mark_deleted_for(
+        &self,
+        user: UserId,
+        conv: ConversationId,
+        page: &mut [Message],
+    ) -> Result<usize> {
+        let (Some(first), Some(last)) = (page.first(), page.last()) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for k in self
+            .deleted
+            .range(triple(user, conv, first.seq)..=triple(user, conv, last.seq))
+            .keys()
+        {
+            let k = k?;
+            let seq = Seq(keys::decode_u64(&k[16..], "deleted")?);
+            if let Some(m) = page.iter_mut().find(|m| m.seq == seq) {
+                m.content = bytes::Bytes::new();
+                m.mentions.clear();
+                m.amended
+                    .get_or_insert_with(Default::default)
+                    .deleted_for_me = true;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// A pending join request of `user` to `conv`.
@@ -392,8 +431,11 @@ mod tests {
                 client_msg_id: ClientMsgId::try_from(key).unwrap(),
                 reply_to: Seq::ZERO,
                 mentions: vec![],
+                mention_all: false,
             },
             event: event.map(Box::new),
+            thread_root: Seq::ZERO,
+            forwarded_from: None,
         }
     }
 
@@ -599,4 +641,12 @@ mod tests {
         let store = reopen(dir.path()).unwrap();
         assert_eq!(state(&store, g), before, "replayed from the log");
     }
+}
+
+fn triple(user: UserId, conv: ConversationId, seq: Seq) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&user.get().to_be_bytes());
+    k[8..16].copy_from_slice(&conv.get().to_be_bytes());
+    k[16..].copy_from_slice(&seq.get().to_be_bytes());
+    k
 }

@@ -41,6 +41,10 @@ pub struct CommitItem {
     /// are applied to the store when the entry is made durable, and again by the replay after
     /// a crash ([`Store::apply_event`]).
     pub event: Option<Box<ConversationEvent>>,
+    /// For a reply: its thread's first message (checked and found by the core).
+    pub thread_root: Seq,
+    /// For a forward: the original's author.
+    pub forwarded_from: Option<UserId>,
 }
 
 impl AsRef<CommitItem> for CommitItem {
@@ -688,6 +692,9 @@ impl Store {
                 mentions: req.mentions.clone(),
                 event: item.event.clone(),
                 amended: None,
+                thread_root: item.thread_root,
+                forwarded_from: item.forwarded_from,
+                mention_all: req.mention_all,
             };
             let prev_sent = match batch_sent.get(&item.sender) {
                 Some(&p) => p,
@@ -900,8 +907,11 @@ mod tests {
                 client_msg_id: ClientMsgId::try_from(cmid).unwrap(),
                 reply_to: Seq::ZERO,
                 mentions: vec![],
+                mention_all: false,
             },
             event: None,
+            thread_root: Default::default(),
+            forwarded_from: None,
         }
     }
 

@@ -32,6 +32,7 @@
 //! | `calls`     | user id, call id                      | [`CallEntry`] (JSON)           |
 //! | `push_tokens`| user id, device id (utf-8)           | [`PushToken`] (JSON)           |
 //! | `search_pos`| conversation id                       | seq indexed for search (u64 BE)|
+//! | `deleted`   | user id, conversation id, seq         | empty (deleted for that user)  |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -129,6 +130,7 @@ pub struct Store {
     calls: sled::Tree,
     push_tokens: sled::Tree,
     search_pos: sled::Tree,
+    deleted: sled::Tree,
     block_set: std::sync::Arc<social::BlockSet>,
     messages: std::sync::Arc<messages::MessageLog>,
     member_cache: std::sync::Arc<members::MemberCache>,
@@ -223,6 +225,7 @@ impl Store {
             calls: db.open_tree("calls")?,
             push_tokens: db.open_tree("push_tokens")?,
             search_pos: db.open_tree("search_pos")?,
+            deleted: db.open_tree("deleted")?,
             messages: std::sync::Arc::new(messages),
             db_file: std::sync::Arc::new(db_file),
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
