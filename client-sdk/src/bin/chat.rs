@@ -4,6 +4,9 @@
 //! parley-chat --account alice --password secret123 --register send --to bob "hello"
 //! parley-chat --account bob --password secret456 listen
 //! parley-chat --account alice --password secret123 group create team --member 2 --member 3
+//! parley-chat --account alice --password secret123 friend add bob --message "hi, it's alice"
+//! parley-chat --account alice --password secret123 history --conversation 7 --limit 20
+//! parley-chat --account alice --password secret123 search "lunch"
 //! ```
 
 use std::net::SocketAddr;
@@ -13,10 +16,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
 use parley_client::protocol::frames::{ContentType, ConversationInfo, Message, PeerRef, Platform};
-use parley_client::protocol::ids::{Account, ConversationId, DeviceId, UserId};
+use parley_client::protocol::ids::{Account, ConversationId, DeviceId, Seq, UserId};
 use parley_client::protocol::ErrorCode;
 use parley_client::{
-    parse_fingerprint, Client, ClientConfig, Credentials, Event, Events, Transport, Trust,
+    parse_fingerprint, Client, ClientConfig, Credentials, Event, Events, Page, Transport, Trust,
 };
 
 /// Where the server keeps its dev certificate, relative to where it was started.
@@ -94,6 +97,89 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Friends and blocks.
+    Friend {
+        #[command(subcommand)]
+        command: FriendCommand,
+    },
+    /// The conversation list: pinned first, then latest activity, with unread counts.
+    Conversations {
+        /// How many (0: all).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// A conversation's history as it reads now, newest first.
+    History {
+        /// Conversation id.
+        #[arg(long)]
+        conversation: u64,
+        /// Older than this seq (default: from the newest).
+        #[arg(long)]
+        before: Option<u64>,
+        /// Page size.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Full-text search over this account's messages, newest first.
+    Search {
+        /// Words to find (all must occur).
+        query: String,
+        /// Only this conversation.
+        #[arg(long)]
+        conversation: Option<u64>,
+        /// Page size.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Find users by account or nickname.
+    Users {
+        /// Part of an account name or nickname.
+        query: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FriendCommand {
+    /// List friends.
+    List,
+    /// Ask an account to be friends.
+    Add {
+        /// Account name.
+        account: String,
+        /// Shown with the request.
+        #[arg(long, default_value = "")]
+        message: String,
+    },
+    /// Pending requests (to you; --outgoing: from you).
+    Requests {
+        #[arg(long)]
+        outgoing: bool,
+    },
+    /// Accept a request from an account.
+    Accept {
+        /// Account name.
+        account: String,
+    },
+    /// Decline a request from an account.
+    Decline {
+        /// Account name.
+        account: String,
+    },
+    /// End a friendship.
+    Remove {
+        /// Account name.
+        account: String,
+    },
+    /// Block an account.
+    Block {
+        /// Account name.
+        account: String,
+    },
+    /// Unblock an account.
+    Unblock {
+        /// Account name.
+        account: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +191,40 @@ enum GroupCommand {
         /// Member user id (repeatable).
         #[arg(long = "member")]
         members: Vec<u64>,
+    },
+    /// Show a group's profile.
+    Show {
+        /// Conversation id.
+        conversation: u64,
+    },
+    /// Add members.
+    Add {
+        /// Conversation id.
+        conversation: u64,
+        /// Account name (repeatable).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+    },
+    /// Remove members (or yourself: leave).
+    Remove {
+        /// Conversation id.
+        conversation: u64,
+        /// Account name (repeatable).
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+    },
+    /// List members with roles.
+    Members {
+        /// Conversation id.
+        conversation: u64,
+    },
+    /// Join a public group.
+    Join {
+        /// Conversation id.
+        conversation: u64,
+        /// Shown to the managers if the group needs approval.
+        #[arg(long, default_value = "")]
+        message: String,
     },
 }
 
@@ -219,9 +339,85 @@ async fn once(client: &Client, command: Command) -> anyhow::Result<()> {
                 if ack.duplicate { " (duplicate)" } else { "" }
             );
         }
-        Command::Group {
-            command: GroupCommand::Create { name, members },
+        Command::Group { command } => group(client, command).await?,
+        Command::Friend { command } => friend(client, command).await?,
+        Command::Conversations { limit } => {
+            let page = client.conversation_page(limit, 0).await?;
+            println!("{} conversations, {} unread", page.total, page.total_unread);
+            for c in &page.conversations {
+                let last = c.last_message.as_deref().map(render).unwrap_or_default();
+                let flags = match (c.pinned, c.muted) {
+                    (true, true) => " [pinned, muted]",
+                    (true, false) => " [pinned]",
+                    (false, true) => " [muted]",
+                    _ => "",
+                };
+                println!("  {}{flags}\n    {last}", describe(c));
+            }
+        }
+        Command::History {
+            conversation,
+            before,
+            limit,
         } => {
+            let conv = ConversationId::try_from(conversation).context("bad --conversation")?;
+            let page = match before {
+                Some(b) => Page::Before(Seq(b)),
+                None => Page::Latest,
+            };
+            let page = client.history(conv, page, limit).await?;
+            for m in &page.messages {
+                println!("{}", render(m));
+            }
+            if page.has_more {
+                let oldest = page.messages.last().map_or(0, |m| m.seq.get());
+                println!("(more: --before {oldest})");
+            }
+        }
+        Command::Search {
+            query,
+            conversation,
+            limit,
+        } => {
+            let conv = conversation
+                .map(ConversationId::try_from)
+                .transpose()
+                .context("bad --conversation")?;
+            let page = client.search_messages(&query, conv, 0, limit).await?;
+            for m in &page.messages {
+                println!("{}", render(m));
+            }
+            if page.messages.is_empty() {
+                println!("nothing found");
+            }
+        }
+        Command::Users { query } => {
+            let page = client.search_users(&query, 0, 50).await?;
+            for p in &page.users {
+                let id = p.user.map_or(0, UserId::get);
+                println!("user {id} {} {:?}", p.account, p.nickname);
+            }
+        }
+        Command::Listen | Command::Sync => unreachable!("handled by run"),
+    }
+    Ok(())
+}
+
+/// A user id by account name.
+async fn user_of(client: &Client, account: &str) -> anyhow::Result<UserId> {
+    let account = Account::try_from(account).context("bad account name")?;
+    let page = client.search_users(account.as_str(), 0, 100).await?;
+    page.users
+        .iter()
+        .find(|p| p.account == account.as_str())
+        .and_then(|p| p.user)
+        .with_context(|| format!("no searchable user {account}"))
+}
+
+async fn group(client: &Client, command: GroupCommand) -> anyhow::Result<()> {
+    let conv = |id: u64| ConversationId::try_from(id).context("bad conversation id");
+    match command {
+        GroupCommand::Create { name, members } => {
             let members = members
                 .into_iter()
                 .map(UserId::try_from)
@@ -230,9 +426,155 @@ async fn once(client: &Client, command: Command) -> anyhow::Result<()> {
             let group = client.create_group(&name, members).await?;
             println!("created {}", describe(&group));
         }
-        Command::Listen | Command::Sync => unreachable!("handled by run"),
+        GroupCommand::Show { conversation } => {
+            let g = client.get_group(conv(conversation)?).await?;
+            let p = &g.profile;
+            println!(
+                "group {} {:?}: {} members, owner {:?}, {:?}, public {}\n  {}",
+                g.conversation,
+                p.name,
+                g.member_count,
+                g.owner.map(UserId::get),
+                p.join_policy,
+                p.public,
+                p.announcement
+            );
+        }
+        GroupCommand::Add {
+            conversation,
+            members,
+        } => {
+            let mut ids = Vec::new();
+            for m in &members {
+                ids.push(user_of(client, m).await?);
+            }
+            client
+                .change_members(conv(conversation)?, ids, vec![])
+                .await?;
+            println!("added {}", members.join(", "));
+        }
+        GroupCommand::Remove {
+            conversation,
+            members,
+        } => {
+            let mut ids = Vec::new();
+            for m in &members {
+                ids.push(user_of(client, m).await?);
+            }
+            client
+                .change_members(conv(conversation)?, vec![], ids)
+                .await?;
+            println!("removed {}", members.join(", "));
+        }
+        GroupCommand::Members { conversation } => {
+            let mut after = 0;
+            loop {
+                let page = client.list_members(conv(conversation)?, after, 500).await?;
+                for m in &page.members {
+                    println!(
+                        "user {} {:?} {:?}{}",
+                        m.user,
+                        m.role,
+                        m.nickname,
+                        if m.muted_until_ms > 0 { " (muted)" } else { "" }
+                    );
+                }
+                match page.members.last() {
+                    Some(last) if page.has_more => after = last.user.get(),
+                    _ => break,
+                }
+            }
+        }
+        GroupCommand::Join {
+            conversation,
+            message,
+        } => {
+            let pending = client.join_group(conv(conversation)?, &message).await?;
+            println!("{}", if pending { "request sent" } else { "joined" });
+        }
     }
     Ok(())
+}
+
+async fn friend(client: &Client, command: FriendCommand) -> anyhow::Result<()> {
+    match command {
+        FriendCommand::List => {
+            for f in client.friends().await? {
+                let id = f.profile.user.map_or(0, UserId::get);
+                println!("user {id} {} remark {:?}", f.profile.account, f.remark);
+            }
+        }
+        FriendCommand::Add { account, message } => {
+            let user = user_of(client, &account).await?;
+            let pending = client.add_friend(user, &message, "").await?;
+            println!(
+                "{}",
+                if pending {
+                    "request sent"
+                } else {
+                    "now friends"
+                }
+            );
+        }
+        FriendCommand::Requests { outgoing } => {
+            for r in client.friend_requests(outgoing).await? {
+                println!("{} {:?}", r.profile.account, r.message);
+            }
+        }
+        FriendCommand::Accept { account } => {
+            let user = requester(client, &account).await?;
+            client.answer_friend_request(user, true, "").await?;
+            println!("now friends with {account}");
+        }
+        FriendCommand::Decline { account } => {
+            let user = requester(client, &account).await?;
+            client.answer_friend_request(user, false, "").await?;
+            println!("declined {account}");
+        }
+        FriendCommand::Remove { account } => {
+            let user = friend_of(client, &account).await?;
+            client.remove_friend(user).await?;
+            println!("removed {account}");
+        }
+        FriendCommand::Block { account } => {
+            client
+                .set_blocked(user_of(client, &account).await?, true)
+                .await?;
+            println!("blocked {account}");
+        }
+        FriendCommand::Unblock { account } => {
+            let blocked = client.blocked().await?;
+            let user = blocked
+                .iter()
+                .find(|p| p.account == account)
+                .and_then(|p| p.user)
+                .with_context(|| format!("{account} is not blocked"))?;
+            client.set_blocked(user, false).await?;
+            println!("unblocked {account}");
+        }
+    }
+    Ok(())
+}
+
+/// Who sent this account a pending request (requesters may not be searchable).
+async fn requester(client: &Client, account: &str) -> anyhow::Result<UserId> {
+    client
+        .friend_requests(false)
+        .await?
+        .iter()
+        .find(|r| r.profile.account == account)
+        .and_then(|r| r.profile.user)
+        .with_context(|| format!("no pending request from {account}"))
+}
+
+async fn friend_of(client: &Client, account: &str) -> anyhow::Result<UserId> {
+    client
+        .friends()
+        .await?
+        .iter()
+        .find(|f| f.profile.account == account)
+        .and_then(|f| f.profile.user)
+        .with_context(|| format!("{account} is not a friend"))
 }
 
 async fn listen(mut events: Events) -> anyhow::Result<()> {
