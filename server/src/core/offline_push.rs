@@ -151,7 +151,7 @@ impl Core {
             Ok(t) if !t.is_empty() => t,
             _ => return,
         };
-        let mentioned = m.mentions.contains(&user);
+        let mentioned = m.mention_all || m.mentions.contains(&user);
         let wants = self
             .store
             .profile_record(user)
