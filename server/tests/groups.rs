@@ -546,3 +546,55 @@ async fn threads_forwards_mentions_deletes_and_read_state() {
     let (first, more) = alice.read_state(g, 0, 1).await.unwrap();
     assert!(more && first.len() == 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_types_carry_what_their_type_says() {
+    let s = TestServer::start().await;
+    let (alice, _a) = s.register(T, "alice").await;
+    let (bob, _b) = s.register(T, "bob").await;
+    let d = alice
+        .open_direct(parley_protocol::frames::PeerRef::User(bob.user_id()))
+        .await
+        .unwrap()
+        .id;
+    let send = |kind, body: &'static [u8]| alice.send(d, kind, bytes::Bytes::from_static(body));
+    for (kind, body) in [
+        (
+            ContentType::Image,
+            &br#"{"file_id":"f1","width":640,"height":480}"#[..],
+        ),
+        (ContentType::File, br#"{"file_id":"f2","name":"a.pdf"}"#),
+        (
+            ContentType::Audio,
+            br#"{"file_id":"f3","duration_ms":1200}"#,
+        ),
+        (ContentType::Video, br#"{"file_id":"f4"}"#),
+        (ContentType::Sticker, br#"{"file_id":"s1"}"#),
+        (
+            ContentType::Location,
+            br#"{"latitude":48.85,"longitude":2.35,"name":"Paris"}"#,
+        ),
+        (
+            ContentType::Custom,
+            b"\x00\x01 anything the clients agree on",
+        ),
+        (ContentType::Text, "plain text, 中文".as_bytes()),
+    ] {
+        send(kind, body).await.unwrap();
+    }
+    for (kind, body) in [
+        (ContentType::Image, &b"not json"[..]),
+        (ContentType::File, br#"{"name":"no file id"}"#),
+        (ContentType::Location, br#"{"latitude":91,"longitude":0}"#),
+        (ContentType::Text, b"\xff\xfe not utf-8"),
+    ] {
+        assert_eq!(
+            code(send(kind, body).await),
+            ErrorCode::InvalidArgument,
+            "{kind:?}"
+        );
+    }
+    let page = bob.history(d, Page::Latest, 20).await.unwrap();
+    assert_eq!(page.messages.len(), 8);
+    assert_eq!(page.messages[2].content_type, ContentType::Location);
+}

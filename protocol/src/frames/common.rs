@@ -45,7 +45,7 @@ wire_enum!(
 wire_enum!(
     /// How to interpret message content.
     ContentType, w::ContentType, unknown = Unspecified,
-    { Unspecified, Text, Image, File, Audio, Video, Custom, System }
+    { Unspecified, Text, Image, File, Audio, Video, Custom, System, Location, Sticker }
 );
 wire_enum!(
     /// 1:1 or group.

@@ -34,6 +34,7 @@ impl Core {
             ));
         }
         self.check_size(&request.content)?;
+        check_content(request.content_type, &request.content)?;
         let (members, my) = self.gate_write(request.conversation, me.user)?;
         if request.mentions.iter().any(|u| members.get(*u).is_none()) {
             return Err(err(
@@ -375,5 +376,42 @@ impl Core {
             self.router.deliver(user, &push, None);
         }
         Ok(())
+    }
+}
+
+/// Whether a message's content fits its type (docs: `ContentType` in the .proto file). Text is
+/// only checked to be UTF-8; the structured types are parsed (they are not on the hot path of
+/// text chat).
+fn check_content(kind: ContentType, content: &[u8]) -> CoreResult<()> {
+    let bad = |what: &str| Err(err(ErrorCode::InvalidArgument, what.to_owned()));
+    match kind {
+        ContentType::Text => match std::str::from_utf8(content) {
+            Ok(_) => Ok(()),
+            Err(_) => bad("text content must be UTF-8"),
+        },
+        // Custom content is the clients' own format (JSON recommended), opaque to the server.
+        ContentType::Unspecified | ContentType::System | ContentType::Custom => Ok(()),
+        other => {
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(content) else {
+                return bad("content of this type must be JSON");
+            };
+            match other {
+                ContentType::Location => {
+                    let num = |k: &str| value.get(k).and_then(serde_json::Value::as_f64);
+                    match (num("latitude"), num("longitude")) {
+                        (Some(lat), Some(lng))
+                            if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng) =>
+                        {
+                            Ok(())
+                        }
+                        _ => bad("a location needs numbers latitude (-90..=90) and longitude (-180..=180)"),
+                    }
+                }
+                _ => match value.get("file_id").and_then(serde_json::Value::as_str) {
+                    Some(id) if !id.is_empty() && id.len() <= 128 => Ok(()),
+                    _ => bad("this content type needs a JSON object with a string file_id"),
+                },
+            }
+        }
     }
 }

@@ -98,6 +98,8 @@ fn kind(c: ContentType) -> &'static str {
         ContentType::Video => "video",
         ContentType::Custom => "custom",
         ContentType::System => "system",
+        ContentType::Location => "location",
+        ContentType::Sticker => "sticker",
         ContentType::Unspecified => "unspecified",
     }
 }
