@@ -43,5 +43,13 @@ run idle-quic idle "${spawn[@]}" --transport quic
 run storm-tls-workers storm "${spawn[@]}" --transport tls --workers 2
 run catchup-quic catchup "${spawn[@]}" --transport quic
 run convlist-tls convlist "${spawn[@]}" --transport tls --direct 4
+run search-tcp search "${spawn[@]}" --transport tcp
+# --server-config reaches the spawned server: without search the run reports the fill only.
+printf '[search]\nenabled = false\n' >"$out/no-search.toml"
+run search-off-tcp search "${spawn[@]}" --transport tcp --server-config "$out/no-search.toml"
+if ! grep -q '"search_enabled":false' "$out/search-off-tcp.json"; then
+  echo "smoke: the server given --server-config with search off still searched" >&2
+  exit 1
+fi
 run fsync-probe fsync-probe --dir "$out"
 echo "smoke: all scenarios passed"

@@ -26,6 +26,7 @@ pub struct SpawnedServer {
     cert: PathBuf,
     data_dir: PathBuf,
     binary: PathBuf,
+    config: Option<PathBuf>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -42,9 +43,15 @@ fn first_addr(line: &str, key: &str) -> anyhow::Result<SocketAddr> {
 
 impl SpawnedServer {
     /// Starts `binary` on `data_dir` (a fresh temporary directory if `None`) and waits up to
-    /// 60 s for its ready line. The server's log goes to `<data_dir>/server.log`.
-    pub async fn start(binary: &Path, data_dir: Option<&Path>) -> anyhow::Result<SpawnedServer> {
-        Self::start_on(binary, data_dir, None).await
+    /// 60 s for its ready line. The server's log goes to `<data_dir>/server.log`. With `config`,
+    /// the server reads that TOML file (`--config FILE`); its data directory and listeners are
+    /// still the generator's (command-line options override the file).
+    pub async fn start(
+        binary: &Path,
+        data_dir: Option<&Path>,
+        config: Option<&Path>,
+    ) -> anyhow::Result<SpawnedServer> {
+        Self::start_on(binary, data_dir, config, None).await
     }
 
     /// Stops the server gracefully and starts it again on the same data directory and the
@@ -55,9 +62,10 @@ impl SpawnedServer {
         let temp = self._temp.take();
         let binary = self.binary.clone();
         let dir = self.data_dir.clone();
+        let config = self.config.clone();
         let old = std::mem::replace(self, Self::placeholder(binary.clone(), dir.clone()));
         old.stop().await?;
-        let mut fresh = Self::start_on(&binary, Some(&dir), Some(addrs)).await?;
+        let mut fresh = Self::start_on(&binary, Some(&dir), config.as_deref(), Some(addrs)).await?;
         fresh._temp = temp;
         *self = fresh;
         Ok(())
@@ -81,6 +89,7 @@ impl SpawnedServer {
             cert: PathBuf::new(),
             data_dir,
             binary,
+            config: None,
             _temp: None,
         }
     }
@@ -88,6 +97,7 @@ impl SpawnedServer {
     async fn start_on(
         binary: &Path,
         data_dir: Option<&Path>,
+        config: Option<&Path>,
         addrs: Option<[SocketAddr; 4]>,
     ) -> anyhow::Result<SpawnedServer> {
         if !binary.exists() {
@@ -95,6 +105,11 @@ impl SpawnedServer {
                 "{} not found: build it first (cargo build --release -p parley-server) or pass --server-bin",
                 binary.display()
             );
+        }
+        if let Some(c) = config {
+            if !c.is_file() {
+                bail!("server configuration {} not found", c.display());
+            }
         }
         let (temp, dir) = match data_dir {
             Some(d) => (None, d.to_owned()),
@@ -111,7 +126,11 @@ impl SpawnedServer {
             .open(dir.join("server.log"))?;
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let [tls, quic, tcp, http] = addrs.unwrap_or([any; 4]);
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(c) = config {
+            command.arg("--config").arg(c);
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(&dir)
             .args(["--tls", &tls.to_string(), "--quic", &quic.to_string()])
@@ -157,6 +176,7 @@ impl SpawnedServer {
             cert: dir.join("tls").join("cert.pem"),
             data_dir: dir,
             binary: binary.to_owned(),
+            config: config.map(Path::to_owned),
             child,
             _temp: temp,
         })

@@ -8,7 +8,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use parley_benches::scenario::{catchup, chat, convlist, fanout, idle, probe, storm};
+use parley_benches::scenario::{
+    catchup, chat, convlist, fanout, idle, probe, search, storm, Common,
+};
 use parley_benches::stats::print_human;
 
 /// Load generator for the Parley server (loopback only).
@@ -39,12 +41,35 @@ enum Scenario {
     Catchup(catchup::CatchupArgs),
     /// One user in C conversations: latency and size of `ListConversations`.
     Convlist(convlist::ConvlistArgs),
+    /// One user's N messages in C conversations: index catch-up and `SearchMessages` latency.
+    Search(search::SearchArgs),
     /// Latency of append + fdatasync on a directory's disk (the floor under every commit).
     FsyncProbe(probe::ProbeArgs),
 }
 
+impl Scenario {
+    /// The options every scenario but `fsync-probe` takes.
+    fn common(&self) -> Option<&Common> {
+        match self {
+            Scenario::Chat(a) => Some(&a.common),
+            Scenario::Idle(a) => Some(&a.common),
+            Scenario::Fanout(a) | Scenario::Biggroup(a) => Some(&a.common),
+            Scenario::Storm(a) => Some(&a.common),
+            Scenario::Catchup(a) => Some(&a.common),
+            Scenario::Convlist(a) => Some(&a.common),
+            Scenario::Search(a) => Some(&a.common),
+            Scenario::FsyncProbe(_) => None,
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
-    Ok(match cli.scenario {
+    let server_config = cli
+        .scenario
+        .common()
+        .filter(|c| c.spawn_server)
+        .and_then(|c| c.server_config.clone());
+    let mut out = match cli.scenario {
         Scenario::Chat(a) => {
             let json = a.common.json;
             Some((chat::run(a).await?, json))
@@ -81,11 +106,31 @@ async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
             let json = a.common.json;
             Some((convlist::run(a).await?, json))
         }
+        Scenario::Search(a) => {
+            let json = a.common.json;
+            Some((search::run(a).await?, json))
+        }
         Scenario::FsyncProbe(a) => {
             let json = a.json;
             Some((probe::run(a).await?, json))
         }
-    })
+    };
+    // Which configuration the spawned server ran with, in every report (unless the scenario
+    // recorded it itself).
+    if let (Some(path), Some((report, _))) = (server_config, &mut out) {
+        if let Some(config) = report
+            .get_mut("config")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            config.entry("server_config").or_insert_with(|| {
+                serde_json::json!({
+                    "file": path.display().to_string(),
+                    "text": std::fs::read_to_string(&path).ok(),
+                })
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {

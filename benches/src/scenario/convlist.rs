@@ -29,7 +29,7 @@ use parley_protocol::LEN_PREFIX;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use super::{machine, register_ids, round3, Common, Mark, Target};
+use super::{machine, register_ids, round3, Common, Mark, Pacer, Target};
 use crate::client::{
     account_name, create_group, now_ns, open_direct, password_login, send_request, token_login,
     Identity,
@@ -76,43 +76,6 @@ const SEND_WINDOW: usize = 64;
 
 /// Frame limit of the measuring connection: the server sends the whole list as one frame.
 const LIST_MAX_FRAME: usize = 256 << 20;
-
-/// Keeps one connection's requests under the server's announced rate (95 % of it, after a
-/// one-second burst), as the traffic peers do, so setup never meets `RATE_LIMITED`.
-struct Pacer {
-    started: Instant,
-    sent: u64,
-    rate: f64,
-}
-
-impl Pacer {
-    fn new(max_requests_per_second: u32) -> Pacer {
-        Pacer {
-            started: Instant::now(),
-            sent: 0,
-            rate: f64::from(max_requests_per_second) * 0.95,
-        }
-    }
-
-    /// When the next request may go.
-    fn next_at(&self) -> Instant {
-        if self.rate <= 0.0 {
-            return self.started;
-        }
-        let secs = (self.sent as f64 / self.rate - 1.0).max(0.0);
-        self.started + Duration::from_secs_f64(secs)
-    }
-
-    fn allows(&self) -> bool {
-        Instant::now() >= self.next_at()
-    }
-
-    /// Waits until the next request may go, and counts it.
-    async fn take(&mut self) {
-        tokio::time::sleep_until(self.next_at()).await;
-        self.sent += 1;
-    }
-}
 
 /// A small deterministic generator for the shuffle (no need for a crate).
 fn xorshift(state: &mut u64) -> u64 {

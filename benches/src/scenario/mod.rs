@@ -7,12 +7,14 @@ pub mod convlist;
 pub mod fanout;
 pub mod idle;
 pub mod probe;
+pub mod search;
 pub mod storm;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
@@ -51,6 +53,11 @@ pub struct Common {
     /// Data directory for the spawned server (default: a fresh temporary directory).
     #[arg(long)]
     pub server_data_dir: Option<PathBuf>,
+    /// Configuration file (TOML, every key optional) for the spawned server, passed to it as
+    /// `--config FILE`; its data directory and listeners stay the generator's. For instance
+    /// `[search]` `enabled = false` to compare with builds that had no search.
+    #[arg(long)]
+    pub server_config: Option<PathBuf>,
     /// Print one JSON object instead of the human-readable summary.
     #[arg(long)]
     pub json: bool,
@@ -107,7 +114,12 @@ impl Target {
     pub async fn resolve(c: &Common) -> anyhow::Result<Target> {
         let run_id = c.run_id.unwrap_or_else(rand_u32);
         if c.spawn_server {
-            let server = SpawnedServer::start(&c.server_bin, c.server_data_dir.as_deref()).await?;
+            let server = SpawnedServer::start(
+                &c.server_bin,
+                c.server_data_dir.as_deref(),
+                c.server_config.as_deref(),
+            )
+            .await?;
             return Ok(Target {
                 addr: server.addr(c.transport),
                 cert: Some(server.cert().to_owned()),
@@ -204,7 +216,7 @@ pub async fn register_with_progress(
         tokio::spawn(async move {
             loop {
                 bar.set(counter.load(Ordering::Relaxed));
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
     };
@@ -311,6 +323,46 @@ pub async fn login_all(
         out.into_iter().flatten().collect(),
         started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Keeps one connection's requests under the server's announced rate (95 % of it, after a
+/// one-second burst), as the traffic peers do, so setup never meets `RATE_LIMITED`.
+pub(crate) struct Pacer {
+    started: Instant,
+    /// Requests counted so far.
+    pub(crate) sent: u64,
+    rate: f64,
+}
+
+impl Pacer {
+    /// A pacer for a connection the server allows `max_requests_per_second` (0: unlimited).
+    pub(crate) fn new(max_requests_per_second: u32) -> Pacer {
+        Pacer {
+            started: Instant::now(),
+            sent: 0,
+            rate: f64::from(max_requests_per_second) * 0.95,
+        }
+    }
+
+    /// When the next request may go.
+    pub(crate) fn next_at(&self) -> Instant {
+        if self.rate <= 0.0 {
+            return self.started;
+        }
+        let secs = (self.sent as f64 / self.rate - 1.0).max(0.0);
+        self.started + Duration::from_secs_f64(secs)
+    }
+
+    /// Whether a request may go now.
+    pub(crate) fn allows(&self) -> bool {
+        Instant::now() >= self.next_at()
+    }
+
+    /// Waits until the next request may go, and counts it.
+    pub(crate) async fn take(&mut self) {
+        tokio::time::sleep_until(self.next_at()).await;
+        self.sent += 1;
+    }
 }
 
 /// A reading of the server and of the generator at one instant.
