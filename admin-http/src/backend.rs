@@ -5,7 +5,7 @@
 
 use futures::future::BoxFuture;
 use parley_protocol::frames::{Device, ErrorInfo, Request, Response, SharedPush};
-use parley_protocol::ids::SessionId;
+use parley_protocol::ids::{SessionId, UserId};
 use parley_protocol::session::Identity;
 
 use crate::Stats;
@@ -28,6 +28,10 @@ pub trait Backend: Send + Sync + 'static {
         access_token: String,
         device: Device,
     ) -> BoxFuture<'static, Result<Identity, ErrorInfo>>;
+
+    /// Bans or unbans a user (admin API): a ban revokes its tokens and closes its sessions, and
+    /// its logins are refused with `BANNED`.
+    fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>>;
 
     /// Opens an in-process session for `identity`: it receives the pushes every other session of
     /// the user's device would, until it is dropped.

@@ -143,6 +143,14 @@ mod tests {
         > {
             unreachable!("not routed")
         }
+        fn set_banned(
+            &self,
+            _: parley_protocol::ids::UserId,
+            _: bool,
+        ) -> futures::future::BoxFuture<'static, Result<(), parley_protocol::frames::ErrorInfo>>
+        {
+            unreachable!("not routed")
+        }
         fn open_session(&self, _: parley_protocol::session::Identity) -> Box<dyn PushSession> {
             unreachable!("not routed")
         }

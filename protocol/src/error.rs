@@ -50,6 +50,7 @@ pub enum ErrorCode {
     Blocked,
     NotFriends,
     NotAcceptingFriends,
+    Banned,
 }
 
 /// Failure to decode a frame from bytes.

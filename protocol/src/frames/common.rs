@@ -63,7 +63,7 @@ wire_enum!(
     { Unspecified, BadFrame, FrameTooLarge, Unauthenticated, AuthFailed, TokenExpired,
       InvalidArgument, NotFound, Forbidden, Conflict, MessageTooLarge, RateLimited,
       AlreadyLoggedIn, BadRequestId, ShuttingDown, Internal, Muted, Disbanded, RecallExpired, Blocked,
-      NotFriends, NotAcceptingFriends }
+      NotFriends, NotAcceptingFriends, Banned }
 );
 
 impl From<WireErrorCode> for ErrorCode {
@@ -91,6 +91,7 @@ impl From<WireErrorCode> for ErrorCode {
             WireErrorCode::Blocked => ErrorCode::Blocked,
             WireErrorCode::NotFriends => ErrorCode::NotFriends,
             WireErrorCode::NotAcceptingFriends => ErrorCode::NotAcceptingFriends,
+            WireErrorCode::Banned => ErrorCode::Banned,
         }
     }
 }
@@ -120,6 +121,7 @@ impl From<ErrorCode> for WireErrorCode {
             ErrorCode::Blocked => WireErrorCode::Blocked,
             ErrorCode::NotFriends => WireErrorCode::NotFriends,
             ErrorCode::NotAcceptingFriends => WireErrorCode::NotAcceptingFriends,
+            ErrorCode::Banned => WireErrorCode::Banned,
         }
     }
 }

@@ -84,6 +84,7 @@ impl Core {
             password_hash: hash,
             created_ms: now_ms(),
             guest: false,
+            banned: false,
         };
         let user = self
             .store
@@ -117,6 +118,9 @@ impl Core {
                     })
                     .await?;
                 match found {
+                    Some((_, record)) if ok && record.banned => {
+                        Err(err(ErrorCode::Banned, "this account is banned"))
+                    }
                     Some((user, _)) if ok => {
                         let outcome = self.issue(user, account, device)?;
                         self.durable().await?;
@@ -178,6 +182,7 @@ impl Core {
             account: String::new(),
             created_ms: now_ms(),
             guest: true,
+            banned: false,
         };
         let (user, account) = loop {
             let raw: [u8; 6] = rand::random();
@@ -265,6 +270,25 @@ impl Core {
         }
         self.durable().await?;
         self.router.sign_out(me.user, None, session);
+        Ok(())
+    }
+
+    /// Bans (or unbans) a user: a banned user's tokens are revoked and its sessions closed
+    /// (`LOGGED_OUT`), and a password login is refused with `BANNED`. So no request of a banned
+    /// user reaches the gate of any operation. For the admin API.
+    pub async fn set_banned(&self, user: UserId, banned: bool) -> CoreResult<()> {
+        if !self.store.set_banned(user, banned).map_err(internal)? {
+            return Err(err(ErrorCode::NotFound, "no such user"));
+        }
+        if banned {
+            for (device, _) in self.store.devices_of(user).map_err(internal)? {
+                self.store.revoke_device(user, &device).map_err(internal)?;
+            }
+        }
+        self.durable().await?;
+        if banned {
+            self.router.sign_out(user, None, None);
+        }
         Ok(())
     }
 

@@ -227,15 +227,22 @@ impl Core {
             // to its newest entry (message or event), so its unread count stays 0 (one update
             // per batch).
             let mut read_upto: HashMap<(UserId, ConversationId), Seq> = HashMap::new();
+            // Conversations with new entries the search index cares about (text, edits,
+            // recalls): the indexer reads nothing for the rest.
+            let mut searchable: HashMap<ConversationId, Seq> = HashMap::new();
             for (message, origin) in batch.messages {
                 let at = read_upto
                     .entry((message.sender, message.conversation))
                     .or_default();
                 *at = (*at).max(message.seq);
+                if self.search.is_some() && crate::search::indexes(&message) {
+                    let s = searchable.entry(message.conversation).or_default();
+                    *s = (*s).max(message.seq);
+                }
                 self.fan_out(message, origin);
             }
-            if let Some(search) = &self.search {
-                search.notify_many(read_upto.iter().map(|((_, conv), seq)| (*conv, *seq)));
+            if let (Some(search), false) = (&self.search, searchable.is_empty()) {
+                search.notify_many(searchable.drain());
             }
             cursors.advance(read_upto);
         }

@@ -32,6 +32,17 @@ pub const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// Entries read from the log per conversation per round.
 const READ_CHUNK: usize = 1000;
 
+/// Whether the index needs to see `m`: text messages, and the edits and recalls that change
+/// them. The fan-out tells the indexer only about these; the rest of a conversation is read
+/// past once, when a later one comes (or at the next start).
+pub fn indexes(m: &Message) -> bool {
+    match m.event.as_deref() {
+        None => m.content_type == ContentType::Text,
+        Some(ConversationEvent::Edit { .. } | ConversationEvent::Recall(_)) => true,
+        Some(_) => false,
+    }
+}
+
 /// Search failed (the index is damaged or the disk failed); details are logged.
 #[derive(Debug, thiserror::Error)]
 #[error("search index: {0}")]

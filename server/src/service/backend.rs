@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use parley_admin_http::{Backend, PushSession, SessionEvent, Stats};
 use parley_protocol::frames::{Credential, Device, ErrorInfo, Request, Response};
-use parley_protocol::ids::SessionId;
+use parley_protocol::ids::{SessionId, UserId};
 use parley_protocol::session::Identity;
 
 use super::{Caller, Reply, Service, Session};
@@ -99,6 +99,11 @@ impl Backend for HttpBackend {
             Ok(service.core().login(credential, device).await?.identity)
         }
         .boxed()
+    }
+
+    fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        let service = self.service.clone();
+        async move { service.core().set_banned(user, banned).await }.boxed()
     }
 
     fn open_session(&self, identity: Identity) -> Box<dyn PushSession> {

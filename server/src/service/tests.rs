@@ -479,3 +479,37 @@ async fn a_member_added_right_after_a_message_is_not_pushed_that_message() {
     drop(carol_s);
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_banned_user_is_signed_out_and_cannot_log_in() {
+    use parley_admin_http::Backend;
+    let h = Harness::start(|_| {}).await;
+    let alice = h.register("alice").await;
+    let session = h.service.open_session(alice.clone());
+    let backend = super::HttpBackend::new(h.service.clone(), None, tokio::time::Instant::now());
+    backend.set_banned(alice.user, true).await.unwrap();
+    assert!(matches!(session.next().await, SessionEvent::SignedOut));
+    let login = |password: &'static str| Request::Login {
+        credential: Credential::Password {
+            account: "alice".try_into().unwrap(),
+            password: Password::try_from(password).unwrap(),
+        },
+        device: device("d2"),
+    };
+    let r = h
+        .service
+        .answer(&Caller::Anonymous, login("password-123"))
+        .await;
+    assert_eq!(error_code(&r), Some(ErrorCode::Banned));
+    backend.set_banned(alice.user, false).await.unwrap();
+    let r = h
+        .service
+        .answer(&Caller::Anonymous, login("password-123"))
+        .await;
+    assert!(matches!(r, Response::Login(_)), "{r:?}");
+    let nobody = parley_protocol::ids::UserId::try_from(999_999).unwrap();
+    assert_eq!(
+        backend.set_banned(nobody, true).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+}

@@ -18,6 +18,9 @@ pub struct UserRecord {
     /// A temporary guest account (no password; limited rights).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub guest: bool,
+    /// Banned by an administrator: no login.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub banned: bool,
 }
 
 /// Access or refresh.
@@ -161,6 +164,16 @@ impl Store {
         Ok(())
     }
 
+    /// Bans or unbans a user (false if there is no such user).
+    pub fn set_banned(&self, user: UserId, banned: bool) -> Result<bool> {
+        let Some(mut record) = self.user(user)? else {
+            return Ok(false);
+        };
+        record.banned = banned;
+        self.users.insert(u64_key(user.get()), json(&record))?;
+        Ok(true)
+    }
+
     /// The devices of `user` that hold tokens.
     pub fn devices_of(&self, user: UserId) -> Result<Vec<(DeviceId, DeviceTokens)>> {
         self.devices
@@ -229,6 +242,7 @@ mod tests {
     fn rec(account: &str) -> UserRecord {
         UserRecord {
             guest: false,
+            banned: false,
             account: account.into(),
             password_hash: "h".into(),
             created_ms: 1,

@@ -391,6 +391,14 @@ impl Store {
     }
 }
 
+fn triple(user: UserId, conv: ConversationId, seq: Seq) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&user.get().to_be_bytes());
+    k[8..16].copy_from_slice(&conv.get().to_be_bytes());
+    k[16..].copy_from_slice(&seq.get().to_be_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -641,12 +649,4 @@ mod tests {
         let store = reopen(dir.path()).unwrap();
         assert_eq!(state(&store, g), before, "replayed from the log");
     }
-}
-
-fn triple(user: UserId, conv: ConversationId, seq: Seq) -> [u8; 24] {
-    let mut k = [0u8; 24];
-    k[..8].copy_from_slice(&user.get().to_be_bytes());
-    k[8..16].copy_from_slice(&conv.get().to_be_bytes());
-    k[16..].copy_from_slice(&seq.get().to_be_bytes());
-    k
 }

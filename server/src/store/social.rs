@@ -191,6 +191,8 @@ pub struct PresenceRecord {
 #[derive(Debug, Default)]
 pub(super) struct BlockSet {
     set: RwLock<HashSet<(u64, u64)>>,
+    /// How many blocks exist: while none do, a check reads this counter, not the shared lock.
+    len: std::sync::atomic::AtomicUsize,
 }
 
 impl BlockSet {
@@ -200,6 +202,7 @@ impl BlockSet {
             set.insert(keys::decode_pair(&k?, "blocks")?);
         }
         Ok(BlockSet {
+            len: std::sync::atomic::AtomicUsize::new(set.len()),
             set: RwLock::new(set),
         })
     }
@@ -287,12 +290,28 @@ impl Store {
 
     /// True if `blocker` blocked `blocked` (from memory).
     pub fn blocked(&self, blocker: UserId, blocked: UserId) -> bool {
+        if self
+            .block_set
+            .len
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 0
+        {
+            return false;
+        }
         let set = self.block_set.set.read().unwrap_or_else(|e| e.into_inner());
         !set.is_empty() && set.contains(&(blocker.get(), blocked.get()))
     }
 
     /// True if either blocked the other (one lock, and one branch while nobody blocks anyone).
     pub fn blocked_either(&self, a: UserId, b: UserId) -> bool {
+        if self
+            .block_set
+            .len
+            .load(std::sync::atomic::Ordering::Acquire)
+            == 0
+        {
+            return false;
+        }
         let set = self.block_set.set.read().unwrap_or_else(|e| e.into_inner());
         !set.is_empty() && (set.contains(&(a.get(), b.get())) || set.contains(&(b.get(), a.get())))
     }
@@ -439,11 +458,15 @@ impl Store {
             FriendChange::Blocked => {
                 self.blocks
                     .insert(pair(a.get(), b.get()), &at_ms.to_be_bytes())?;
-                self.block_set
+                let mut set = self
+                    .block_set
                     .set
                     .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert((a.get(), b.get()));
+                    .unwrap_or_else(|e| e.into_inner());
+                set.insert((a.get(), b.get()));
+                self.block_set
+                    .len
+                    .store(set.len(), std::sync::atomic::Ordering::Release);
                 // Pending requests between them end; a friendship stays (unblocking restores
                 // the conversation as it was).
                 self.drop_relation_if(a, b, pending)?;
@@ -451,11 +474,15 @@ impl Store {
             }
             FriendChange::Unblocked => {
                 self.blocks.remove(pair(a.get(), b.get()))?;
-                self.block_set
+                let mut set = self
+                    .block_set
                     .set
                     .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&(a.get(), b.get()));
+                    .unwrap_or_else(|e| e.into_inner());
+                set.remove(&(a.get(), b.get()));
+                self.block_set
+                    .len
+                    .store(set.len(), std::sync::atomic::Ordering::Release);
             }
             FriendChange::Unspecified => {}
         }

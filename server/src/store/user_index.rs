@@ -26,6 +26,9 @@ pub struct UserIndex {
 #[derive(Debug, Default)]
 pub(super) struct UserIndexCache {
     map: RwLock<HashMap<UserId, Arc<RwLock<UserIndex>>>>,
+    /// Set once anything was cached: until then a cursor move costs one relaxed load (most
+    /// servers' users never list, e.g. under a chat benchmark), not a shared lock.
+    used: std::sync::atomic::AtomicBool,
 }
 
 impl UserIndexCache {
@@ -40,6 +43,9 @@ impl UserIndexCache {
 
     /// A cursor moved (after it was written to the store).
     pub(super) fn cursor_moved(&self, user: UserId, conv: ConversationId, now: Cursors) {
+        if !self.used.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = map.get(&user) {
             let mut e = entry.write().unwrap_or_else(|e| e.into_inner());
@@ -76,6 +82,7 @@ impl Store {
                         }
                         let e = Arc::new(RwLock::new(index));
                         map.insert(user, e.clone());
+                        cache.used.store(true, std::sync::atomic::Ordering::Release);
                         e
                     }
                 }
