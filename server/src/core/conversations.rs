@@ -37,10 +37,12 @@ impl Core {
         user: UserId,
     ) -> CoreResult<(Arc<Members>, MemberRecord)> {
         let members = self.members_of(conv)?;
+        // Without the nickname: every send checks membership, and cloning even an empty
+        // String cost ~1 % of 1:1 chat (read `members.get(user)` where the nickname matters).
         let record = members
             .get(user)
             .ok_or_else(|| err(ErrorCode::NotFound, "no such conversation"))?
-            .clone();
+            .without_nickname();
         Ok((members, record))
     }
 

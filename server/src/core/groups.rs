@@ -185,8 +185,8 @@ impl Core {
         nickname: String,
         key: Option<ClientMsgId>,
     ) -> CoreResult<Option<Pending>> {
-        let (_, my) = self.gate_manage(conv, me.user, |_| true, "")?;
-        if my.nickname == nickname {
+        let (members, _) = self.gate_manage(conv, me.user, |_| true, "")?;
+        if members.get(me.user).is_some_and(|m| m.nickname == nickname) {
             return Ok(None);
         }
         let event = ConversationEvent::Nickname(nickname);

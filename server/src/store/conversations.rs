@@ -111,6 +111,16 @@ fn is_zero(v: &u64) -> bool {
 }
 
 impl MemberRecord {
+    /// A copy without the nickname (cheap: no string is cloned).
+    pub fn without_nickname(&self) -> MemberRecord {
+        MemberRecord {
+            role: self.role,
+            from_seq: self.from_seq,
+            muted_until_ms: self.muted_until_ms,
+            nickname: String::new(),
+        }
+    }
+
     /// A member with no mute and no nickname.
     pub fn new(role: Role, from_seq: u64) -> Self {
         MemberRecord {
