@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::{wait_for, TestServer, WAIT};
+use common::{code, wait_for, TestServer, WAIT};
 use parley_client::{Client, ClientError, Credentials, Event, Transport};
 use parley_protocol::frames::{ContentType, GroupProfileChange, JoinPolicy, PeerRef, Platform};
 use parley_protocol::ids::{Account, DeviceId};
 use parley_protocol::ErrorCode;
 
 const T: Transport = Transport::Tls;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e
-            .server_code()
-            .unwrap_or_else(|| panic!("not a server error: {e}")),
-        Ok(v) => panic!("expected a refusal, got {v:?}"),
-    }
-}
 
 async fn closed(events: &mut parley_client::Events) {
     wait_for(events, |e| matches!(e, Event::Closed).then_some(())).await;

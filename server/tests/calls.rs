@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{wait_for, TestServer};
+use common::{code, wait_for, TestServer};
 use parley_client::{Client, ClientError, Event, Events, Transport};
 use parley_protocol::frames::{
     CallAction, CallMedia, CallOutcome, CallPush, CallSignal, ConversationEvent, PeerRef,
@@ -14,15 +14,6 @@ use parley_protocol::ids::ConversationId;
 use parley_protocol::ErrorCode;
 
 const T: Transport = Transport::Tls;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e
-            .server_code()
-            .unwrap_or_else(|| panic!("not a server error: {e}")),
-        Ok(v) => panic!("expected a refusal, got {v:?}"),
-    }
-}
 
 fn signal(call: u64, action: CallAction, payload: &str) -> CallSignal {
     CallSignal {

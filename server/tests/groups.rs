@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{wait_for, TestServer};
+use common::{code, wait_for, TestServer};
 use parley_client::{Client, ClientError, Event, Page, Transport};
 use parley_protocol::frames::{
     ContentType, ConversationEvent, GroupProfileChange, JoinPolicy, MemberRole, Message, Request,
@@ -14,15 +14,6 @@ use parley_protocol::ids::{ConversationId, Seq, UserId};
 use parley_protocol::ErrorCode;
 
 const T: Transport = Transport::Tls;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e
-            .server_code()
-            .unwrap_or_else(|| panic!("not a server error: {e}")),
-        Ok(v) => panic!("expected a refusal, got {v:?}"),
-    }
-}
 
 async fn say(c: &Client, conv: ConversationId, text: &str) -> Result<Seq, ClientError> {
     c.send(conv, ContentType::Text, bytes::Bytes::from(text.to_owned()))

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{wait_for, TestServer};
-use parley_client::{ClientError, Event, Events, Transport};
+use common::{code, wait_for, TestServer};
+use parley_client::{Event, Events, Transport};
 use parley_protocol::frames::{
     AddPolicy, ContentType, ConversationEvent, ConversationKind, FriendChange, Gender, PeerRef,
     ProfileChange, SettingsChange,
@@ -15,15 +15,6 @@ use parley_protocol::ids::UserId;
 use parley_protocol::ErrorCode;
 
 const T: Transport = Transport::Tls;
-
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
-    match r {
-        Err(e) => e
-            .server_code()
-            .unwrap_or_else(|| panic!("not a server error: {e}")),
-        Ok(v) => panic!("expected a refusal, got {v:?}"),
-    }
-}
 
 /// Waits for a friend event in the user's notices.
 async fn notice(events: &mut Events, change: FriendChange, from: UserId, to: UserId) {

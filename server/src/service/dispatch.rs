@@ -59,42 +59,31 @@ impl Service {
             Request::Refresh {
                 refresh_token,
                 device,
-            } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    let mut outcome = core.refresh(&refresh_token, device, Some(&me)).await?;
-                    outcome.result.session_id = session.map_or(0, |s| s.get());
-                    Ok(Reply::Now(Response::Login(outcome.result)))
-                })
-            }
-            Request::Logout => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    core.logout(&me).await?;
-                    Ok(Reply::LoggedOut)
-                })
-            }
-            Request::ChangePassword { old, new } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    core.change_password(&me, session, old, new).await?;
-                    Ok(Reply::Now(Response::Ok))
-                })
-            }
+            } => self.deferred(me, move |core, me| async move {
+                let mut outcome = core.refresh(&refresh_token, device, Some(&me)).await?;
+                outcome.result.session_id = session.map_or(0, |s| s.get());
+                Ok(Reply::Now(Response::Login(outcome.result)))
+            }),
+            Request::Logout => self.deferred(me, move |core, me| async move {
+                core.logout(&me).await?;
+                Ok(Reply::LoggedOut)
+            }),
+            Request::ChangePassword { old, new } => self.deferred(me, move |core, me| async move {
+                core.change_password(&me, session, old, new)
+                    .await
+                    .map(|()| Reply::Now(Response::Ok))
+            }),
             Request::ListDevices => now(Response::Devices(core.list_devices(me)?)),
             Request::SetPresence { status, text } => {
                 core.set_presence(me, status, text)?;
                 now(Response::Ok)
             }
-            Request::CallSignal(signal) => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    Ok(match core.call_signal(&me, session, signal).await? {
-                        Signalled::Done(call) => Reply::Now(Response::CallAnswer { call }),
-                        Signalled::Ended(pending) => Reply::Later(pending),
-                    })
+            Request::CallSignal(signal) => self.deferred(me, move |core, me| async move {
+                Ok(match core.call_signal(&me, session, signal).await? {
+                    Signalled::Done(call) => Reply::Now(Response::CallAnswer { call }),
+                    Signalled::Ended(pending) => Reply::Later(pending),
                 })
-            }
+            }),
             Request::ForwardMessage {
                 from,
                 seq,
@@ -126,22 +115,19 @@ impl Service {
                 conversation,
                 before,
                 limit,
-            } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    // The index is read from disk: off the runtime's workers.
-                    let search = tokio::task::spawn_blocking(move || {
-                        core.search_messages(&me, &query, conversation, before, limit)
-                    });
-                    let (messages, has_more) = search.await.map_err(|_| internal_error())??;
-                    Ok(Reply::Now(Response::SearchResult { messages, has_more }))
-                })
-            }
+            } => self.deferred(me, move |core, me| async move {
+                // The index is read from disk: off the runtime's workers.
+                let search = tokio::task::spawn_blocking(move || {
+                    core.search_messages(&me, &query, conversation, before, limit)
+                });
+                let (messages, has_more) = search.await.map_err(|_| internal_error())??;
+                Ok(Reply::Now(Response::SearchResult { messages, has_more }))
+            }),
             Request::SetPushToken { provider, token } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    core.set_push_token(&me, &provider, &token).await?;
-                    Ok(Reply::Now(Response::Ok))
+                self.deferred(me, move |core, me| async move {
+                    core.set_push_token(&me, &provider, &token)
+                        .await
+                        .map(|()| Reply::Now(Response::Ok))
                 })
             }
             Request::ListCalls { before, limit } => {
@@ -149,13 +135,11 @@ impl Service {
                 now(Response::Calls { calls, has_more })
             }
             Request::GetPresence(users) => now(Response::Presences(core.get_presence(me, &users)?)),
-            Request::SignOutDevice(device) => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    core.sign_out_device(&me, &device).await?;
-                    Ok(Reply::Now(Response::Ok))
-                })
-            }
+            Request::SignOutDevice(device) => self.deferred(me, move |core, me| async move {
+                core.sign_out_device(&me, &device)
+                    .await
+                    .map(|()| Reply::Now(Response::Ok))
+            }),
             Request::Send(send) => match core.send(me, session, send)? {
                 Submission::Queued(pending) => Reply::Later(pending),
                 Submission::Full(waiting) => {
@@ -171,16 +155,12 @@ impl Service {
                 now(Response::Ok)
             }
             Request::Sync(sync) => now(Response::Sync(core.sync(me.user, sync)?)),
-            Request::OpenDirect(peer) => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    let info = core.open_direct(&me, peer).await?;
-                    Ok(Reply::Now(Response::Conversation(info)))
-                })
-            }
+            Request::OpenDirect(peer) => self.deferred(me, move |core, me| async move {
+                let info = core.open_direct(&me, peer).await?;
+                Ok(Reply::Now(Response::Conversation(info)))
+            }),
             Request::CreateGroup { name, members } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
+                self.deferred(me, move |core, me| async move {
                     let info = core.create_group(&me, &name, &members).await?;
                     Ok(Reply::Now(Response::Conversation(info)))
                 })
@@ -273,16 +253,13 @@ impl Service {
                 conversation,
                 message,
                 request_key,
-            } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    let join = core.join_group(&me, session, conversation, message, request_key);
-                    Ok(match join.await? {
-                        Join::Already { pending } => Reply::Now(Response::JoinResult { pending }),
-                        Join::Committing(pending) => Reply::Later(pending),
-                    })
+            } => self.deferred(me, move |core, me| async move {
+                let join = core.join_group(&me, session, conversation, message, request_key);
+                Ok(match join.await? {
+                    Join::Already { pending } => Reply::Now(Response::JoinResult { pending }),
+                    Join::Committing(pending) => Reply::Later(pending),
                 })
-            }
+            }),
             Request::AnswerJoinRequest {
                 conversation,
                 user,
@@ -331,52 +308,39 @@ impl Service {
                 now(Response::History { messages, has_more })
             }
             Request::GetProfiles(users) => now(Response::Profiles(core.get_profiles(&users)?)),
-            Request::UpdateProfile(change) => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    core.update_profile(&me, change).await?;
-                    Ok(Reply::Now(Response::Ok))
-                })
-            }
+            Request::UpdateProfile(change) => self.deferred(me, move |core, me| async move {
+                core.update_profile(&me, change)
+                    .await
+                    .map(|()| Reply::Now(Response::Ok))
+            }),
             Request::GetSettings => now(Response::Settings(Box::new(core.get_settings(me)?))),
-            Request::UpdateSettings(change) => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    let settings = core.update_settings(&me, change).await?;
-                    Ok(Reply::Now(Response::Settings(Box::new(settings))))
-                })
-            }
+            Request::UpdateSettings(change) => self.deferred(me, move |core, me| async move {
+                let settings = core.update_settings(&me, change).await?;
+                Ok(Reply::Now(Response::Settings(Box::new(settings))))
+            }),
             Request::SearchUsers {
                 query,
                 after,
                 limit,
-            } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    // A scan of the users: off the runtime's workers.
-                    let search = tokio::task::spawn_blocking(move || {
-                        core.search_users(&me, &query, after, limit)
-                    });
-                    let (users, has_more) = search.await.map_err(|_| internal_error())??;
-                    Ok(Reply::Now(Response::Users { users, has_more }))
-                })
-            }
+            } => self.deferred(me, move |core, me| async move {
+                // A scan of the users: off the runtime's workers.
+                let search = tokio::task::spawn_blocking(move || {
+                    core.search_users(&me, &query, after, limit)
+                });
+                let (users, has_more) = search.await.map_err(|_| internal_error())??;
+                Ok(Reply::Now(Response::Users { users, has_more }))
+            }),
             Request::AddFriend {
                 user,
                 message,
                 remark,
-            } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    let add = core.add_friend(&me, session, user, message, remark);
-                    Ok(match add.await? {
-                        Befriend::Already { pending } => {
-                            Reply::Now(Response::FriendResult { pending })
-                        }
-                        Befriend::Committing(pending) => Reply::Later(pending),
-                    })
+            } => self.deferred(me, move |core, me| async move {
+                let add = core.add_friend(&me, session, user, message, remark);
+                Ok(match add.await? {
+                    Befriend::Already { pending } => Reply::Now(Response::FriendResult { pending }),
+                    Befriend::Committing(pending) => Reply::Later(pending),
                 })
-            }
+            }),
             Request::AnswerFriendRequest {
                 user,
                 accept,
@@ -390,10 +354,10 @@ impl Service {
                 core.remove_friend(&me, session, user).await.map(Some)
             }),
             Request::SetFriendRemark { user, remark } => {
-                let (core, me) = (self.core.clone(), me.clone());
-                defer(async move {
-                    core.set_friend_remark(&me, user, &remark).await?;
-                    Ok(Reply::Now(Response::Ok))
+                self.deferred(me, move |core, me| async move {
+                    core.set_friend_remark(&me, user, &remark)
+                        .await
+                        .map(|()| Reply::Now(Response::Ok))
                 })
             }
             Request::ListFriends => now(Response::Friends(core.list_friends(me)?)),
@@ -413,6 +377,16 @@ impl Service {
         })
     }
 
+    /// A request that waits (hashing, a barrier, the committer): `work` runs as the caller, in
+    /// one deferred reply.
+    fn deferred<F, Fut>(&self, me: &Identity, work: F) -> Reply
+    where
+        F: FnOnce(Arc<Core>, Identity) -> Fut,
+        Fut: Future<Output = CoreResult<Reply>> + Send + 'static,
+    {
+        defer(work(self.core.clone(), me.clone()))
+    }
+
     /// A conversation event on its way to the log: checked and queued in a deferred reply,
     /// answered once durable (`None`: nothing to change, answered `Ok` at once).
     fn change<F, Fut>(&self, me: &Identity, work: F) -> Reply
@@ -420,12 +394,14 @@ impl Service {
         F: FnOnce(Arc<Core>, Identity) -> Fut,
         Fut: Future<Output = CoreResult<Option<Pending>>> + Send + 'static,
     {
-        let work = work(self.core.clone(), me.clone());
-        defer(async move {
-            Ok(match work.await? {
-                Some(pending) => Reply::Later(pending),
-                None => Reply::Now(Response::Ok),
-            })
+        self.deferred(me, move |core, me| {
+            let work = work(core, me);
+            async move {
+                Ok(match work.await? {
+                    Some(pending) => Reply::Later(pending),
+                    None => Reply::Now(Response::Ok),
+                })
+            }
         })
     }
 

@@ -4,7 +4,7 @@ use parley_protocol::ids::{Account, DeviceId, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, u64_key};
-use super::{from_json, json, Result, Store};
+use super::{from_json, get_json, json, Result, Store};
 
 /// A user account.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -115,10 +115,7 @@ impl Store {
 
     /// Looks a user up by id.
     pub fn user(&self, user: UserId) -> Result<Option<UserRecord>> {
-        self.users
-            .get(u64_key(user.get()))?
-            .map(|v| from_json(&v, "users"))
-            .transpose()
+        get_json(&self.users, u64_key(user.get()), "users")
     }
 
     /// Stores a new token pair for a device, revoking the device's previous pair.
@@ -149,10 +146,7 @@ impl Store {
 
     /// The record of a token, by the token's hash.
     pub fn token(&self, hash: &[u8; 32]) -> Result<Option<TokenRecord>> {
-        self.tokens
-            .get(hash)?
-            .map(|v| from_json(&v, "tokens"))
-            .transpose()
+        get_json(&self.tokens, hash, "tokens")
     }
 
     /// Replaces a user's password hash.

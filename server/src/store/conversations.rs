@@ -9,7 +9,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 
 use super::keys::{self, pair, u64_key};
-use super::{from_json, json, Result, Store, StoreError};
+use super::{from_json, get_json, json, Result, Store, StoreError};
 
 /// Role of a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,10 +335,7 @@ impl Store {
 
     /// A conversation's record.
     pub fn conversation(&self, conv: ConversationId) -> Result<Option<ConversationRecord>> {
-        self.convs
-            .get(u64_key(conv.get()))?
-            .map(|v| from_json(&v, "convs"))
-            .transpose()
+        get_json(&self.convs, u64_key(conv.get()), "convs")
     }
 
     /// All members of a conversation, in user-id order.
@@ -356,10 +353,7 @@ impl Store {
 
     /// One member's record, if `user` is a member.
     pub fn member(&self, conv: ConversationId, user: UserId) -> Result<Option<MemberRecord>> {
-        self.members
-            .get(pair(conv.get(), user.get()))?
-            .map(|v| from_json(&v, "members"))
-            .transpose()
+        get_json(&self.members, pair(conv.get(), user.get()), "members")
     }
 
     /// The conversations `user` belongs to, in id order.

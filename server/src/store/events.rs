@@ -14,7 +14,7 @@ use parley_protocol::ids::{ConversationId, Seq, UserId};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, pair, u64_key};
-use super::{from_json, json, Result, Role, Store};
+use super::{from_json, get_json, json, Result, Role, Store};
 
 /// A pending request to join a group.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -364,10 +364,7 @@ impl Store {
         conv: ConversationId,
         user: UserId,
     ) -> Result<Option<JoinRequestRecord>> {
-        self.join_reqs
-            .get(pair(conv.get(), user.get()))?
-            .map(|v| from_json(&v, "join_reqs"))
-            .transpose()
+        get_json(&self.join_reqs, pair(conv.get(), user.get()), "join_reqs")
     }
 
     /// Pending join requests of `conv`, oldest user id first, at most `limit`.

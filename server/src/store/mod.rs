@@ -317,6 +317,15 @@ fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
+/// The JSON record under `key` in `tree` (named `name` in errors), or `None`.
+fn get_json<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    key: impl AsRef<[u8]>,
+    name: &'static str,
+) -> Result<Option<T>> {
+    tree.get(key)?.map(|v| from_json(&v, name)).transpose()
+}
+
 fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         tree,

@@ -13,7 +13,7 @@ use parley_protocol::ids::UserId;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, pair, u64_key};
-use super::{from_json, json, Result, Store};
+use super::{from_json, get_json, json, Result, Store};
 
 fn yes() -> bool {
     true
@@ -211,12 +211,7 @@ impl BlockSet {
 impl Store {
     /// A user's profile record (defaults if never set).
     pub fn profile_record(&self, user: UserId) -> Result<ProfileRecord> {
-        Ok(self
-            .profiles
-            .get(u64_key(user.get()))?
-            .map(|v| from_json(&v, "profiles"))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(get_json(&self.profiles, u64_key(user.get()), "profiles")?.unwrap_or_default())
     }
 
     /// Writes a user's profile record.
@@ -239,10 +234,7 @@ impl Store {
 
     /// How `user` stands with `other`.
     pub fn relation(&self, user: UserId, other: UserId) -> Result<Option<Relation>> {
-        self.relations
-            .get(pair(user.get(), other.get()))?
-            .map(|v| from_json(&v, "relations"))
-            .transpose()
+        get_json(&self.relations, pair(user.get(), other.get()), "relations")
     }
 
     /// Every relation of `user`, in the other's id order.
@@ -348,12 +340,7 @@ impl Store {
 
     /// `user`'s presence record (defaults if never set).
     pub fn presence(&self, user: UserId) -> Result<PresenceRecord> {
-        Ok(self
-            .presence
-            .get(u64_key(user.get()))?
-            .map(|v| from_json(&v, "presence"))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(get_json(&self.presence, u64_key(user.get()), "presence")?.unwrap_or_default())
     }
 
     /// Writes `user`'s presence record (best effort: not made durable before answering; a
@@ -365,12 +352,7 @@ impl Store {
 
     /// `user`'s preferences for `conv` (defaults if never set).
     pub fn prefs(&self, user: UserId, conv: parley_protocol::ids::ConversationId) -> Result<Prefs> {
-        Ok(self
-            .prefs
-            .get(pair(user.get(), conv.get()))?
-            .map(|v| from_json(&v, "prefs"))
-            .transpose()?
-            .unwrap_or_default())
+        Ok(get_json(&self.prefs, pair(user.get(), conv.get()), "prefs")?.unwrap_or_default())
     }
 
     /// Every preference `user` set, by conversation (one scan).

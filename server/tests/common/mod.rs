@@ -260,3 +260,15 @@ pub async fn stat(server: &TestServer, name: &str) -> u64 {
 pub async fn sessions_online(server: &TestServer) -> u64 {
     stat(server, "sessions_online").await
 }
+
+/// The server's error code of a refused request (panics on success or a non-server error).
+pub fn code<T: std::fmt::Debug>(
+    r: Result<T, parley_client::ClientError>,
+) -> parley_protocol::ErrorCode {
+    match r {
+        Err(e) => e
+            .server_code()
+            .unwrap_or_else(|| panic!("not a server error: {e}")),
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+    }
+}
