@@ -1,7 +1,7 @@
 //! Length-prefixed framing: a big-endian `u32` length, then that many bytes of one protobuf
 //! `Frame`. The length is checked against the limit before any buffer is reserved for the body.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::DecodeError;
 
@@ -64,12 +64,14 @@ impl FrameCodec {
 /// Encodes a protobuf message as one length-prefixed frame.
 pub(crate) fn encode_prefixed<M: prost::Message>(msg: &M) -> Bytes {
     let len = msg.encoded_len();
-    let mut out = BytesMut::with_capacity(LEN_PREFIX + len);
+    // A `Vec`, not a `BytesMut`: prost writes varints a byte at a time, and `BytesMut` turns
+    // each byte into a call to memcpy (`Vec`'s inlined `put_slice` is a store). Measured: the
+    // encodings of pushes and acks spent ~3 % of the server's CPU in those calls.
+    let mut out = Vec::with_capacity(LEN_PREFIX + len);
     // A frame we build ourselves always fits: every field is bounded far below 4 GiB.
-    out.put_u32(len as u32);
-    // Encoding into a buffer with enough capacity cannot fail.
-    let _ = msg.encode(&mut out);
-    out.freeze()
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    msg.encode_raw(&mut out);
+    Bytes::from(out)
 }
 
 #[cfg(feature = "tokio-codec")]
