@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use parley_protocol::frames::{Device, ErrorInfo, Request, Response, SharedPush};
 use parley_protocol::ids::{SessionId, UserId};
 use parley_protocol::session::Identity;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::Stats;
 
@@ -29,14 +30,85 @@ pub trait Backend: Send + Sync + 'static {
         device: Device,
     ) -> BoxFuture<'static, Result<Identity, ErrorInfo>>;
 
+    /// Whose access token this is, on the device the token was issued to: bearer authentication
+    /// where the request names no device (the REST API). The error is `AUTH_FAILED` for an
+    /// unknown or revoked token, `TOKEN_EXPIRED` for an expired one. The default refuses every
+    /// token (for backends that only serve the operational routes).
+    fn authenticate_bearer(
+        &self,
+        access_token: String,
+    ) -> BoxFuture<'static, Result<Identity, ErrorInfo>> {
+        let _ = access_token;
+        Box::pin(async {
+            Err(ErrorInfo::new(
+                parley_protocol::ErrorCode::AuthFailed,
+                "bearer tokens are not accepted here",
+            ))
+        })
+    }
+
     /// Bans or unbans a user (admin API): a ban revokes its tokens and closes its sessions, and
     /// its logins are refused with `BANNED`.
     fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>>;
 
+    /// Admin API: a page of users, searched by account name or nickname. The default refuses
+    /// (for backends without the admin operations, such as test doubles).
+    fn admin_users(
+        &self,
+        query: crate::UserQuery,
+    ) -> BoxFuture<'static, Result<crate::UserPage, ErrorInfo>> {
+        let _ = query;
+        admin_unsupported()
+    }
+
+    /// Admin API: disbands any group (`NOT_FOUND`, `INVALID_ARGUMENT` for a conversation that is
+    /// not a group, `DISBANDED`). The default refuses.
+    fn admin_disband_group(
+        &self,
+        group: parley_protocol::ids::ConversationId,
+    ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        let _ = group;
+        admin_unsupported()
+    }
+
+    /// Admin API: sends `text` to every user as a message from the server account; resolves
+    /// with the number of users reached once every copy is durable. The default refuses.
+    fn admin_announce(&self, text: String) -> BoxFuture<'static, Result<u64, ErrorInfo>> {
+        let _ = text;
+        admin_unsupported()
+    }
+
     /// Opens an in-process session for `identity`: it receives the pushes every other session of
     /// the user's device would, until it is dropped.
     fn open_session(&self, identity: Identity) -> Box<dyn PushSession>;
+
+    /// Runs a connection that speaks the binary protocol's framing (`u32` big-endian length,
+    /// then one protobuf `Frame`, both ways) through the server's session driver, exactly like
+    /// a TCP connection: login or token, acks once durable, pushes, heartbeat, GoAway, the
+    /// connection limit. Returns at once; the session runs in a task of the server's. The
+    /// WebSocket fallback hands its sockets here. The default refuses (drops the stream).
+    fn serve_stream(&self, stream: Box<dyn FrameStream>, peer: std::net::SocketAddr) {
+        tracing::debug!(%peer, "this backend runs no streamed sessions");
+        drop(stream);
+    }
+
+    /// The largest frame a session accepts after login (the WebSocket fallback sizes its
+    /// message limit by it).
+    fn max_frame_bytes(&self) -> usize {
+        parley_protocol::DEFAULT_MAX_FRAME
+    }
+
+    /// File contents, for `/im/v1/files` (docs/files.md). The default: no files here (the
+    /// routes answer `503 UNAVAILABLE`).
+    fn blobs(&self) -> Option<std::sync::Arc<dyn crate::files::Blobs>> {
+        None
+    }
 }
+
+/// A byte stream in the binary protocol's framing, for [`Backend::serve_stream`].
+pub trait FrameStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T> FrameStream for T where T: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
 /// A session opened through [`Backend::open_session`]. Its push queue is bounded like every
 /// session's: when it overflows, pushes are dropped and [`SessionEvent::SyncNeeded`] follows
@@ -61,4 +133,12 @@ pub enum SessionEvent {
     /// The device was signed out (password change, sign-out from another device); this
     /// session is over.
     SignedOut,
+}
+
+/// What the admin methods' defaults answer.
+fn admin_unsupported<T: Send + 'static>() -> BoxFuture<'static, Result<T, ErrorInfo>> {
+    Box::pin(futures::future::ready(Err(ErrorInfo::new(
+        parley_protocol::ErrorCode::Forbidden,
+        "this server has no admin operations",
+    ))))
 }

@@ -5,8 +5,14 @@
 //! small interface through which every HTTP request reaches the core's request service.
 
 mod backend;
+pub mod files;
+pub mod ops;
+pub mod rest;
+pub mod ws;
 
+pub use backend::FrameStream;
 pub use backend::{Backend, PushSession, SessionEvent};
+pub use ops::admin::{AdminUser, UserPage, UserQuery};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +74,20 @@ pub struct Stats {
     pub commit_full_sync_us_total: u64,
     /// Longest full sync, in microseconds.
     pub commit_full_sync_us_max: u64,
+    /// Plain-TCP connections accepted since start.
+    pub connections_tcp_total: u64,
+    /// TLS connections accepted since start.
+    pub connections_tls_total: u64,
+    /// QUIC connections accepted since start.
+    pub connections_quic_total: u64,
+    /// WebSocket connections (the browser fallback) accepted since start.
+    pub connections_ws_total: u64,
+    /// New messages committed since start (conversation events not included).
+    pub messages_committed_total: u64,
+    /// New conversation events committed since start.
+    pub events_committed_total: u64,
+    /// Offline notifications waiting for the webhook now.
+    pub offline_push_queued: u64,
 }
 
 #[derive(Serialize)]
@@ -87,12 +107,15 @@ async fn stats(State(backend): State<Arc<dyn Backend>>) -> Json<Stats> {
     Json(backend.stats())
 }
 
-/// The HTTP routes: `GET /health`, `GET /api/v1/stats`.
+/// The public HTTP routes: `GET /health` (the private ones, `/api/v1/stats` among them, are
+/// [`ops::private_routes`]; [`ops::apps`] puts the surfaces together).
 pub fn router(backend: Arc<dyn Backend>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/api/v1/stats", get(stats))
-        .with_state(backend)
+        .route("/ws", get(ws::upgrade))
+        .with_state(backend.clone())
+        .merge(files::router(backend.clone()))
+        .merge(rest::router(backend))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.
@@ -165,7 +188,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+        // The stats are private (ops::private_routes; tested in ops::tests).
         let res = app
+            .oneshot(Request::get("/api/v1/stats").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let res = ops::private_routes(Arc::new(Fixed), &ops::tests::ops(None))
             .oneshot(Request::get("/api/v1/stats").body(Body::empty()).unwrap())
             .await
             .unwrap();

@@ -9,6 +9,8 @@ pub mod codec;
 pub mod error;
 pub mod frames;
 pub mod ids;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod session;
 pub mod values;
 

@@ -83,6 +83,27 @@ pub struct CommitStats {
     pub full_sync_us: AtomicU64,
     /// Longest full sync, in microseconds.
     pub full_sync_us_max: AtomicU64,
+    /// New messages committed (not events, not retries).
+    pub messages: AtomicU64,
+    /// New conversation events committed (not retries).
+    pub events: AtomicU64,
+}
+
+/// The committer's histograms (`/metrics`), looked up once when its loop starts, in the recorder
+/// its thread runs under (none: no-ops); one sample each per batch.
+struct Histograms {
+    batch_size: metrics::Histogram,
+    fsync_seconds: metrics::Histogram,
+}
+
+impl Histograms {
+    fn new() -> Histograms {
+        use parley_admin_http::ops::metrics::{COMMIT_BATCH_SIZE, COMMIT_FSYNC_SECONDS};
+        Histograms {
+            batch_size: metrics::histogram!(COMMIT_BATCH_SIZE),
+            fsync_seconds: metrics::histogram!(COMMIT_FSYNC_SECONDS),
+        }
+    }
 }
 
 impl CommitStats {
@@ -260,6 +281,7 @@ fn run(
     let mut batch: Vec<CommitRequest> = Vec::with_capacity(max_batch);
     let mut barriers: Vec<oneshot::Sender<bool>> = Vec::new();
     let mut stopping = false;
+    let histograms = Histograms::new();
     while !stopping {
         match rx.blocking_recv() {
             Some(Msg::Commit(first)) => batch.push(first),
@@ -290,7 +312,7 @@ fn run(
             }
             continue;
         }
-        match commit(&store, &batch, stats) {
+        match commit(&store, &batch, stats, &histograms) {
             Ok(outcomes) => {
                 // Barriers wait for everything written before them, not only messages: a full
                 // sync (an empty batch of barriers syncs too). The batch's messages are durable
@@ -306,6 +328,7 @@ fn run(
                     }
                 }
                 let mut fresh = Vec::with_capacity(outcomes.len());
+                let mut events = 0u64;
                 for (req, outcome) in batch.drain(..).zip(outcomes) {
                     let reply = match outcome {
                         Ok(c) => {
@@ -317,6 +340,7 @@ fn run(
                                 duplicate: c.duplicate,
                             };
                             if !c.duplicate {
+                                events += u64::from(c.message.event.is_some());
                                 fresh.push((c.message, req.origin_session));
                             }
                             Ok(ack)
@@ -325,6 +349,9 @@ fn run(
                     };
                     let _ = req.reply.send(reply);
                 }
+                let messages = fresh.len() as u64 - events;
+                stats.messages.fetch_add(messages, Ordering::Relaxed);
+                stats.events.fetch_add(events, Ordering::Relaxed);
                 if !fresh.is_empty()
                     && fanout
                         .blocking_send(CommittedBatch { messages: fresh })
@@ -356,6 +383,7 @@ fn commit(
     store: &Store,
     batch: &[CommitRequest],
     stats: &CommitStats,
+    histograms: &Histograms,
 ) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
     let started = Instant::now();
     let (outcomes, pending) = store.commit_batch(batch, now_ms())?;
@@ -374,5 +402,11 @@ fn commit(
     stats
         .sync_us
         .fetch_add(micros(synced - written), Ordering::Relaxed);
+    if !batch.is_empty() {
+        histograms.batch_size.record(batch.len() as f64);
+        histograms
+            .fsync_seconds
+            .record((synced - written).as_secs_f64());
+    }
     Ok(outcomes)
 }

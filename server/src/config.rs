@@ -38,6 +38,81 @@ pub struct Config {
     /// How long shutdown waits for sessions to drain.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// File uploads and downloads (docs/files.md).
+    pub files: FilesConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// The HTTP listeners' TLS.
+    pub http: HttpConfig,
+}
+
+/// The admin API (`/admin/v1` on the private HTTP surface; docs/operations.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The bearer token the admin API requires (at least 16 characters, no whitespace; compared
+    /// in constant time). Unset: the admin API is disabled and answers `403 ADMIN_DISABLED`.
+    pub token: Option<String>,
+    /// Account name of the server account that writes announcements and the operator's
+    /// disbands (made on first use, with no password; an existing user's account of that name
+    /// is never borrowed).
+    pub announcer: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            announcer: "system".to_owned(),
+        }
+    }
+}
+
+/// TLS on the HTTP listeners, with the server's certificate (`[tls]`, or the development one).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve HTTPS on `listen.http` (the public surface, and the private one when
+    /// `listen.http_private` is empty).
+    pub tls: bool,
+    /// Serve HTTPS on `listen.http_private`.
+    pub private_tls: bool,
+}
+
+/// Files: contents in content-addressed blobs on disk, metadata in the store (docs/files.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Where blobs, thumbnails and uploads in progress live (empty: `<data_dir>/files`).
+    pub dir: PathBuf,
+    /// Largest file accepted, in bytes (larger uploads get 413).
+    pub max_bytes: u64,
+    /// How long a resumable upload may sit unfinished before it is deleted.
+    #[serde(with = "humantime_serde")]
+    pub upload_ttl: Duration,
+    /// Resumable uploads in progress per user.
+    pub max_uploads_per_user: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            max_bytes: 2 << 30,
+            upload_ttl: Duration::from_secs(24 * 3600),
+            max_uploads_per_user: 16,
+        }
+    }
+}
+
+impl FilesConfig {
+    /// The files directory: `dir`, or `<data_dir>/files`.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        match self.dir.as_os_str().is_empty() {
+            true => data_dir.join("files"),
+            false => self.dir.clone(),
+        }
+    }
 }
 
 /// Full-text search over messages (an index in `<data_dir>/search/`, derived from the log and
@@ -115,6 +190,10 @@ pub struct ListenConfig {
     pub quic: Vec<SocketAddr>,
     /// The HTTP side-service (health, stats).
     pub http: Vec<SocketAddr>,
+    /// The private HTTP surface (`/metrics`, `/api/v1/stats`, `/admin/v1`). Empty (the
+    /// default): `listen.http` serves both surfaces. Set: the private routes are served only
+    /// here, and `listen.http` serves the public ones.
+    pub http_private: Vec<SocketAddr>,
 }
 
 /// Certificate and key (PEM). Without them a self-signed development certificate is created in
@@ -231,6 +310,9 @@ impl Default for Config {
             push: PushConfig::default(),
             search: SearchConfig::default(),
             drain_timeout: Duration::from_secs(5),
+            files: FilesConfig::default(),
+            admin: AdminConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -247,6 +329,7 @@ impl Default for ListenConfig {
             tcp: vec![],
             quic: vec![addr("0.0.0.0:7400")],
             http: vec![addr("127.0.0.1:7480")],
+            http_private: vec![],
         }
     }
 }
@@ -424,6 +507,12 @@ impl Config {
         {
             return bad("auth: each refresh_ttl must be at least its access_ttl, both non-zero");
         }
+        let f = &self.files;
+        if f.max_bytes == 0 || f.upload_ttl.is_zero() || f.max_uploads_per_user == 0 {
+            return bad(
+                "files.max_bytes, files.upload_ttl and files.max_uploads_per_user must be positive",
+            );
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return bad("tls.cert and tls.key must be given together");
         }
@@ -431,7 +520,52 @@ impl Config {
         if l.tls.is_empty() && l.tcp.is_empty() && l.quic.is_empty() {
             return bad("at least one of listen.tls, listen.tcp, listen.quic is needed");
         }
+        if let Some(token) = &self.admin.token {
+            if token.len() < 16 || token.chars().any(char::is_whitespace) {
+                return bad("admin.token must be at least 16 characters, without whitespace");
+            }
+        }
+        if parley_protocol::ids::Account::try_from(self.admin.announcer.as_str()).is_err() {
+            return bad("admin.announcer must be 3..=64 characters of [A-Za-z0-9_.-]");
+        }
+        if self.http.private_tls && l.http_private.is_empty() {
+            return bad("http.private_tls needs listen.http_private");
+        }
         Ok(())
+    }
+
+    /// The configuration as JSON with its secrets replaced by `"[redacted]"` (for the admin
+    /// API): every key naming a token, password, secret or key, and the user info and query
+    /// of the push webhook's URL (where credentials hide).
+    pub fn redacted(&self) -> serde_json::Value {
+        fn secret(key: &str) -> bool {
+            ["token", "password", "secret", "key"]
+                .iter()
+                .any(|word| key.contains(word))
+        }
+        fn walk(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        if secret(k) && !v.is_null() {
+                            *v = serde_json::Value::from(REDACTED);
+                        } else {
+                            walk(v);
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        walk(&mut v);
+        if let Some(hook) = v.pointer_mut("/push/webhook") {
+            if let Some(url) = hook.as_str() {
+                *hook = serde_json::Value::from(redact_url(url));
+            }
+        }
+        v
     }
 
     /// A configuration for tests: every listener on 127.0.0.1 port 0 (plain TCP included), a
@@ -445,6 +579,7 @@ impl Config {
                 tcp: any.clone(),
                 quic: any.clone(),
                 http: any,
+                http_private: vec![],
             },
             store: StoreConfig { cache_mib: 16 },
             // Sessions sleep between almost any two requests, so every test that talks to a
@@ -458,9 +593,85 @@ impl Config {
     }
 }
 
+/// What stands in for a secret in [`Config::redacted`].
+pub const REDACTED: &str = "[redacted]";
+
+/// `url` without user info and query: `https://user:pw@host/p?k=v` becomes
+/// `https://[redacted]@host/p?[redacted]`.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, _)) => (b, Some(REDACTED)),
+        None => (rest, None),
+    };
+    let authority_end = before_query.find('/').unwrap_or(before_query.len());
+    let (authority, path) = before_query.split_at(authority_end);
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{REDACTED}@{host}"),
+        None => authority.to_owned(),
+    };
+    let mut out = if scheme.is_empty() {
+        format!("{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}")
+    };
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_config_hides_secrets() {
+        let mut cfg = Config::default();
+        cfg.admin.token = Some("a-very-secret-admin-token".into());
+        cfg.tls.key = Some("/etc/parley/key.pem".into());
+        cfg.push.webhook = "https://user:pw@push.example/hook?sig=abc".into();
+        let v = cfg.redacted();
+        let text = v.to_string();
+        assert!(!text.contains("a-very-secret-admin-token"), "{text}");
+        assert!(!text.contains("key.pem"), "{text}");
+        assert!(!text.contains("pw@") && !text.contains("sig=abc"), "{text}");
+        assert_eq!(v["admin"]["token"], REDACTED);
+        assert_eq!(
+            v["push"]["webhook"],
+            "https://[redacted]@push.example/hook?[redacted]"
+        );
+        // Everything else is there as configured.
+        assert_eq!(v["limits"]["max_frame_bytes"], cfg.limits.max_frame_bytes);
+        assert_eq!(v["admin"]["announcer"], "system");
+        // Nothing to hide: left alone.
+        let plain = Config::default().redacted();
+        assert!(plain["admin"]["token"].is_null());
+        assert_eq!(plain["push"]["webhook"], "");
+    }
+
+    #[test]
+    fn admin_and_http_settings_are_checked() {
+        let mut cfg = Config::default();
+        cfg.admin.token = Some("short".into());
+        assert!(cfg.validate().is_err());
+        cfg.admin.token = Some("0123456789abcdef".into());
+        cfg.validate().unwrap();
+        cfg.admin.announcer = "no spaces allowed".into();
+        assert!(cfg.validate().is_err());
+        let mut cfg = Config::default();
+        cfg.http.private_tls = true;
+        assert!(cfg.validate().is_err());
+        cfg.listen.http_private = vec![addr("127.0.0.1:7481")];
+        cfg.validate().unwrap();
+        let cfg = Config::from_toml(
+            "[listen]\nhttp_private = [\"127.0.0.1:7481\"]\n[http]\ntls = true\n[admin]\ntoken = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        assert!(cfg.http.tls && !cfg.http.private_tls);
+        assert_eq!(cfg.admin.token.as_deref(), Some("0123456789abcdef"));
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip() {

@@ -53,6 +53,8 @@ pub struct BoundAddrs {
     pub quic: Vec<SocketAddr>,
     /// HTTP.
     pub http: Vec<SocketAddr>,
+    /// The private HTTP surface (metrics, stats, admin), if it has addresses of its own.
+    pub http_private: Vec<SocketAddr>,
 }
 
 /// A server with every socket bound, ready to run.
@@ -64,6 +66,8 @@ pub struct Server {
     tcp_listeners: Vec<TcpListener>,
     quic_endpoints: Vec<quinn::Endpoint>,
     http_listeners: Vec<TcpListener>,
+    http_private_listeners: Vec<TcpListener>,
+    metrics: Arc<parley_admin_http::ops::metrics::Metrics>,
     rustls: Arc<rustls::ServerConfig>,
     addrs: BoundAddrs,
     fingerprint: String,
@@ -135,6 +139,7 @@ impl Server {
         let tls_listeners = bind_tcp(&cfg.listen.tls).await?;
         let tcp_listeners = bind_tcp(&cfg.listen.tcp).await?;
         let http_listeners = bind_tcp(&cfg.listen.http).await?;
+        let http_private_listeners = bind_tcp(&cfg.listen.http_private).await?;
         let mut quic_endpoints = Vec::new();
         for &addr in &cfg.listen.quic {
             let ep = bind_udp(addr)
@@ -157,12 +162,17 @@ impl Server {
                 .filter_map(|e| e.local_addr().ok())
                 .collect(),
             http: local(&http_listeners),
+            http_private: local(&http_private_listeners),
         };
 
         let (core, commit_loop, fanout_rx) = Core::assemble(store, cfg);
+        // The committer records its per-batch histograms into this server's metrics (a
+        // recorder of its own, not a process-wide one).
+        let metrics = Arc::new(parley_admin_http::ops::metrics::Metrics::new());
+        let recorder = metrics.clone();
         let committer_thread = std::thread::Builder::new()
             .name("committer".into())
-            .spawn(commit_loop)?;
+            .spawn(move || metrics::with_local_recorder(recorder.recorder(), commit_loop))?;
         Ok(Server {
             core,
             committer_thread,
@@ -171,6 +181,8 @@ impl Server {
             tcp_listeners,
             quic_endpoints,
             http_listeners,
+            http_private_listeners,
+            metrics,
             rustls,
             addrs,
             fingerprint: material.fingerprint,
@@ -205,6 +217,8 @@ impl Server {
             tcp_listeners,
             quic_endpoints,
             http_listeners,
+            http_private_listeners,
+            metrics,
             rustls,
             started,
             ..
@@ -231,23 +245,51 @@ impl Server {
         for ep in &quic_endpoints {
             listeners.spawn(serve_quic(ep.clone(), shared.clone()));
         }
-        let backend: Arc<dyn parley_admin_http::Backend> =
-            Arc::new(HttpBackend::new(service, Some(lot.clone()), started));
-        for l in http_listeners {
-            let router = parley_admin_http::router(backend.clone());
+        let backend: Arc<dyn parley_admin_http::Backend> = Arc::new(
+            HttpBackend::new(service, Some(lot.clone()), started).with_streams(shared.clone()),
+        );
+        let cfg = core.config();
+        let ops = parley_admin_http::ops::Ops {
+            metrics: metrics.clone(),
+            readiness: parley_admin_http::ops::Readiness::new(),
+            admin_token: cfg.admin.token.as_deref().map(Arc::from),
+            running_config: Arc::new(cfg.redacted()),
+        };
+        if ops.admin_token.is_none() {
+            tracing::info!("the admin API is disabled (no [admin] token configured)");
+        }
+        let split = !http_private_listeners.is_empty();
+        let (public_app, private_app) = parley_admin_http::ops::apps(backend.clone(), &ops, split);
+        let http = http_listeners
+            .into_iter()
+            .map(|l| (l, public_app.clone(), cfg.http.tls));
+        let private = http_private_listeners
+            .into_iter()
+            .filter_map(|l| Some((l, private_app.clone()?, cfg.http.private_tls)));
+        for (l, app, https) in http.chain(private) {
             let token = shutdown.clone();
+            let rustls = rustls.clone();
             listeners.spawn(async move {
-                if let Err(e) =
-                    parley_admin_http::serve(l, router, async move { token.cancelled().await })
-                        .await
-                {
+                let stop = async move { token.cancelled().await };
+                let served = match https {
+                    true => parley_admin_http::ops::serve_tls(l, app, &rustls, stop).await,
+                    false => parley_admin_http::serve(l, app, stop).await,
+                };
+                if let Err(e) = served {
                     tracing::error!(error = %e, "HTTP side-service failed");
                 }
             });
         }
+        let token = shutdown.clone();
+        listeners.spawn(parley_admin_http::ops::run_upkeep(metrics, async move {
+            token.cancelled().await
+        }));
         listeners.close();
+        // The store is open and every listener is up.
+        ops.readiness.set_ready();
 
         shutdown.cancelled().await;
+        ops.readiness.set_draining();
         tracing::info!("shutting down: draining sessions");
         listeners.wait().await;
         // Sleeping sessions wake, see the shutdown and say GoAway like the others.

@@ -3,6 +3,7 @@
 
 mod calls;
 mod common;
+mod files;
 mod group;
 mod request;
 mod response;
@@ -27,6 +28,10 @@ pub use response::{
 
 pub use calls::{
     CallAction, CallMedia, CallOutcome, CallPush, CallRecord, CallSignal, MAX_CALL_PAYLOAD_BYTES,
+};
+pub use files::{
+    mime_type, FileId, FileInfo, NewFile, UploadToken, DEFAULT_MIME, MAX_FILE_NAME_BYTES,
+    MAX_MIME_BYTES,
 };
 pub use shared::SharedPush;
 pub use social::{

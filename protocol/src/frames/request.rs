@@ -6,6 +6,7 @@ use prost::Message as _;
 
 use super::calls::CallSignal;
 use super::common::{ContentType, CursorKind, Device};
+use super::files::{FileId, NewFile, UploadToken};
 use super::group::{
     reaction, text, GroupProfileChange, MemberRole, MAX_JOIN_MESSAGE_BYTES, MAX_NICKNAME_CHARS,
 };
@@ -294,6 +295,13 @@ pub enum Request {
         blocked: bool,
     },
     ListBlocked,
+    /// Registers an uploaded blob as a file of the caller (docs/files.md).
+    RegisterFile {
+        upload: UploadToken,
+        file: NewFile,
+    },
+    /// A file's metadata, if the caller may read it.
+    GetFile(FileId),
 }
 
 impl Request {
@@ -353,6 +361,8 @@ impl Request {
             Request::ListFriendRequests { .. } => "list_friend_requests",
             Request::SetBlocked { .. } => "set_blocked",
             Request::ListBlocked => "list_blocked",
+            Request::RegisterFile { .. } => "register_file",
+            Request::GetFile(_) => "get_file",
         }
     }
 
@@ -726,6 +736,11 @@ impl TryFrom<Body> for Request {
             Body::Typing(t) => Request::Typing {
                 conversation: conversation(t.conversation_id)?,
             },
+            Body::RegisterFile(r) => Request::RegisterFile {
+                upload: UploadToken::try_from(r.upload_token)?,
+                file: NewFile::new(r.name, &r.mime_type, r.public)?,
+            },
+            Body::GetFile(g) => Request::GetFile(g.file_id.parse()?),
             _ => return Err(DecodeError::Unexpected("server frame sent by a client")),
         })
     }
@@ -1061,6 +1076,15 @@ impl From<Request> for Body {
                 blocked,
             }),
             Request::ListBlocked => Body::ListBlocked(w::ListBlocked {}),
+            Request::RegisterFile { upload, file } => Body::RegisterFile(w::RegisterFile {
+                upload_token: upload.into(),
+                name: file.name().to_owned(),
+                mime_type: file.mime().to_owned(),
+                public: file.public,
+            }),
+            Request::GetFile(id) => Body::GetFile(w::GetFile {
+                file_id: id.to_string(),
+            }),
             Request::Typing { conversation } => Body::Typing(w::Typing {
                 conversation_id: conversation.get(),
             }),

@@ -10,6 +10,7 @@ use super::calls::{CallPush, CallRecord};
 use super::common::{
     ContentType, ConversationKind, CursorKind, GoAwayReason, Platform, WireErrorCode,
 };
+use super::files::FileInfo;
 use super::group::{
     Amendments, ConversationEvent, GroupInfo, GroupProfile, MemberInfo, MemberRole,
 };
@@ -232,6 +233,8 @@ pub enum Response {
         calls: Vec<(ConversationId, CallRecord)>,
         has_more: bool,
     },
+    /// A file's metadata (boxed: responses are held in request futures).
+    File(Box<FileInfo>),
 }
 
 /// One of a user's devices, as listed.
@@ -470,6 +473,7 @@ impl From<Response> for Body {
                     .collect(),
                 has_more,
             }),
+            Response::File(f) => Body::FileInfo((*f).into()),
             Response::Presences(p) => Body::PresenceList(w::PresenceList {
                 presences: p.into_iter().map(Into::into).collect(),
             }),
@@ -764,6 +768,7 @@ fn response(body: Body) -> Result<Response, DecodeError> {
         Body::FriendRequestList(r) => {
             Response::FriendRequests(r.requests.into_iter().map(Into::into).collect())
         }
+        Body::FileInfo(f) => Response::File(Box::new(f.try_into()?)),
         _ => return Err(DecodeError::Unexpected("not a response")),
     })
 }

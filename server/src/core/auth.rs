@@ -151,6 +151,35 @@ impl Core {
         }
     }
 
+    /// Whose access token this is, on the device it was issued to: bearer authentication over
+    /// HTTP, where a request names no device (the token's record holds it). Like a token login it
+    /// reads only the token's record (and the account if the record lacks its name), but it opens
+    /// nothing and counts no login: it runs once per REST request.
+    pub fn identify(&self, token: &str) -> CoreResult<Identity> {
+        let record = self
+            .store
+            .token(&token_hash(token))
+            .map_err(internal)?
+            .filter(|r| r.kind == TokenKind::Access)
+            .ok_or_else(|| err(ErrorCode::AuthFailed, "unknown or revoked token"))?;
+        if record.expires_ms <= now_ms() {
+            return Err(err(ErrorCode::TokenExpired, "token expired"));
+        }
+        let user = UserId::try_from(record.user)
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        let device = DeviceId::try_from(record.device.as_str())
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        let account = match record.account.map(Account::try_from) {
+            Some(Ok(account)) => account,
+            _ => self.account_of(user)?,
+        };
+        Ok(Identity {
+            user,
+            account,
+            device,
+        })
+    }
+
     /// Trades a refresh token for a new pair. If `current` is set (a logged-in connection), the
     /// token must belong to that user and device.
     pub async fn refresh(

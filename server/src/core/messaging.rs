@@ -78,6 +78,12 @@ impl Core {
                 root => root,
             };
         }
+        // Image, file, audio, video, sticker: the sender must be able to read the file it
+        // names, and the conversation's members may read it from now on (never on the text
+        // path). Last, so a refused send grants nothing.
+        if super::bears_file(request.content_type) {
+            self.grant_sent_file(me.user, request.conversation, &request.content)?;
+        }
         Ok(CommitItem {
             sender: me.user,
             sender_device: me.device.clone(),

@@ -2,11 +2,13 @@
 //! concept. Nothing calls it directly but the request service ([`crate::service`]), which every
 //! transport, the HTTP side and the dialects go through; none of them holds feature logic.
 
+mod admin;
 mod auth;
 mod calls;
 mod conversation_list;
 mod conversations;
 mod entries;
+mod files;
 mod groups;
 mod history;
 mod message_search;
@@ -30,9 +32,12 @@ use crate::config::Config;
 use crate::router::{Hub, Router};
 use crate::store::{Store, StoreError};
 
+pub use admin::{UserSummary, ADMIN_MAX_PAGE};
 pub use auth::LoginOutcome;
 pub use calls::Signalled;
 pub use entries::{Answer, Pending, Submission, Waiting};
+pub use files::Files;
+pub(crate) use files::{bears_file, thumbnail_mime};
 pub use groups::Join;
 pub use offline_push::OfflinePush;
 pub use social::Befriend;
@@ -59,6 +64,8 @@ pub struct Core {
     pub(crate) search: Option<crate::search::Search>,
     /// The offline-push queue, if a webhook is configured.
     pub(crate) offline_push: Option<OfflinePush>,
+    /// Files (`None`: the files directory could not be opened; logged at start).
+    pub(crate) files: Option<Files>,
     push_rx: std::sync::Mutex<Option<mpsc::Receiver<offline_push::Job>>>,
     /// Counters for the stats endpoint.
     pub stats: CoreStats,
@@ -73,6 +80,9 @@ pub struct CoreStats {
     pub logins: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections of the binary transports, by `session::TransportKind as usize` (tcp, tls,
+    /// quic, ws); counted once per connection, for `/metrics`.
+    pub transports: [AtomicU64; 4],
 }
 
 impl Core {
@@ -130,7 +140,9 @@ impl Core {
             Some((p, rx)) => (Some(p), Some(rx)),
             None => (None, None),
         };
+        let files = Files::open(&cfg);
         Core {
+            files,
             heartbeat,
             node: NodeId(cfg.node_id),
             store,

@@ -53,6 +53,11 @@ impl OfflinePush {
         Some((me, rx))
     }
 
+    /// Notifications waiting to be posted now (the queue's lag, for `/metrics`).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Queues a notification without waiting.
     pub(crate) fn offer(&self, user: UserId, message: &Message) {
         let job = Job {

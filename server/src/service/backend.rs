@@ -18,6 +18,8 @@ pub struct HttpBackend {
     service: Service,
     lot: Option<ParkingLot>,
     started: tokio::time::Instant,
+    /// What streamed sessions (the WebSocket fallback) run under; `None`: they are refused.
+    streams: Option<crate::transport::Shared>,
 }
 
 impl HttpBackend {
@@ -32,7 +34,15 @@ impl HttpBackend {
             service,
             lot,
             started,
+            streams: None,
         }
+    }
+
+    /// Runs the sessions of [`Backend::serve_stream`] (the WebSocket fallback) under `shared`:
+    /// its connection limit, shutdown and task tracker, like the binary listeners' sessions.
+    pub fn with_streams(mut self, shared: crate::transport::Shared) -> HttpBackend {
+        self.streams = Some(shared);
+        self
     }
 }
 
@@ -70,6 +80,13 @@ impl Backend for HttpBackend {
             commit_full_syncs_total: commits.full_syncs.load(Ordering::Relaxed),
             commit_full_sync_us_total: commits.full_sync_us.load(Ordering::Relaxed),
             commit_full_sync_us_max: commits.full_sync_us_max.load(Ordering::Relaxed),
+            connections_tcp_total: c.stats.transports[0].load(Ordering::Relaxed),
+            connections_tls_total: c.stats.transports[1].load(Ordering::Relaxed),
+            connections_quic_total: c.stats.transports[2].load(Ordering::Relaxed),
+            connections_ws_total: c.stats.transports[3].load(Ordering::Relaxed),
+            messages_committed_total: commits.messages.load(Ordering::Relaxed),
+            events_committed_total: commits.events.load(Ordering::Relaxed),
+            offline_push_queued: c.offline_push.as_ref().map_or(0, |p| p.queued() as u64),
         }
     }
 
@@ -101,13 +118,84 @@ impl Backend for HttpBackend {
         .boxed()
     }
 
+    fn authenticate_bearer(
+        &self,
+        access_token: String,
+    ) -> BoxFuture<'static, Result<Identity, ErrorInfo>> {
+        let result = self.service.core().identify(&access_token);
+        async move { result }.boxed()
+    }
+
     fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>> {
         let service = self.service.clone();
         async move { service.core().set_banned(user, banned).await }.boxed()
     }
 
+    fn admin_users(
+        &self,
+        query: parley_admin_http::UserQuery,
+    ) -> BoxFuture<'static, Result<parley_admin_http::UserPage, ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            // A scan of the users: off the runtime's workers.
+            let scan = tokio::task::spawn_blocking(move || {
+                core.admin_users(&query.query, query.after, query.limit)
+            });
+            let (users, next_after) = scan.await.map_err(|_| {
+                ErrorInfo::new(parley_protocol::ErrorCode::Internal, "internal error")
+            })??;
+            let users = users
+                .into_iter()
+                .map(|u| parley_admin_http::AdminUser {
+                    id: u.user,
+                    account: u.account,
+                    nickname: u.nickname,
+                    created_ms: u.created_ms,
+                    guest: u.guest,
+                    banned: u.banned,
+                    online: u.online,
+                })
+                .collect();
+            Ok(parley_admin_http::UserPage { users, next_after })
+        }
+        .boxed()
+    }
+
+    fn admin_disband_group(
+        &self,
+        group: parley_protocol::ids::ConversationId,
+    ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        let service = self.service.clone();
+        async move { service.core().admin_disband_group(group).await }.boxed()
+    }
+
+    fn admin_announce(&self, text: String) -> BoxFuture<'static, Result<u64, ErrorInfo>> {
+        let service = self.service.clone();
+        async move { service.core().announce(text).await }.boxed()
+    }
+
+    fn blobs(&self) -> Option<std::sync::Arc<dyn parley_admin_http::files::Blobs>> {
+        let blobs = super::FileBlobs::new(self.service.core().clone())?;
+        Some(std::sync::Arc::new(blobs))
+    }
+
     fn open_session(&self, identity: Identity) -> Box<dyn PushSession> {
         Box::new(self.service.open_session(identity))
+    }
+
+    fn serve_stream(
+        &self,
+        stream: Box<dyn parley_admin_http::FrameStream>,
+        peer: std::net::SocketAddr,
+    ) {
+        match &self.streams {
+            Some(shared) => crate::transport::serve_ws(shared, stream, peer),
+            None => tracing::debug!(%peer, "streamed sessions are not served here"),
+        }
+    }
+
+    fn max_frame_bytes(&self) -> usize {
+        self.service.core().config().limits.max_frame_bytes as usize
     }
 }
 

@@ -84,17 +84,19 @@ impl Service {
                     Signalled::Ended(pending) => Reply::Later(pending),
                 })
             }),
+            // A forwarded file message grants the target conversation access to the file (a
+            // store write the log's fsync does not cover): a barrier makes it durable first.
             Request::ForwardMessage {
                 from,
                 seq,
                 to,
                 client_msg_id,
-            } => match core.forward(me, session, from, seq, to, client_msg_id)? {
-                Submission::Queued(pending) => Reply::Later(pending),
-                Submission::Full(waiting) => {
-                    defer(async move { Ok(Reply::Later(waiting.queue().await?)) })
-                }
-            },
+            } => self.deferred(me, move |core, me| async move {
+                let forward = core.forward(&me, session, from, seq, to, client_msg_id)?;
+                let pending = forward.queued().await?;
+                core.durable().await?;
+                Ok(Reply::Later(pending))
+            }),
             Request::DeleteForMe { conversation, seqs } => {
                 self.change(me, move |core, me| async move {
                     core.delete_for_me(&me, session, conversation, seqs)
@@ -140,6 +142,16 @@ impl Service {
                     .await
                     .map(|()| Reply::Now(Response::Ok))
             }),
+            // A message naming a file grants the conversation access to it (docs/files.md), a
+            // store write the log's fsync does not cover: a barrier makes it durable before the
+            // ack. Only image, file, audio, video and sticker messages; text never comes here.
+            Request::Send(send) if crate::core::bears_file(send.content_type) => {
+                self.deferred(me, move |core, me| async move {
+                    let pending = core.send(&me, session, send)?.queued().await?;
+                    core.durable().await?;
+                    Ok(Reply::Later(pending))
+                })
+            }
             Request::Send(send) => match core.send(me, session, send)? {
                 Submission::Queued(pending) => Reply::Later(pending),
                 Submission::Full(waiting) => {
@@ -374,6 +386,13 @@ impl Service {
             Request::GetGroup { conversation } => {
                 now(Response::Group(Box::new(core.get_group(me, conversation)?)))
             }
+            Request::RegisterFile { upload, file } => {
+                self.deferred(me, move |core, me| async move {
+                    let info = core.register_file(&me, upload, file).await?;
+                    Ok(Reply::Now(Response::File(Box::new(info))))
+                })
+            }
+            Request::GetFile(id) => now(Response::File(Box::new(core.get_file(Some(me), id)?))),
         })
     }
 
@@ -421,6 +440,12 @@ impl Service {
                 device,
             } => core.refresh(&refresh_token, device, None).await?,
             Request::Ping { client_time_ms } => return Ok(Reply::Now(pong(client_time_ms))),
+            // Public files (avatars) are readable without logging in; any other file is "no
+            // such file", as for a logged-in stranger.
+            Request::GetFile(id) => {
+                let info = core.get_file(None, id)?;
+                return Ok(Reply::Now(Response::File(Box::new(info))));
+            }
             _ => return Err(ErrorInfo::new(ErrorCode::Unauthenticated, "log in first")),
         };
         Ok(Reply::LoggedIn(outcome))

@@ -14,6 +14,7 @@
 
 mod backend;
 mod dispatch;
+mod files;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use parley_protocol::session::Identity;
 
 pub use crate::core::{LoginOutcome, Pending};
 pub use backend::HttpBackend;
+pub use files::FileBlobs;
 pub use session::{Session, SessionEvent};
 
 use crate::core::Core;

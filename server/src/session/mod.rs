@@ -53,15 +53,18 @@ pub enum TransportKind {
     Tls,
     /// QUIC.
     Quic,
+    /// The WebSocket fallback (through the HTTP side-service).
+    WebSocket,
 }
 
 impl TransportKind {
-    /// "tcp", "tls" or "quic".
+    /// "tcp", "tls", "quic" or "ws".
     pub fn name(self) -> &'static str {
         match self {
             TransportKind::Tcp => "tcp",
             TransportKind::Tls => "tls",
             TransportKind::Quic => "quic",
+            TransportKind::WebSocket => "ws",
         }
     }
 }
@@ -105,6 +108,8 @@ pub fn run<S: SessionStream>(
     env: Env,
 ) -> impl std::future::Future<Output = ()> + Send {
     let session_id = service.next_session_id();
+    service.core().stats.transports[info.transport as usize]
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let now = Instant::now();
     let driver = Box::new(Driver {
         sm: ServerSession::new(now.into_std(), service.core().heartbeat().clone()),

@@ -33,6 +33,8 @@
 //! | `push_tokens`| user id, device id (utf-8)           | [`PushToken`] (JSON)           |
 //! | `search_pos`| conversation id                       | seq indexed for search (u64 BE)|
 //! | `deleted`   | user id, conversation id, seq         | empty (deleted for that user)  |
+//! | `files`     | file id (16 bytes)                    | [`files::FileRecord`] (JSON)   |
+//! | `file_grants`| file id, conversation id             | empty (sent there)             |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -59,6 +61,7 @@ mod accounts;
 mod conversations;
 mod cursors;
 mod events;
+pub mod files;
 mod keys;
 mod log;
 mod members;

@@ -6,11 +6,13 @@ mod quic;
 mod stream;
 mod tcp;
 mod tls;
+mod ws;
 
 pub use quic::serve_quic;
 pub use stream::{Duplex, SessionStream, Socket};
 pub use tcp::serve_tcp;
 pub use tls::TlsSocket;
+pub use ws::{serve_ws, WsStream};
 
 use std::sync::Arc;
 

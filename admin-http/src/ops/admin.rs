@@ -1,0 +1,400 @@
+//! The admin API, `/admin/v1` on the private surface: users (list, search, ban, unban), groups
+//! (disband), announcements to every user, and the running configuration without its secrets.
+//!
+//! Every route sits behind one credential, a bearer token from the configuration
+//! (`[admin] token`), compared in constant time (only a difference in length shows, through
+//! timing). With no token configured, every route answers `403 ADMIN_DISABLED`. Authentication
+//! runs before routing, so an unauthenticated caller cannot tell which routes exist.
+//!
+//! Errors share the REST API's body, `{"error":{"code":"NOT_FOUND","message":"..."}}`, with the
+//! protocol's error code names plus `UNAUTHENTICATED`'s sibling `ADMIN_DISABLED`. Like every
+//! adapter of the HTTP side, it holds no feature logic: each route is one [`Backend`] call.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parley_protocol::frames::ErrorInfo;
+use parley_protocol::ids::{ConversationId, UserId};
+use parley_protocol::ErrorCode;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::Backend;
+
+/// Users per page when the request names no `limit`.
+pub const DEFAULT_PAGE: usize = 50;
+/// Users per page at most.
+pub const MAX_PAGE: usize = 500;
+/// Longest search text, in bytes.
+const MAX_QUERY: usize = 256;
+
+/// What [`Backend::admin_users`] is asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Part of the account name or nickname, case-insensitive; empty: every user.
+    pub query: String,
+    /// Users with an id above this one (0: from the start).
+    pub after: u64,
+    /// Users per page, 1..=[`MAX_PAGE`].
+    pub limit: usize,
+}
+
+/// A user as the operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminUser {
+    /// Id.
+    pub id: UserId,
+    /// Login name.
+    pub account: String,
+    /// Display name.
+    pub nickname: String,
+    /// Creation time, Unix ms.
+    pub created_ms: u64,
+    /// A guest account.
+    pub guest: bool,
+    /// Banned.
+    pub banned: bool,
+    /// Has a session now.
+    pub online: bool,
+}
+
+/// One page of users.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserPage {
+    /// The users, in id order.
+    pub users: Vec<AdminUser>,
+    /// Where the next page starts (its `after`); `None`: this was the last.
+    pub next_after: Option<u64>,
+}
+
+/// A failed admin request: status, stable code, message.
+#[derive(Debug)]
+pub struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl AdminError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> AdminError {
+        AdminError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> AdminError {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", message)
+    }
+
+    fn not_found(message: impl Into<String>) -> AdminError {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+}
+
+impl From<ErrorInfo> for AdminError {
+    fn from(e: ErrorInfo) -> AdminError {
+        let (status, code) = match e.code {
+            ErrorCode::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
+            ErrorCode::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ErrorCode::Conflict => (StatusCode::CONFLICT, "CONFLICT"),
+            ErrorCode::Disbanded => (StatusCode::CONFLICT, "DISBANDED"),
+            ErrorCode::MessageTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "MESSAGE_TOO_LARGE"),
+            ErrorCode::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
+            _ => {
+                tracing::warn!(code = ?e.code, message = %e.message, "admin request failed");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "internal error",
+                );
+            }
+        };
+        Self::new(status, code, e.message)
+    }
+}
+
+impl From<JsonRejection> for AdminError {
+    fn from(r: JsonRejection) -> AdminError {
+        match r.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                r.body_text(),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "MESSAGE_TOO_LARGE",
+                r.body_text(),
+            ),
+            _ => Self::invalid(r.body_text()),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        };
+        let mut res = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"parley-admin\""),
+            );
+        }
+        res
+    }
+}
+
+type Answer<T> = Result<Json<T>, AdminError>;
+
+/// The admin routes under `/admin/v1`, behind `token` (`None`: disabled); `config` is what
+/// `GET /admin/v1/config` shows (the server redacts it).
+pub fn router(
+    backend: Arc<dyn Backend>,
+    token: Option<Arc<str>>,
+    config: Arc<serde_json::Value>,
+) -> Router {
+    let api = Router::new()
+        .route("/users", get(list_users))
+        .route("/users/{id}/ban", post(ban))
+        .route("/users/{id}/unban", post(unban))
+        .route("/groups/{id}/disband", post(disband))
+        .route("/announcements", post(announce))
+        .route("/config", get(running_config))
+        .fallback(|| async { AdminError::not_found("no such admin route") })
+        .method_not_allowed_fallback(|| async {
+            AdminError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "method not allowed on this admin route",
+            )
+        })
+        .with_state(AdminState { backend, config })
+        .layer(axum::middleware::from_fn_with_state(token, authorize));
+    Router::new().nest("/admin/v1", api)
+}
+
+/// What the admin routes share.
+#[derive(Clone)]
+struct AdminState {
+    backend: Arc<dyn Backend>,
+    /// The running configuration, secrets already redacted by the server.
+    config: Arc<serde_json::Value>,
+}
+
+async fn authorize(
+    State(token): State<Option<Arc<str>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = token else {
+        return AdminError::new(
+            StatusCode::FORBIDDEN,
+            "ADMIN_DISABLED",
+            "the admin API is disabled: set [admin] token in the configuration",
+        )
+        .into_response();
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    match given {
+        None => AdminError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "an admin bearer token is required",
+        )
+        .into_response(),
+        Some(t) if bool::from(t.as_bytes().ct_eq(expected.as_bytes())) => next.run(request).await,
+        Some(_) => {
+            tracing::warn!(path = %request.uri().path(), "admin request with a wrong token");
+            AdminError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+                "wrong admin token",
+            )
+            .into_response()
+        }
+    }
+}
+
+fn parse_id(what: &str, raw: &str) -> Result<u64, AdminError> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| *n != 0)
+        .ok_or_else(|| AdminError::invalid(format!("{what} must be a non-zero decimal id")))
+}
+
+fn user_id(raw: &str) -> Result<UserId, AdminError> {
+    UserId::try_from(parse_id("user id", raw)?).map_err(|e| AdminError::invalid(e.to_string()))
+}
+
+/// `GET /admin/v1/users` parameters (all optional; given as strings, checked here).
+#[derive(Deserialize)]
+struct ListParams {
+    q: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    account: String,
+    nickname: String,
+    created_ms: u64,
+    guest: bool,
+    banned: bool,
+    online: bool,
+}
+
+#[derive(Serialize)]
+struct UsersView {
+    users: Vec<UserView>,
+    /// The `after` of the next page; `null` on the last.
+    next_after: Option<String>,
+}
+
+async fn list_users(State(s): State<AdminState>, Query(p): Query<ListParams>) -> Answer<UsersView> {
+    let query = p.q.unwrap_or_default();
+    if query.len() > MAX_QUERY {
+        return Err(AdminError::invalid(format!(
+            "q is at most {MAX_QUERY} bytes"
+        )));
+    }
+    let after = match p.after.as_deref() {
+        None | Some("") => 0,
+        Some(raw) => parse_id("after", raw)?,
+    };
+    let limit = match p.limit.as_deref() {
+        None | Some("") => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| AdminError::invalid(format!("limit must be 1..={MAX_PAGE}")))?,
+    };
+    let page = s
+        .backend
+        .admin_users(UserQuery {
+            query,
+            after,
+            limit,
+        })
+        .await?;
+    Ok(Json(UsersView {
+        users: page
+            .users
+            .into_iter()
+            .map(|u| UserView {
+                id: u.id.get().to_string(),
+                account: u.account,
+                nickname: u.nickname,
+                created_ms: u.created_ms,
+                guest: u.guest,
+                banned: u.banned,
+                online: u.online,
+            })
+            .collect(),
+        next_after: page.next_after.map(|n| n.to_string()),
+    }))
+}
+
+#[derive(Serialize)]
+struct BanView {
+    user_id: String,
+    banned: bool,
+}
+
+async fn set_banned(backend: Arc<dyn Backend>, raw: String, banned: bool) -> Answer<BanView> {
+    let user = user_id(&raw)?;
+    backend.set_banned(user, banned).await?;
+    tracing::info!(user = user.get(), banned, "admin: ban changed");
+    Ok(Json(BanView {
+        user_id: user.get().to_string(),
+        banned,
+    }))
+}
+
+async fn ban(State(s): State<AdminState>, Path(id): Path<String>) -> Answer<BanView> {
+    set_banned(s.backend, id, true).await
+}
+
+async fn unban(State(s): State<AdminState>, Path(id): Path<String>) -> Answer<BanView> {
+    set_banned(s.backend, id, false).await
+}
+
+#[derive(Serialize)]
+struct DisbandView {
+    group_id: String,
+    disbanded: bool,
+}
+
+async fn disband(State(s): State<AdminState>, Path(id): Path<String>) -> Answer<DisbandView> {
+    let group = ConversationId::try_from(parse_id("group id", &id)?)
+        .map_err(|e| AdminError::invalid(e.to_string()))?;
+    s.backend.admin_disband_group(group).await?;
+    tracing::info!(group = group.get(), "admin: group disbanded");
+    Ok(Json(DisbandView {
+        group_id: group.get().to_string(),
+        disbanded: true,
+    }))
+}
+
+/// `POST /admin/v1/announcements` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnnounceBody {
+    text: String,
+}
+
+#[derive(Serialize)]
+struct AnnounceView {
+    recipients: u64,
+}
+
+async fn announce(
+    State(s): State<AdminState>,
+    body: Result<Json<AnnounceBody>, JsonRejection>,
+) -> Answer<AnnounceView> {
+    let Json(body) = body?;
+    if body.text.trim().is_empty() {
+        return Err(AdminError::invalid("text must not be empty"));
+    }
+    let recipients = s.backend.admin_announce(body.text).await?;
+    tracing::info!(recipients, "admin: announcement sent");
+    Ok(Json(AnnounceView { recipients }))
+}
+
+async fn running_config(State(s): State<AdminState>) -> Json<serde_json::Value> {
+    Json(s.config.as_ref().clone())
+}
