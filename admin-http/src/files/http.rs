@@ -17,7 +17,7 @@ use crate::Backend;
 
 /// A failed files request: `{"error":{"code":"...","message":"..."}}` with its status.
 #[derive(Debug)]
-pub(super) struct FileError {
+pub(crate) struct FileError {
     status: StatusCode,
     code: &'static str,
     message: String,

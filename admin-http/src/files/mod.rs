@@ -10,7 +10,7 @@
 //! [`Backend::execute`]: crate::Backend::execute
 
 mod http;
-mod routes;
+pub(crate) mod routes;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;

@@ -53,8 +53,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
 }
 
 /// A file as the REST API shows it (ids as strings, times in ms).
-#[derive(Debug, Serialize)]
-struct FileView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FileView {
     file_id: String,
     owner_user_id: String,
     name: String,
@@ -152,7 +152,7 @@ fn body_stream(body: axum::body::Body) -> ByteStream<'static> {
 /// `?name=` and `?public=` of a direct upload.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UploadQuery {
+pub(crate) struct UploadQuery {
     name: Option<String>,
     #[serde(default)]
     public: bool,
@@ -162,7 +162,13 @@ struct UploadQuery {
 /// `file`; its name and type come from the part, `?name=` overrides the name), or any other
 /// body, named by `?name=` and typed by `Content-Type`. A `Content-Length` over the limit is
 /// refused before anything is read.
-async fn upload(
+#[utoipa::path(post, path = "/im/v1/files", tag = "files",
+    params(("name" = Option<String>, Query, description = "File name (overrides the part's)"),
+           ("public" = Option<bool>, Query, description = "Readable by anyone (avatars)")),
+    request_body(content = Vec<u8>, description = "multipart/form-data, or the raw bytes typed by Content-Type",
+        content_type = "application/octet-stream"),
+    responses((status = 201, body = FileView), (status = 413, description = "Over files.max_bytes")))]
+pub(crate) async fn upload(
     State(backend): Shared,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
@@ -229,9 +235,9 @@ async fn upload(
 }
 
 /// The body of `POST /im/v1/files/uploads`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateUpload {
+pub(crate) struct CreateUpload {
     name: String,
     #[serde(default)]
     mime_type: String,
@@ -241,7 +247,10 @@ struct CreateUpload {
 }
 
 /// `POST /im/v1/files/uploads`: `201` with `{upload_id, offset: 0, size}`.
-async fn create_upload(
+#[utoipa::path(post, path = "/im/v1/files/uploads", tag = "files",
+    request_body = CreateUpload,
+    responses((status = 201, description = "A resumable upload: its id and offset")))]
+pub(crate) async fn create_upload(
     State(backend): Shared,
     headers: HeaderMap,
     body: Result<Json<CreateUpload>, axum::extract::rejection::JsonRejection>,
@@ -262,7 +271,10 @@ async fn create_upload(
 }
 
 /// `GET /im/v1/files/uploads/{id}`.
-async fn upload_status(
+#[utoipa::path(get, path = "/im/v1/files/uploads/{id}", tag = "files",
+    params(("id" = String, Path, description = "Upload id")),
+    responses((status = 200, description = "The upload's offset and size")))]
+pub(crate) async fn upload_status(
     State(backend): Shared,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -278,13 +290,19 @@ async fn upload_status(
 /// `?offset=` of a chunk.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChunkQuery {
+pub(crate) struct ChunkQuery {
     offset: u64,
 }
 
 /// `PUT /im/v1/files/uploads/{id}?offset=N`: the body is the bytes from `N` on. `409` (with
 /// `Upload-Offset`) if the upload is elsewhere; what arrived is durable when answered.
-async fn append(
+#[utoipa::path(put, path = "/im/v1/files/uploads/{id}", tag = "files",
+    params(("id" = String, Path, description = "Upload id"),
+           ("offset" = u64, Query, description = "Where the body's bytes start")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "The new offset (durable)"),
+              (status = 409, description = "The upload is at another offset (Upload-Offset)")))]
+pub(crate) async fn append(
     State(backend): Shared,
     Path(id): Path<String>,
     query: Result<Query<ChunkQuery>, axum::extract::rejection::QueryRejection>,
@@ -302,7 +320,10 @@ async fn append(
 
 /// `POST /im/v1/files/uploads/{id}/complete`: `201` with the file, once every byte arrived
 /// (`409` with `Upload-Offset` before).
-async fn complete_upload(
+#[utoipa::path(post, path = "/im/v1/files/uploads/{id}/complete", tag = "files",
+    params(("id" = String, Path, description = "Upload id")),
+    responses((status = 201, body = FileView)))]
+pub(crate) async fn complete_upload(
     State(backend): Shared,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -316,7 +337,10 @@ async fn complete_upload(
 }
 
 /// `DELETE /im/v1/files/uploads/{id}`: `204`.
-async fn cancel_upload(
+#[utoipa::path(delete, path = "/im/v1/files/uploads/{id}", tag = "files",
+    params(("id" = String, Path, description = "Upload id")),
+    responses((status = 204)))]
+pub(crate) async fn cancel_upload(
     State(backend): Shared,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -331,7 +355,14 @@ async fn cancel_upload(
 
 /// `GET /im/v1/files/{id}`: the bytes, for whoever may read the file (anyone for a public
 /// one); everyone else gets the same `404` as for an id that does not exist.
-async fn download(
+#[utoipa::path(get, path = "/im/v1/files/{id}", tag = "files",
+    params(("id" = String, Path, description = "File id"),
+           ("Range" = Option<String>, Header, description = "One byte range")),
+    responses((status = 200, description = "The bytes", content_type = "application/octet-stream"),
+              (status = 206, description = "The range's bytes"),
+              (status = 304, description = "Not modified (If-None-Match)"),
+              (status = 416, description = "Range not satisfiable")))]
+pub(crate) async fn download(
     State(backend): Shared,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -353,7 +384,10 @@ async fn download(
 
 /// `GET /im/v1/files/{id}/thumbnail`: a JPEG (or PNG, for transparent images) at most 256
 /// pixels on its longer edge; `404` for files that are not images.
-async fn thumbnail(
+#[utoipa::path(get, path = "/im/v1/files/{id}/thumbnail", tag = "files",
+    params(("id" = String, Path, description = "File id")),
+    responses((status = 200, description = "A thumbnail of an image", content_type = "image/png")))]
+pub(crate) async fn thumbnail(
     State(backend): Shared,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -378,7 +412,10 @@ async fn thumbnail(
 }
 
 /// `GET /im/v1/files/{id}/meta`.
-async fn meta(
+#[utoipa::path(get, path = "/im/v1/files/{id}/meta", tag = "files",
+    params(("id" = String, Path, description = "File id")),
+    responses((status = 200, body = FileView)))]
+pub(crate) async fn meta(
     State(backend): Shared,
     Path(id): Path<String>,
     headers: HeaderMap,

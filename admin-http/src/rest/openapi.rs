@@ -55,7 +55,21 @@ pub fn base() -> OpenApi {
 /// lists their handlers' `#[utoipa::path]`s (`#[openapi(paths(...))]`) and returning it; the
 /// tests then check each against the side-service's whole router.
 pub fn beside() -> OpenApi {
-    OpenApi::default()
+    use crate::files::routes as f;
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        f::upload,
+        f::create_upload,
+        f::upload_status,
+        f::append,
+        f::complete_upload,
+        f::cancel_upload,
+        f::download,
+        f::thumbnail,
+        f::meta
+    ))]
+    struct Files;
+    <Files as utoipa::OpenApi>::openapi()
 }
 
 /// Whether `path` (a full path) belongs to [`beside`] rather than to the REST router.
