@@ -27,7 +27,12 @@ const MAX_RSS_GROWTH_BYTES: u64 = 64 << 20;
 fn http() -> reqwest::Client {
     // reqwest's rustls wants a process-wide provider (plain HTTP here, but the client checks).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
+    // No pooled connections: the server closes a connection whose request body it refused
+    // half-read (413), and a pooled client may send the next request on it and fail.
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
 }
 
 struct Api {

@@ -57,20 +57,16 @@ impl FileError {
         FileError::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)
     }
 
-    /// A core error, with the status the REST API gives its code.
+    /// A core error, with the status and code the REST API gives it (`rest::error`), except
+    /// that "not found" is always the one answer for files.
     pub(super) fn from_info(e: ErrorInfo) -> Self {
-        let (status, code) = match e.code {
-            ErrorCode::NotFound => return FileError::no_such_file(),
-            ErrorCode::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
-            ErrorCode::Unauthenticated => (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
-            ErrorCode::AuthFailed => (StatusCode::UNAUTHORIZED, "AUTH_FAILED"),
-            ErrorCode::TokenExpired => (StatusCode::UNAUTHORIZED, "TOKEN_EXPIRED"),
-            ErrorCode::Banned => (StatusCode::FORBIDDEN, "BANNED"),
-            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ErrorCode::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
-            ErrorCode::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        };
+        if e.code == ErrorCode::NotFound {
+            return FileError::no_such_file();
+        }
+        let (status, code) = (
+            crate::rest::error::status(e.code),
+            crate::rest::error::code_name(e.code),
+        );
         FileError::new(status, code, e.message)
     }
 

@@ -111,25 +111,19 @@ impl AdminError {
 }
 
 impl From<ErrorInfo> for AdminError {
+    /// The REST API's status and code (`rest::error`), but a second disband is a conflict
+    /// (the operator's action found the group already disbanded), and internal details stay in
+    /// the log.
     fn from(e: ErrorInfo) -> AdminError {
-        let (status, code) = match e.code {
-            ErrorCode::InvalidArgument => (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT"),
-            ErrorCode::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            ErrorCode::Forbidden => (StatusCode::FORBIDDEN, "FORBIDDEN"),
-            ErrorCode::Conflict => (StatusCode::CONFLICT, "CONFLICT"),
-            ErrorCode::Disbanded => (StatusCode::CONFLICT, "DISBANDED"),
-            ErrorCode::MessageTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "MESSAGE_TOO_LARGE"),
-            ErrorCode::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
-            _ => {
-                tracing::warn!(code = ?e.code, message = %e.message, "admin request failed");
-                return Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "INTERNAL",
-                    "internal error",
-                );
-            }
+        let status = match e.code {
+            ErrorCode::Disbanded => StatusCode::CONFLICT,
+            code => crate::rest::error::status(code),
         };
-        Self::new(status, code, e.message)
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::warn!(code = ?e.code, message = %e.message, "admin request failed");
+            return Self::new(status, "INTERNAL", "internal error");
+        }
+        Self::new(status, crate::rest::error::code_name(e.code), e.message)
     }
 }
 
