@@ -22,6 +22,20 @@ pub trait Backend: Send + Sync + 'static {
     /// a session (use [`Backend::open_session`] for pushes).
     fn execute(&self, caller: Option<Identity>, request: Request) -> BoxFuture<'static, Response>;
 
+    /// [`Backend::execute`] for a request that came from `peer` (the HTTP connection's remote
+    /// address): an anonymous caller's password attempts are hashed and throttled per source
+    /// address (docs/security.md), so the REST login and registration pass it. The default
+    /// ignores the address.
+    fn execute_from(
+        &self,
+        caller: Option<Identity>,
+        request: Request,
+        peer: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Response> {
+        let _ = peer;
+        self.execute(caller, request)
+    }
+
     /// Whose access token this is (for bearer authentication); the error is the one a login
     /// with it would get.
     fn authenticate(
@@ -96,6 +110,12 @@ pub trait Backend: Send + Sync + 'static {
     /// message limit by it).
     fn max_frame_bytes(&self) -> usize {
         parley_protocol::DEFAULT_MAX_FRAME
+    }
+
+    /// Which seed dialects are served and how (the `[compat]` section; docs/dialects.md). The
+    /// default: every dialect on, header trust off.
+    fn compat(&self) -> crate::compat::CompatConfig {
+        crate::compat::CompatConfig::default()
     }
 
     /// File contents, for `/im/v1/files` (docs/files.md). The default: no files here (the

@@ -5,6 +5,7 @@
 //! small interface through which every HTTP request reaches the core's request service.
 
 mod backend;
+pub mod compat;
 pub mod files;
 pub mod ops;
 pub mod rest;
@@ -88,6 +89,19 @@ pub struct Stats {
     pub events_committed_total: u64,
     /// Offline notifications waiting for the webhook now.
     pub offline_push_queued: u64,
+    /// Password attempts refused because their address (or their address on that account)
+    /// must still wait after failed attempts.
+    pub login_throttled_total: u64,
+    /// Password requests refused because the hashing queue or the address's share was full.
+    pub login_hash_refused_total: u64,
+    /// Source addresses the login throttle tracks now (bounded by `login.max_tracked_sources`).
+    pub login_throttle_sources: u64,
+    /// (account, address) pairs the login throttle tracks now (`login.max_tracked_pairs`).
+    pub login_throttle_pairs: u64,
+    /// Listener accept loops restarted after they died (a panic or an early end) since start.
+    pub listener_restarts_total: u64,
+    /// Log lines dropped because the log output (stderr) could not take them.
+    pub log_lines_lost_total: u64,
 }
 
 #[derive(Serialize)]
@@ -115,6 +129,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/ws", get(ws::upgrade))
         .with_state(backend.clone())
         .merge(files::router(backend.clone()))
+        .merge(compat::router(backend.clone()))
         .merge(rest::router(backend))
 }
 
@@ -126,7 +141,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::debug!(?addr, "HTTP side-service listening");
-    axum::serve(listener, router)
+    // The peer's address reaches handlers as `ConnectInfo` (password attempts are throttled by
+    // it; the WebSocket fallback logs it).
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

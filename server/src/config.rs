@@ -44,6 +44,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The HTTP listeners' TLS.
     pub http: HttpConfig,
+    /// Password logins and registrations: the hashing queue and brute-force throttling.
+    pub login: LoginConfig,
+    /// The seed dialects under `/compat` (docs/dialects.md).
+    pub compat: parley_admin_http::compat::CompatConfig,
 }
 
 /// The admin API (`/admin/v1` on the private HTTP surface; docs/operations.md).
@@ -295,6 +299,76 @@ pub struct StoreConfig {
     pub cache_mib: u64,
 }
 
+/// Password logins and registrations (docs/security.md): the password-hashing queue, and the
+/// throttling of failed password attempts per source address and per (account, address).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Password hashes computed at once (each takes ~19 MiB and a core); 0 = one per core.
+    pub hash_workers: usize,
+    /// Hashes waiting for a worker; beyond it a password request is refused at once with
+    /// `RATE_LIMITED` and a retry advice.
+    pub hash_queue: usize,
+    /// Running and waiting hashes of one source address (IPv4 address or IPv6 /64).
+    pub hash_per_source: usize,
+    /// Failed password attempts from one address, on any accounts, before it has to wait.
+    pub source_failures: u32,
+    /// Failed password attempts from one address on one account before that address has to
+    /// wait for that account (other addresses are not affected).
+    pub account_failures: u32,
+    /// The first wait; each further failure doubles it.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    /// The longest wait.
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Failures are forgotten this long after the last one (at least `backoff_max`).
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
+    /// Most source addresses tracked (a full table drops the entries with the fewest failures).
+    pub max_tracked_sources: usize,
+    /// Most (account, address) pairs tracked.
+    pub max_tracked_pairs: usize,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            hash_workers: 0,
+            hash_queue: 64,
+            hash_per_source: 2,
+            source_failures: 20,
+            account_failures: 5,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(15 * 60),
+            forget_after: Duration::from_secs(3600),
+            max_tracked_sources: 65_536,
+            max_tracked_pairs: 65_536,
+        }
+    }
+}
+
+impl LoginConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.hash_per_source == 0 || self.source_failures == 0 || self.account_failures == 0 {
+            return bad(
+                "login.hash_per_source, login.source_failures and login.account_failures must be positive",
+            );
+        }
+        if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
+            return bad("login.backoff_base must be positive and at most login.backoff_max");
+        }
+        if self.forget_after < self.backoff_max {
+            return bad("login.forget_after must be at least login.backoff_max");
+        }
+        if self.max_tracked_sources == 0 || self.max_tracked_pairs == 0 {
+            return bad("login.max_tracked_sources and login.max_tracked_pairs must be positive");
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -313,6 +387,8 @@ impl Default for Config {
             files: FilesConfig::default(),
             admin: AdminConfig::default(),
             http: HttpConfig::default(),
+            login: LoginConfig::default(),
+            compat: parley_admin_http::compat::CompatConfig::default(),
         }
     }
 }
@@ -446,6 +522,7 @@ impl Config {
 
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.login.validate()?;
         let l = &self.limits;
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         let p = &self.push;
@@ -714,6 +791,22 @@ mod tests {
         // A session's unacknowledged sends must fit in the idempotency window.
         cfg.limits.max_inflight_sends = crate::store::IDEMPOTENCY_WINDOW as u32 + 1;
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn login_settings_are_checked() {
+        let mut cfg = Config::default();
+        cfg.login.forget_after = cfg.login.backoff_max / 2;
+        assert!(cfg.validate().is_err());
+        let mut cfg = Config::default();
+        cfg.login.hash_per_source = 0;
+        assert!(cfg.validate().is_err());
+        let mut cfg = Config::default();
+        cfg.login.backoff_base = Duration::ZERO;
+        assert!(cfg.validate().is_err());
+        let cfg = Config::from_toml("[login]\nhash_queue = 0\nbackoff_max = \"1m\"\n").unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.login.backoff_max, Duration::from_secs(60));
     }
 
     #[test]

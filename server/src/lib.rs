@@ -11,6 +11,7 @@ mod clock;
 pub mod commit;
 pub mod config;
 pub mod core;
+pub mod logging;
 pub mod router;
 pub mod search;
 pub mod server;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use parley_server::{Config, Server};
+use parley_server::{logging, Config, Server};
 use tokio_util::sync::CancellationToken;
 
 /// jemalloc instead of the system allocator: sled allocates and frees a node copy on almost
@@ -75,43 +75,45 @@ fn load(args: &Args) -> anyhow::Result<Config> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Nothing here writes with `print!`/`eprintln!`: they panic when the write fails (a full
+    // disk under the log, `2>/dev/full`); logging drops and counts what it cannot write.
     if args.print_default_config {
-        print!("{}", Config::default_toml());
-        return ExitCode::SUCCESS;
+        return printed(&Config::default_toml());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,quinn=warn,sled=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init("info,quinn=warn,sled=warn");
     let cfg = match load(&args) {
         Ok(c) => c,
         Err(e) => {
             // Our error types already carry their causes in their messages.
-            eprintln!("parley: {e}");
+            logging::last_words(&e.to_string());
             return ExitCode::from(2);
         }
     };
     if args.check_config {
-        print!("{}", toml::to_string_pretty(&cfg).unwrap_or_default());
-        return ExitCode::SUCCESS;
+        return printed(&toml::to_string_pretty(&cfg).unwrap_or_default());
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("parley: cannot start the runtime: {e}");
+            logging::last_words(&format!("cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("parley: {e}");
+            tracing::error!(error = %e, "parley stopped on an error");
+            logging::last_words(&e.to_string());
             ExitCode::from(1)
         }
+    }
+}
+
+/// Prints `text` for a command that only prints; failure to write it is failure.
+fn printed(text: &str) -> ExitCode {
+    match logging::say(text) {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(1),
     }
 }
 
@@ -129,15 +131,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         sha256 = server.fingerprint(),
         "certificate (trust it by file or fingerprint)"
     );
-    // Machine-readable line for scripts and tests that start the binary on port 0.
-    println!(
-        "PARLEY_READY pid={} tls={} quic={} tcp={} http={}",
+    // Machine-readable line for scripts and tests that start the binary on port 0 (if stdout
+    // cannot take it, nobody is reading it: the server runs on).
+    logging::say(&format!(
+        "PARLEY_READY pid={} tls={} quic={} tcp={} http={}\n",
         std::process::id(),
         list(&a.tls),
         list(&a.quic),
         list(&a.tcp),
         list(&a.http)
-    );
+    ));
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

@@ -15,7 +15,7 @@ use crate::service::{HttpBackend, Service};
 use crate::session::ParkingLot;
 use crate::store::{Store, StoreError};
 use crate::tls::{self, TlsError};
-use crate::transport::{serve_quic, serve_tcp, Shared};
+use crate::transport::{serve_quic, serve_tcp, supervise, Shared, Supervision};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,10 @@ pub enum StartError {
     /// Other IO at start-up.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A listener kept dying after it was restarted, so the server shut down
+    /// (`transport/supervise.rs`).
+    #[error("{0}")]
+    Listener(String),
 }
 
 /// The addresses actually bound (port 0 resolved).
@@ -236,17 +240,43 @@ impl Server {
         let fanout = tokio::spawn(core.clone().run_fanout(fanout_rx));
         core.start_offline_push();
         let listeners = TaskTracker::new();
-        for l in tls_listeners {
-            listeners.spawn(serve_tcp(l, Some(rustls.clone()), shared.clone()));
-        }
-        for l in tcp_listeners {
-            listeners.spawn(serve_tcp(l, None, shared.clone()));
+        // Every accept loop runs under a supervisor: restarted if it dies, or the server goes
+        // down loudly (transport/supervise.rs).
+        let supervision = Arc::new(Supervision::default());
+        let supervised = |name: String| (name, shutdown.clone(), supervision.clone());
+        let binary = tls_listeners
+            .into_iter()
+            .map(|l| ("tls", l, Some(rustls.clone())))
+            .chain(tcp_listeners.into_iter().map(|l| ("tcp", l, None)));
+        for (kind, l, tls) in binary {
+            let (name, stop, sup) = supervised(format!("{kind} {}", addr_of(&l)));
+            let (l, shared) = (Arc::new(l), shared.clone());
+            listeners.spawn(supervise(name, stop, sup, move || {
+                let run = serve_tcp(l.clone(), tls.clone(), shared.clone());
+                async move {
+                    run.await;
+                    Ok(())
+                }
+            }));
         }
         for ep in &quic_endpoints {
-            listeners.spawn(serve_quic(ep.clone(), shared.clone()));
+            let name = ep
+                .local_addr()
+                .map_or("quic".into(), |a| format!("quic {a}"));
+            let (name, stop, sup) = supervised(name);
+            let (ep, shared) = (ep.clone(), shared.clone());
+            listeners.spawn(supervise(name, stop, sup, move || {
+                let run = serve_quic(ep.clone(), shared.clone());
+                async move {
+                    run.await;
+                    Ok(())
+                }
+            }));
         }
         let backend: Arc<dyn parley_admin_http::Backend> = Arc::new(
-            HttpBackend::new(service, Some(lot.clone()), started).with_streams(shared.clone()),
+            HttpBackend::new(service, Some(lot.clone()), started)
+                .with_streams(shared.clone())
+                .with_supervision(supervision.clone()),
         );
         let cfg = core.config();
         let ops = parley_admin_http::ops::Ops {
@@ -267,18 +297,26 @@ impl Server {
             .into_iter()
             .filter_map(|l| Some((l, private_app.clone()?, cfg.http.private_tls)));
         for (l, app, https) in http.chain(private) {
-            let token = shutdown.clone();
+            let kind = if https { "https" } else { "http" };
+            let (name, stop, sup) = supervised(format!("{kind} {}", addr_of(&l)));
+            // The HTTP servers take their listener by value: each (re)start gets a duplicate
+            // of the one socket, which stays open here.
+            let socket = l.into_std()?;
             let rustls = rustls.clone();
-            listeners.spawn(async move {
-                let stop = async move { token.cancelled().await };
-                let served = match https {
-                    true => parley_admin_http::ops::serve_tls(l, app, &rustls, stop).await,
-                    false => parley_admin_http::serve(l, app, stop).await,
-                };
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HTTP side-service failed");
+            let token = shutdown.clone();
+            listeners.spawn(supervise(name, stop, sup, move || {
+                let l = socket.try_clone().and_then(TcpListener::from_std);
+                let (app, rustls, token) = (app.clone(), rustls.clone(), token.clone());
+                async move {
+                    let l = l.map_err(|e| format!("cannot reopen the socket: {e}"))?;
+                    let stop = async move { token.cancelled().await };
+                    let served = match https {
+                        true => parley_admin_http::ops::serve_tls(l, app, &rustls, stop).await,
+                        false => parley_admin_http::serve(l, app, stop).await,
+                    };
+                    served.map_err(|e| format!("HTTP side-service failed: {e}"))
                 }
-            });
+            }));
         }
         let token = shutdown.clone();
         listeners.spawn(parley_admin_http::ops::run_upkeep(metrics, async move {
@@ -312,7 +350,15 @@ impl Server {
         for ep in &quic_endpoints {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ep.wait_idle()).await;
         }
+        if let Some(why) = supervision.fatal() {
+            return Err(StartError::Listener(why));
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A listener's address, for naming it in logs.
+fn addr_of(l: &TcpListener) -> String {
+    l.local_addr().map_or("?".into(), |a| a.to_string())
 }

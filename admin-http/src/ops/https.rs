@@ -71,6 +71,8 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            // As `axum::serve` does for plain HTTP: the peer's address for the handlers.
+            let router = router.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
             serve_connection(stream, router, stop).await;
         });
     }

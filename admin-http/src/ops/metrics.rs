@@ -141,6 +141,42 @@ const FROM_STATS: &[Series] = &[
         logins_total
     ),
     series!(
+        "parley_login_throttled_total",
+        Counter,
+        "Password attempts refused while their address (or address and account) must wait.",
+        login_throttled_total
+    ),
+    series!(
+        "parley_login_hash_refused_total",
+        Counter,
+        "Password requests refused because the hashing queue or the address's share was full.",
+        login_hash_refused_total
+    ),
+    series!(
+        "parley_login_throttle_sources",
+        Gauge,
+        "Source addresses the login throttle tracks (bounded).",
+        login_throttle_sources
+    ),
+    series!(
+        "parley_login_throttle_pairs",
+        Gauge,
+        "(account, address) pairs the login throttle tracks (bounded).",
+        login_throttle_pairs
+    ),
+    series!(
+        "parley_listener_restarts_total",
+        Counter,
+        "Listener accept loops restarted after they died.",
+        listener_restarts_total
+    ),
+    series!(
+        "parley_log_lines_lost_total",
+        Counter,
+        "Log lines dropped because the log output could not take them.",
+        log_lines_lost_total
+    ),
+    series!(
         "parley_messages_committed_total",
         Counter,
         "Messages committed (durable; retries not counted).",

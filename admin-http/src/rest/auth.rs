@@ -186,8 +186,28 @@ fn invalid(e: parley_protocol::InvalidInput) -> ApiError {
     ApiError::invalid(e.message())
 }
 
-async fn log_in(rest: &Rest, request: Request) -> Result<SessionView, ApiError> {
-    let response = rest.call(None, request).await?;
+/// The remote address of the HTTP connection (if the listener recorded it): password attempts
+/// are hashed and throttled per source address (docs/security.md). Headers such as
+/// `X-Forwarded-For` are not trusted: a client could name any address in them.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let info = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Peer(info.map(|c| c.0)))
+    }
+}
+
+async fn log_in(rest: &Rest, peer: Peer, request: Request) -> Result<SessionView, ApiError> {
+    let response = rest.call_from(peer.0, request).await?;
     answer!(response, Response::Login(l) => SessionView::from(l))
 }
 
@@ -197,6 +217,7 @@ async fn log_in(rest: &Rest, request: Request) -> Result<SessionView, ApiError> 
     responses((status = 201, body = SessionView, description = "Registered; `CONFLICT` if the account exists")))]
 pub async fn register(
     State(rest): State<Rest>,
+    peer: Peer,
     Body(b): Body<RegisterBody>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
     let request = Request::Register {
@@ -204,14 +225,20 @@ pub async fn register(
         password: NewPassword::try_from(b.password).map_err(invalid)?,
         device: device(b.device_id, b.platform)?,
     };
-    Ok((StatusCode::CREATED, Json(log_in(&rest, request).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(log_in(&rest, peer, request).await?),
+    ))
 }
 
-/// Logs in with account and password (`AUTH_FAILED` if wrong, `BANNED` if banned).
+/// Logs in with account and password (`AUTH_FAILED` if wrong, `BANNED` if banned;
+/// `429 RATE_LIMITED` with `Retry-After` while the address must wait after failed attempts or
+/// the password-hashing queue is full).
 #[utoipa::path(post, path = "/auth/login", tag = "auth", security(()),
     request_body = LoginBody, responses((status = 200, body = SessionView)))]
 pub async fn login(
     State(rest): State<Rest>,
+    peer: Peer,
     Body(b): Body<LoginBody>,
 ) -> Result<Json<SessionView>, ApiError> {
     let request = Request::Login {
@@ -221,7 +248,7 @@ pub async fn login(
         },
         device: device(b.device_id, b.platform)?,
     };
-    Ok(Json(log_in(&rest, request).await?))
+    Ok(Json(log_in(&rest, peer, request).await?))
 }
 
 /// Trades a refresh token for a new pair (the old pair is revoked).
@@ -235,7 +262,7 @@ pub async fn refresh(
         refresh_token: b.refresh_token,
         device: device(Some(b.device_id), b.platform)?,
     };
-    Ok(Json(log_in(&rest, request).await?))
+    Ok(Json(log_in(&rest, Peer(None), request).await?))
 }
 
 /// Creates a guest account (`guest-` and 12 hex digits) and logs it in.
@@ -250,7 +277,10 @@ pub async fn guest(
         device: device(b.device_id, b.platform)?,
         nickname: b.nickname,
     };
-    Ok((StatusCode::CREATED, Json(log_in(&rest, request).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(log_in(&rest, Peer(None), request).await?),
+    ))
 }
 
 /// Revokes this device's tokens.

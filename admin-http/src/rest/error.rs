@@ -24,6 +24,9 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
+    /// Wait this long before trying again (a `429`'s `Retry-After`, and `retry_after_ms` in
+    /// the body).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// The body of every error answer.
@@ -43,6 +46,10 @@ pub struct ErrorDetail {
     /// Human-readable detail (never server internals).
     #[schema(example = "no such conversation")]
     pub message: String,
+    /// How long to wait before trying again, in ms (`RATE_LIMITED`, and the `AUTH_FAILED` that
+    /// starts a wait after failed logins); absent when there is no advice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -52,6 +59,7 @@ impl ApiError {
             status: status(code),
             code: code_name(code),
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -79,7 +87,10 @@ impl ApiError {
 
 impl From<ErrorInfo> for ApiError {
     fn from(e: ErrorInfo) -> ApiError {
-        ApiError::new(e.code, e.message)
+        ApiError {
+            retry_after: e.retry_after,
+            ..ApiError::new(e.code, e.message)
+        }
     }
 }
 
@@ -102,6 +113,7 @@ impl From<JsonRejection> for ApiError {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 code: "UNSUPPORTED_MEDIA_TYPE",
                 message,
+                retry_after: None,
             },
             _ => ApiError::invalid(message),
         }
@@ -126,9 +138,17 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                retry_after_ms: self.retry_after.map(|d| d.as_millis() as u64),
             },
         };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            // Whole seconds, rounded up (the header has no finer unit).
+            let secs = after.as_millis().div_ceil(1000).max(1);
+            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -200,6 +220,7 @@ pub async fn method_not_allowed() -> ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         code: "METHOD_NOT_ALLOWED",
         message: "this route does not serve that method".to_owned(),
+        retry_after: None,
     }
 }
 

@@ -69,6 +69,20 @@ impl Rest {
             response => Ok(response),
         }
     }
+
+    /// [`Rest::call`] for an anonymous request from `peer` (register, login): password
+    /// attempts are hashed and throttled per source address ([`Backend::execute_from`]).
+    pub async fn call_from(
+        &self,
+        peer: Option<std::net::SocketAddr>,
+        request: Request,
+    ) -> Result<Response, ApiError> {
+        let request = validated(request)?;
+        match self.backend.execute_from(None, request, peer).await {
+            Response::Error(e) => Err(e.into()),
+            response => Ok(response),
+        }
+    }
 }
 
 /// `request` as a binary frame would have decoded it.

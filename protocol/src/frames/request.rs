@@ -302,6 +302,8 @@ pub enum Request {
     },
     /// A file's metadata, if the caller may read it.
     GetFile(FileId),
+    /// Joins the server's world room (made on first use); answered by its `Conversation`.
+    JoinWorld,
 }
 
 impl Request {
@@ -363,6 +365,7 @@ impl Request {
             Request::ListBlocked => "list_blocked",
             Request::RegisterFile { .. } => "register_file",
             Request::GetFile(_) => "get_file",
+            Request::JoinWorld => "join_world",
         }
     }
 
@@ -721,6 +724,7 @@ impl TryFrom<Body> for Request {
                 blocked: b.blocked,
             },
             Body::ListBlocked(_) => Request::ListBlocked,
+            Body::JoinWorld(_) => Request::JoinWorld,
             Body::ListConversations(l) => Request::ListConversations {
                 limit: l.limit,
                 offset: l.offset,
@@ -1076,6 +1080,7 @@ impl From<Request> for Body {
                 blocked,
             }),
             Request::ListBlocked => Body::ListBlocked(w::ListBlocked {}),
+            Request::JoinWorld => Body::JoinWorld(w::JoinWorld {}),
             Request::RegisterFile { upload, file } => Body::RegisterFile(w::RegisterFile {
                 upload_token: upload.into(),
                 name: file.name().to_owned(),

@@ -150,6 +150,8 @@ pub struct ErrorInfo {
     pub message: String,
     /// The server closes the connection after it.
     pub fatal: bool,
+    /// Wait this long before trying again (`None`: no advice). Carried as whole milliseconds.
+    pub retry_after: Option<Duration>,
 }
 
 impl ErrorInfo {
@@ -159,7 +161,15 @@ impl ErrorInfo {
             code,
             message: message.into(),
             fatal: false,
+            retry_after: None,
         }
+    }
+
+    /// The same error, advising the client to wait `after` before trying again (at least 1 ms,
+    /// so the advice survives the trip as whole milliseconds).
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after.max(Duration::from_millis(1)));
+        self
     }
 }
 
@@ -357,6 +367,7 @@ impl From<ErrorInfo> for w::Error {
             code: WireErrorCode::from(e.code).to_wire(),
             message: e.message,
             fatal: e.fatal,
+            retry_after_ms: e.retry_after.map_or(0, |d| ms(d).max(1)),
         }
     }
 }
@@ -610,6 +621,8 @@ impl From<w::Error> for ErrorInfo {
             code: WireErrorCode::from_wire(e.code).into(),
             message: e.message,
             fatal: e.fatal,
+            retry_after: (e.retry_after_ms > 0)
+                .then(|| Duration::from_millis(e.retry_after_ms.into())),
         }
     }
 }

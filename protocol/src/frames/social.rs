@@ -93,6 +93,10 @@ pub struct Profile {
     pub region: String,
     pub birthday: String,
     pub link: String,
+    /// A temporary guest account.
+    pub guest: bool,
+    /// When the account was made, Unix ms (0: not known).
+    pub created_at_ms: u64,
 }
 
 /// Profile fields to change (`None`: unchanged).
@@ -234,6 +238,8 @@ impl From<Profile> for w::Profile {
             region: p.region,
             birthday: p.birthday,
             link: p.link,
+            guest: p.guest,
+            created_at_ms: p.created_at_ms,
         }
     }
 }
@@ -250,6 +256,8 @@ impl From<w::Profile> for Profile {
             region: p.region,
             birthday: p.birthday,
             link: p.link,
+            guest: p.guest,
+            created_at_ms: p.created_at_ms,
         }
     }
 }

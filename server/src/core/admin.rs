@@ -186,7 +186,7 @@ impl Core {
     }
 
     /// The server account (made durable on first use).
-    async fn server_account(&self) -> CoreResult<Identity> {
+    pub(super) async fn server_account(&self) -> CoreResult<Identity> {
         let name = &self.cfg.admin.announcer;
         let account = Account::try_from(name.as_str()).map_err(|_| {
             err(

@@ -11,6 +11,8 @@ use parley_protocol::ErrorCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::hashing::HashRefused;
+use super::throttle::Source;
 use super::{err, internal, Core, CoreResult};
 use crate::clock::now_ms;
 use crate::store::{TokenKind, TokenRecord, UserRecord};
@@ -40,28 +42,110 @@ fn auth_failed() -> parley_protocol::frames::ErrorInfo {
     err(ErrorCode::AuthFailed, "wrong account or password")
 }
 
+/// Whole seconds of `d`, rounded up, for messages.
+fn secs(d: std::time::Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
 impl Core {
+    /// Runs a password hash for `source` on the hashing queue, or refuses at once with
+    /// `RATE_LIMITED` and a retry advice if there is no room for it (`hashing.rs`).
     async fn hash_blocking<T: Send + 'static>(
         &self,
+        source: Source,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> CoreResult<T> {
-        let _permit = self
-            .hash_permits
-            .acquire()
+        self.hashes
+            .run(source, f)
             .await
-            .map_err(|_| super::shutting_down())?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| err(ErrorCode::Internal, "internal error"))
+            .map_err(|refused| match refused {
+                HashRefused::Full(wait) => err(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "the server is busy checking passwords; retry in {} s",
+                        secs(wait)
+                    ),
+                )
+                .with_retry_after(wait),
+                HashRefused::SourceBusy(wait) => err(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many password requests from this address at once; retry in {} s",
+                        secs(wait)
+                    ),
+                )
+                .with_retry_after(wait),
+                HashRefused::Failed => err(ErrorCode::Internal, "internal error"),
+            })
     }
 
-    /// Creates an account and logs it in.
+    fn throttle(&self) -> std::sync::MutexGuard<'_, super::throttle::Throttle> {
+        // Plain counters: a panic elsewhere while holding the lock leaves them usable.
+        self.throttle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses a password attempt of `source` on `account` while either still has to wait
+    /// after earlier failures (`throttle.rs`). Checked before any hashing, so a throttled
+    /// attacker costs no CPU.
+    fn check_throttle(&self, source: Source, account: &str) -> CoreResult<()> {
+        let now = tokio::time::Instant::now().into_std();
+        match self.throttle().check(source, account, now) {
+            None => Ok(()),
+            Some(wait) => {
+                self.stats
+                    .logins_throttled
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(%source, ?wait, "password attempt throttled");
+                Err(err(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many failed password attempts; retry in {} s",
+                        secs(wait)
+                    ),
+                )
+                .with_retry_after(wait))
+            }
+        }
+    }
+
+    /// `error` for a failed password attempt, counted against `source` and the pair; it
+    /// announces the wait that now applies before the next attempt, if any.
+    fn password_failed(
+        &self,
+        source: Source,
+        account: &str,
+        error: parley_protocol::frames::ErrorInfo,
+    ) -> parley_protocol::frames::ErrorInfo {
+        let now = tokio::time::Instant::now().into_std();
+        match self.throttle().failed(source, account, now) {
+            Some(wait) => error.with_retry_after(wait),
+            None => error,
+        }
+    }
+
+    /// Sources and (account, source) pairs the login throttle tracks now.
+    pub fn login_throttle_tracked(&self) -> (usize, usize) {
+        self.throttle().tracked()
+    }
+
+    /// Password requests refused because the hashing queue (or the source's share) was full.
+    pub fn hash_refusals(&self) -> u64 {
+        self.hashes
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Creates an account and logs it in. `source` is where the request comes from: the
+    /// password hash is queued under it, and a source that must wait after failed logins is
+    /// refused here too (so it cannot switch to registrations to keep the hashers busy).
     pub async fn register(
         &self,
         account: Account,
         password: NewPassword,
         device: Device,
+        source: Source,
     ) -> CoreResult<LoginOutcome> {
+        self.check_throttle(source, account.as_str())?;
         if self
             .store
             .user_by_account(account.as_str())
@@ -71,7 +155,7 @@ impl Core {
             return Err(err(ErrorCode::Conflict, "account already exists"));
         }
         let hash = self
-            .hash_blocking(move || {
+            .hash_blocking(source, move || {
                 let salt = SaltString::generate(&mut OsRng);
                 Argon2::default()
                     .hash_password(password.expose().as_bytes(), &salt)
@@ -96,17 +180,25 @@ impl Core {
         Ok(outcome)
     }
 
-    /// Logs in with a password or an access token.
-    pub async fn login(&self, credential: Credential, device: Device) -> CoreResult<LoginOutcome> {
+    /// Logs in with a password or an access token. A password attempt from `source` is
+    /// throttled after failures (`throttle.rs`) and hashed on the fair queue (`hashing.rs`);
+    /// a token login is cheap and neither.
+    pub async fn login(
+        &self,
+        credential: Credential,
+        device: Device,
+        source: Source,
+    ) -> CoreResult<LoginOutcome> {
         match credential {
             Credential::Password { account, password } => {
+                self.check_throttle(source, account.as_str())?;
                 let found = self
                     .store
                     .user_by_account(account.as_str())
                     .map_err(internal)?;
                 let stored_hash = found.as_ref().map(|(_, r)| r.password_hash.clone());
                 let ok = self
-                    .hash_blocking(move || {
+                    .hash_blocking(source, move || {
                         // Verify against a dummy hash for unknown accounts, so response time does
                         // not tell which accounts exist.
                         let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -117,16 +209,21 @@ impl Core {
                         })
                     })
                     .await?;
+                if !ok || found.is_none() {
+                    return Err(self.password_failed(source, account.as_str(), auth_failed()));
+                }
+                // The right password: this source's failures on this account are forgotten.
+                self.throttle().succeeded(source, account.as_str());
                 match found {
-                    Some((_, record)) if ok && record.banned => {
+                    Some((_, record)) if record.banned => {
                         Err(err(ErrorCode::Banned, "this account is banned"))
                     }
-                    Some((user, _)) if ok => {
+                    Some((user, _)) => {
                         let outcome = self.issue(user, account, device)?;
                         self.durable().await?;
                         Ok(outcome)
                     }
-                    _ => Err(auth_failed()),
+                    None => Err(auth_failed()),
                 }
             }
             Credential::AccessToken(token) => {
@@ -269,9 +366,12 @@ impl Core {
         if record.guest {
             return Err(err(ErrorCode::Forbidden, "guests have no password"));
         }
+        // A stolen session guessing the password is throttled like a login, under its user.
+        let source = Source::User(me.user);
+        self.check_throttle(source, me.account.as_str())?;
         let stored = record.password_hash;
         let hash = self
-            .hash_blocking(move || {
+            .hash_blocking(source, move || {
                 let ok = PasswordHash::new(&stored).is_ok_and(|h| {
                     Argon2::default()
                         .verify_password(old.expose().as_bytes(), &h)
@@ -285,8 +385,12 @@ impl Core {
                 })
             })
             .await?
-            .ok_or_else(|| err(ErrorCode::AuthFailed, "wrong password"))?
+            .ok_or_else(|| {
+                let wrong = err(ErrorCode::AuthFailed, "wrong password");
+                self.password_failed(source, me.account.as_str(), wrong)
+            })?
             .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        self.throttle().succeeded(source, me.account.as_str());
         self.store
             .set_password_hash(me.user, hash)
             .map_err(internal)?;

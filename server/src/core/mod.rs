@@ -10,12 +10,15 @@ mod conversations;
 mod entries;
 mod files;
 mod groups;
+mod hashing;
 mod history;
 mod message_search;
 mod messaging;
 mod offline_push;
 mod presence;
 mod social;
+mod throttle;
+mod world;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +28,7 @@ use parley_protocol::frames::{CursorKind, ErrorInfo, Limits};
 use parley_protocol::ids::{ConversationId, NodeId, Seq, SessionId, UserId};
 use parley_protocol::session::HeartbeatConfig;
 use parley_protocol::ErrorCode;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use crate::commit::{CommittedBatch, Committer};
 use crate::config::Config;
@@ -41,6 +44,7 @@ pub(crate) use files::{bears_file, thumbnail_mime};
 pub use groups::Join;
 pub use offline_push::OfflinePush;
 pub use social::Befriend;
+pub use throttle::Source;
 
 /// Result of a core operation: a domain value or an error for the client.
 pub type CoreResult<T> = Result<T, ErrorInfo>;
@@ -52,8 +56,10 @@ pub struct Core {
     pub(crate) cfg: Arc<Config>,
     pub(crate) router: Arc<dyn Router>,
     pub(crate) committer: Committer,
-    /// Bounds concurrent password hashing (each argon2id hash takes ~19 MiB and a core).
-    hash_permits: Semaphore,
+    /// Password hashing: bounded, fair between sources, refusing early (`hashing.rs`).
+    hashes: Arc<hashing::HashQueue>,
+    /// Failed password attempts per source and per (account, source) (`throttle.rs`).
+    throttle: std::sync::Mutex<throttle::Throttle>,
     node: NodeId,
     next_session: AtomicU64,
     /// The sessions' liveness settings, shared by all of them.
@@ -83,6 +89,9 @@ pub struct CoreStats {
     /// Connections of the binary transports, by `session::TransportKind as usize` (tcp, tls,
     /// quic, ws); counted once per connection, for `/metrics`.
     pub transports: [AtomicU64; 4],
+    /// Password attempts refused before hashing because their source (or their source on
+    /// that account) failed too often and must still wait.
+    pub logins_throttled: AtomicU64,
 }
 
 impl Core {
@@ -141,6 +150,24 @@ impl Core {
             None => (None, None),
         };
         let files = Files::open(&cfg);
+        let login = &cfg.login;
+        let hashes = hashing::HashQueue::new(hashing::HashSettings {
+            workers: match login.hash_workers {
+                0 => workers,
+                n => n,
+            },
+            queue: login.hash_queue,
+            per_source: login.hash_per_source,
+        });
+        let throttle = throttle::Throttle::new(throttle::ThrottleSettings {
+            source_free: login.source_failures,
+            account_free: login.account_failures,
+            base: login.backoff_base,
+            max: login.backoff_max,
+            forget_after: login.forget_after,
+            max_sources: login.max_tracked_sources,
+            max_pairs: login.max_tracked_pairs,
+        });
         Core {
             files,
             heartbeat,
@@ -149,7 +176,8 @@ impl Core {
             cfg,
             router,
             committer,
-            hash_permits: Semaphore::new(workers),
+            hashes,
+            throttle: std::sync::Mutex::new(throttle),
             next_session: AtomicU64::new(1),
             calls: calls::Calls::default(),
             search,

@@ -52,9 +52,17 @@ impl Core {
 
     /// A user's public profile; `NOT_FOUND` if there is no such user.
     pub fn profile(&self, user: UserId) -> CoreResult<Profile> {
-        let account = self.account_name(user)?;
+        let account = self
+            .store
+            .user(user)
+            .map_err(internal)?
+            .ok_or_else(|| err(ErrorCode::NotFound, "no such user"))?;
         let record = self.store.profile_record(user).map_err(internal)?;
-        Ok(record.profile(user, account))
+        Ok(Profile {
+            guest: account.guest,
+            created_at_ms: account.created_ms,
+            ..record.profile(user, account.account)
+        })
     }
 
     /// Profiles of the users that exist among `users`.
@@ -78,7 +86,7 @@ impl Core {
             .put_profile_record(me.user, &record)
             .map_err(internal)?;
         self.durable().await?;
-        let profile = record.profile(me.user, self.account_name(me.user)?);
+        let profile = self.profile(me.user)?;
         let push = SharedPush::new(Push::Profile(Box::new(profile)));
         self.router.deliver(me.user, &push, None);
         for (other, relation) in self.store.relations(me.user).map_err(internal)? {
@@ -147,7 +155,12 @@ impl Core {
                 && !record.nickname.is_empty()
                 && record.nickname.to_lowercase().contains(&needle);
             if by_account || by_name {
-                out.push(record.profile(user, account));
+                let made = self.store.user(user).map_err(internal)?;
+                out.push(Profile {
+                    guest: made.as_ref().is_some_and(|r| r.guest),
+                    created_at_ms: made.map_or(0, |r| r.created_ms),
+                    ..record.profile(user, account)
+                });
             }
         }
         Ok((out, false))

@@ -1,6 +1,7 @@
 //! The HTTP side-service's view of the request service ([`parley_admin_http::Backend`]).
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -20,6 +21,8 @@ pub struct HttpBackend {
     started: tokio::time::Instant,
     /// What streamed sessions (the WebSocket fallback) run under; `None`: they are refused.
     streams: Option<crate::transport::Shared>,
+    /// The listeners' supervisors (their restarts are a figure).
+    supervision: Option<Arc<crate::transport::Supervision>>,
 }
 
 impl HttpBackend {
@@ -35,7 +38,17 @@ impl HttpBackend {
             lot,
             started,
             streams: None,
+            supervision: None,
         }
+    }
+
+    /// Reports the restarts counted by `supervision` in the figures.
+    pub fn with_supervision(
+        mut self,
+        supervision: Arc<crate::transport::Supervision>,
+    ) -> HttpBackend {
+        self.supervision = Some(supervision);
+        self
     }
 
     /// Runs the sessions of [`Backend::serve_stream`] (the WebSocket fallback) under `shared`:
@@ -87,6 +100,15 @@ impl Backend for HttpBackend {
             messages_committed_total: commits.messages.load(Ordering::Relaxed),
             events_committed_total: commits.events.load(Ordering::Relaxed),
             offline_push_queued: c.offline_push.as_ref().map_or(0, |p| p.queued() as u64),
+            login_throttled_total: c.stats.logins_throttled.load(Ordering::Relaxed),
+            login_hash_refused_total: c.hash_refusals(),
+            login_throttle_sources: c.login_throttle_tracked().0 as u64,
+            login_throttle_pairs: c.login_throttle_tracked().1 as u64,
+            listener_restarts_total: self
+                .supervision
+                .as_ref()
+                .map_or(0, |s| s.restarts.load(Ordering::Relaxed)),
+            log_lines_lost_total: crate::logging::lost_lines(),
         }
     }
 
@@ -105,6 +127,27 @@ impl Backend for HttpBackend {
         .boxed()
     }
 
+    fn execute_from(
+        &self,
+        caller: Option<Identity>,
+        request: Request,
+        peer: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Response> {
+        let service = self.service.clone();
+        async move {
+            let caller = match (caller, peer) {
+                (Some(identity), _) => Caller::User {
+                    identity,
+                    session: None,
+                },
+                (None, Some(peer)) => Caller::AnonymousFrom(peer.ip()),
+                (None, None) => Caller::Anonymous,
+            };
+            service.answer(&caller, request).await
+        }
+        .boxed()
+    }
+
     fn authenticate(
         &self,
         access_token: String,
@@ -113,7 +156,13 @@ impl Backend for HttpBackend {
         let service = self.service.clone();
         async move {
             let credential = Credential::AccessToken(access_token);
-            Ok(service.core().login(credential, device).await?.identity)
+            // A token login: no hashing, no throttling, so no source is needed.
+            let source = crate::core::Source::Unknown;
+            Ok(service
+                .core()
+                .login(credential, device, source)
+                .await?
+                .identity)
         }
         .boxed()
     }
@@ -196,6 +245,10 @@ impl Backend for HttpBackend {
 
     fn max_frame_bytes(&self) -> usize {
         self.service.core().config().limits.max_frame_bytes as usize
+    }
+
+    fn compat(&self) -> parley_admin_http::compat::CompatConfig {
+        self.service.core().config().compat.clone()
     }
 }
 

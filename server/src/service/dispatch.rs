@@ -16,7 +16,7 @@ use parley_protocol::ErrorCode;
 
 use super::{Caller, Reply, Service};
 use crate::clock::now_ms;
-use crate::core::{Befriend, Core, CoreResult, Join, Pending, Signalled, Submission};
+use crate::core::{Befriend, Core, CoreResult, Join, Pending, Signalled, Source, Submission};
 
 impl Service {
     /// Runs `request` for `caller`. Errors come back as `Reply::Now(Response::Error(..))`; a
@@ -35,9 +35,15 @@ impl Service {
     fn run(&self, caller: &Caller, request: Request) -> CoreResult<Reply> {
         let core = &*self.core;
         let (me, session) = match caller {
-            Caller::Anonymous => {
+            Caller::Anonymous | Caller::AnonymousFrom(_) => {
+                let source = match caller {
+                    Caller::AnonymousFrom(ip) => Source::from_ip(*ip),
+                    _ => Source::Unknown,
+                };
                 let service = self.clone();
-                return Ok(defer(async move { service.anonymous(request).await }));
+                return Ok(defer(
+                    async move { service.anonymous(request, source).await },
+                ));
             }
             Caller::User { identity, session } => (identity, *session),
         };
@@ -393,6 +399,10 @@ impl Service {
                 })
             }
             Request::GetFile(id) => now(Response::File(Box::new(core.get_file(Some(me), id)?))),
+            Request::JoinWorld => self.deferred(me, move |core, me| async move {
+                let info = core.join_world(&me, session).await?;
+                Ok(Reply::Now(Response::Conversation(info)))
+            }),
         })
     }
 
@@ -425,15 +435,15 @@ impl Service {
     }
 
     /// What a caller that is not logged in may do.
-    async fn anonymous(&self, request: Request) -> CoreResult<Reply> {
+    async fn anonymous(&self, request: Request, source: Source) -> CoreResult<Reply> {
         let core = &*self.core;
         let outcome = match request {
             Request::Register {
                 account,
                 password,
                 device,
-            } => core.register(account, password, device).await?,
-            Request::Login { credential, device } => core.login(credential, device).await?,
+            } => core.register(account, password, device, source).await?,
+            Request::Login { credential, device } => core.login(credential, device, source).await?,
             Request::GuestLogin { device, nickname } => core.guest_login(device, nickname).await?,
             Request::Refresh {
                 refresh_token,

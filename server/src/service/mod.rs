@@ -36,8 +36,13 @@ use crate::router::Link;
 /// Who makes a request.
 #[derive(Clone, Debug)]
 pub enum Caller {
-    /// Not logged in: may register, log in, refresh a token, or ping.
+    /// Not logged in: may register, log in, refresh a token, or ping. Its password attempts
+    /// count against one shared "unknown" source (in-process callers and tests); a network
+    /// adapter says where the caller is with [`Caller::AnonymousFrom`].
     Anonymous,
+    /// Not logged in, connected from this address: password attempts are hashed and throttled
+    /// per source address (docs/security.md). Every transport passes its peer's address.
+    AnonymousFrom(std::net::IpAddr),
     /// A logged-in user, on a session (binary and WebSocket connections) or without one (a
     /// REST request).
     User {

@@ -15,7 +15,7 @@ impl<S: SessionStream> Driver<S> {
                 identity: identity.clone(),
                 session: Some(self.session_id),
             },
-            None => Caller::Anonymous,
+            None => Caller::AnonymousFrom(self.info.peer.ip()),
         };
         let mut reply = self.service.execute(&caller, request);
         if let Reply::Deferred(work) = reply {

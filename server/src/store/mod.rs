@@ -6,6 +6,7 @@
 //! | tree        | key                                   | value                          |
 //! |-------------|---------------------------------------|--------------------------------|
 //! | `meta`      | name (utf-8)                          | epoch (u64 BE)                 |
+//! |             | `world`                               | world room's id (u64 BE)       |
 //! | `accounts`  | account name (utf-8)                  | user id (u64 BE)               |
 //! | `users`     | user id                               | [`UserRecord`] (JSON)          |
 //! | `tokens`    | SHA-256 of the token                  | [`TokenRecord`] (JSON)         |
@@ -294,6 +295,33 @@ impl Store {
         self.epoch
     }
 
+    /// The world room (`JoinWorld`), if one was made.
+    pub fn world_room(&self) -> Result<Option<ConversationId>> {
+        let meta = self.db.open_tree("meta")?;
+        meta.get("world")?
+            .map(|v| {
+                ConversationId::try_from(keys::decode_u64(&v, "meta")?).map_err(|_| corrupt_world())
+            })
+            .transpose()
+    }
+
+    /// Records `conv` as the world room unless one is recorded already; returns the one that is.
+    pub fn set_world_room(&self, conv: ConversationId) -> Result<ConversationId> {
+        let meta = self.db.open_tree("meta")?;
+        match meta.compare_and_swap(
+            "world",
+            None as Option<&[u8]>,
+            Some(&conv.get().to_be_bytes()[..]),
+        )? {
+            Ok(()) => Ok(conv),
+            Err(e) => {
+                let current = e.current.ok_or_else(corrupt_world)?;
+                ConversationId::try_from(keys::decode_u64(&current, "meta")?)
+                    .map_err(|_| corrupt_world())
+            }
+        }
+    }
+
     /// Makes every write so far durable: the message log, then sled (flush, and fdatasync of
     /// its file).
     pub fn sync(&self) -> Result<()> {
@@ -318,6 +346,13 @@ impl Store {
 fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     // Serialising our own plain structs to JSON cannot fail.
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn corrupt_world() -> StoreError {
+    StoreError::Corrupt {
+        tree: "meta",
+        detail: "the world room's id".to_owned(),
+    }
 }
 
 /// The JSON record under `key` in `tree` (named `name` in errors), or `None`.

@@ -87,6 +87,9 @@ impl ProfileRecord {
             region: self.region.clone(),
             birthday: self.birthday.clone(),
             link: self.link.clone(),
+            // Kept in the user record (`Core::profile` fills them in).
+            guest: false,
+            created_at_ms: 0,
         }
     }
 

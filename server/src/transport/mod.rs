@@ -4,12 +4,14 @@
 
 mod quic;
 mod stream;
+mod supervise;
 mod tcp;
 mod tls;
 mod ws;
 
 pub use quic::serve_quic;
 pub use stream::{Duplex, SessionStream, Socket};
+pub use supervise::{supervise, Supervision};
 pub use tcp::serve_tcp;
 pub use tls::TlsSocket;
 pub use ws::{serve_ws, WsStream};

@@ -8,9 +8,17 @@ use tokio::net::TcpListener;
 use super::{Shared, Socket, TlsSocket};
 use crate::session::{self, ConnInfo, TransportKind};
 
-/// Accepts until shutdown. `tls: None` serves plain TCP.
+/// How often a listener that keeps failing to accept says so again.
+const ACCEPT_ERROR_REPORT: Duration = Duration::from_secs(10);
+
+/// Accepts until shutdown. `tls: None` serves plain TCP. The listener is shared so that a
+/// supervisor ([`super::supervise`]) can start the loop again on the same socket.
+///
+/// A failed accept (usually EMFILE: out of file descriptors) is waited out, never fatal: the
+/// loop backs off 50 ms and tries again, and accepts again as soon as descriptors are free. It
+/// says so at the first failure and then at most every [`ACCEPT_ERROR_REPORT`], with a count.
 pub async fn serve_tcp(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shared: Shared,
 ) {
@@ -19,6 +27,8 @@ pub async fn serve_tcp(
     } else {
         TransportKind::Tcp
     };
+    let mut failures: u64 = 0;
+    let mut reported: Option<tokio::time::Instant> = None;
     loop {
         let permit = tokio::select! {
             p = shared.permits.clone().acquire_owned() => match p {
@@ -32,13 +42,27 @@ pub async fn serve_tcp(
                 Ok(x) => x,
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, transport = transport.name(), "accept failed");
+                    failures += 1;
+                    let now = tokio::time::Instant::now();
+                    if reported.is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_REPORT) {
+                        reported = Some(now);
+                        tracing::warn!(
+                            error = %e,
+                            failures,
+                            transport = transport.name(),
+                            "accept failed; retrying"
+                        );
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = shared.shutdown.cancelled() => break,
         };
+        if failures > 0 {
+            tracing::info!(failures, transport = transport.name(), "accepting again");
+            failures = 0;
+        }
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { transport, peer };
         let service = shared.service.clone();

@@ -1,0 +1,145 @@
+//! The seed dialects: other IM systems' HTTP APIs and WebSocket protocols, served faithfully
+//! enough that their existing clients work against Parley when pointed at
+//! `http://HOST:PORT/compat/<name>` (docs/dialects.md).
+//!
+//! A dialect is an adapter over the request service, exactly like the REST API (`/im/v1`) and
+//! the WebSocket fallback: it parses the other system's paths, bodies and frames into protocol
+//! [`Request`]s, runs them with [`Backend::execute`] as the caller its credentials name, and
+//! renders the [`Response`]s and the pushes of sessions opened with [`Backend::open_session`] in
+//! the other system's envelopes, field names, id and time forms, statuses and error codes. No
+//! feature logic lives in a dialect: what one needs and the core lacks is added to the core
+//! (GoChat's world room is `Request::JoinWorld`), so every dialect and the native clients see the
+//! same accounts, conversations and messages.
+//!
+//! This module holds what the dialects share: the mount table ([`router`], one prefix each under
+//! `/compat`), their configuration ([`CompatConfig`], the `[compat]` section), the field rules
+//! every request passes ([`call`]), and, with the `contract` feature, the contract-test harness
+//! ([`contract`]) that validates real responses against a dialect's OpenAPI document.
+
+pub mod gochat;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+use std::sync::Arc;
+
+use axum::Router;
+use parley_protocol::frames::{ClientFrame, ErrorInfo, Request, Response};
+use parley_protocol::ids::RequestId;
+use parley_protocol::session::Identity;
+use parley_protocol::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::Backend;
+
+/// Where the dialects live on the public HTTP surface.
+pub const PREFIX: &str = "/compat";
+
+/// The `[compat]` section of the server's configuration: which dialects are served, and how far
+/// the header-trust dialects may trust a gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompatConfig {
+    /// Serve GoChat under `/compat/gochat` (docs/dialects.md).
+    pub gochat: bool,
+    /// Trust a bare user id from an `X-User-ID` / `X-User-Id` header or a `?uid=` parameter in
+    /// the dialects whose systems authenticated that way (IM系统, Wetty Chat). Off: those places
+    /// must carry a valid access token of ours instead. Turn it on only where a gateway in front
+    /// of the server authenticates users and sets the header itself (and strips it from what
+    /// clients send); otherwise anyone can act as anyone. GoChat authenticates with bearer
+    /// tokens and ignores it.
+    pub trust_user_header: bool,
+}
+
+impl Default for CompatConfig {
+    fn default() -> CompatConfig {
+        CompatConfig {
+            gochat: true,
+            trust_user_header: false,
+        }
+    }
+}
+
+/// Every enabled dialect, each mounted under its prefix (`/compat/<name>`), to merge into the
+/// public router. The dialects are listed in docs/dialects.md.
+///
+/// TODO (docs/dialects.md): a listener per dialect serving it at the root, for clients whose
+/// paths cannot be prefixed.
+pub fn router(backend: Arc<dyn Backend>) -> Router {
+    let config = backend.compat();
+    let mut router = Router::new();
+    if config.gochat {
+        router = router.nest(
+            &format!("{PREFIX}/{}", gochat::NAME),
+            gochat::router(backend),
+        );
+    }
+    router
+}
+
+/// Runs `request` as `caller` (`None`: anonymous) and gives its answer or its error. The request
+/// first goes through the frame codec (encode, then decode with validation), so a dialect is
+/// held to exactly the field rules of a binary frame, like the REST API.
+pub async fn call(
+    backend: &dyn Backend,
+    caller: Option<Identity>,
+    request: Request,
+) -> Result<Response, ErrorInfo> {
+    call_from(backend, caller, request, None).await
+}
+
+/// [`call`] for a request from `peer` (an anonymous caller's password attempts are throttled
+/// per source address: logins and registrations pass it).
+pub async fn call_from(
+    backend: &dyn Backend,
+    caller: Option<Identity>,
+    request: Request,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Response, ErrorInfo> {
+    let request = validated(request)?;
+    match backend.execute_from(caller, request, peer).await {
+        Response::Error(e) => Err(e),
+        response => Ok(response),
+    }
+}
+
+/// `request` as a binary frame would have decoded it.
+fn validated(request: Request) -> Result<Request, ErrorInfo> {
+    let id = RequestId::try_from(1)
+        .map_err(|_| ErrorInfo::new(ErrorCode::Internal, "internal error"))?;
+    let frame = ClientFrame {
+        request_id: id,
+        request,
+    }
+    .encode();
+    let body = frame.slice(parley_protocol::LEN_PREFIX..);
+    ClientFrame::decode(body)
+        .map(|f| f.request)
+        .map_err(|e| match e.error {
+            parley_protocol::DecodeError::Invalid(e) => {
+                ErrorInfo::new(ErrorCode::InvalidArgument, e.message())
+            }
+            e => ErrorInfo::new(e.code(), e.to_string()),
+        })
+}
+
+/// An answer of the wrong kind: a server bug, not the client's.
+pub fn unexpected(response: &Response) -> ErrorInfo {
+    tracing::warn!(?response, "a dialect got an unexpected answer");
+    ErrorInfo::new(ErrorCode::Internal, "internal error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dialect_is_on_and_header_trust_off_by_default() {
+        let c = CompatConfig::default();
+        assert!(c.gochat);
+        assert!(!c.trust_user_header);
+        let parsed: CompatConfig = serde_json::from_str(r#"{"gochat":false}"#).expect("config");
+        assert!(!parsed.gochat);
+        assert!(serde_json::from_str::<CompatConfig>(r#"{"gochat_x":true}"#).is_err());
+    }
+}
