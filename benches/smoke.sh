@@ -36,11 +36,14 @@ run() {
 
 spawn=(--spawn-server --server-bin "$server")
 run chat-tcp chat "${spawn[@]}" --transport tcp
+run chat-ws chat "${spawn[@]}" --transport ws
 run chat-tls-rate chat "${spawn[@]}" --transport tls --rate 200
 run fanout-tls fanout "${spawn[@]}" --transport tls --senders 2
 run idle-tcp-workers idle "${spawn[@]}" --transport tcp --workers 2 --sources 2
 run idle-quic idle "${spawn[@]}" --transport quic
+run idle-ws-workers idle "${spawn[@]}" --transport ws --workers 2 --sources 2
 run storm-tls-workers storm "${spawn[@]}" --transport tls --workers 2
+run storm-ws storm "${spawn[@]}" --transport ws
 run catchup-quic catchup "${spawn[@]}" --transport quic
 run convlist-tls convlist "${spawn[@]}" --transport tls --direct 4
 run search-tcp search "${spawn[@]}" --transport tcp
@@ -52,4 +55,29 @@ if ! grep -q '"search_enabled":false' "$out/search-off-tcp.json"; then
   exit 1
 fi
 run fsync-probe fsync-probe --dir "$out"
+
+# The HTTP scripts (benches/http/) against a server started here: tiny sizes, a 1 s wrk run.
+# They fail on any non-2xx answer or a corrupted download.
+if command -v wrk >/dev/null && command -v jq >/dev/null && command -v curl >/dev/null; then
+  mkdir -p "$out/http-server"
+  "$server" --data-dir "$out/http-server" --tls 127.0.0.1:0 --quic 127.0.0.1:0 \
+    --http 127.0.0.1:0 >"$out/http-server.out" 2>"$out/http-server.log" &
+  http_pid=$!
+  trap 'kill "$http_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
+  for _ in $(seq 600); do
+    grep -q '^PARLEY_READY ' "$out/http-server.out" 2>/dev/null && break
+    kill -0 "$http_pid" 2>/dev/null || { cat "$out/http-server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  http=$(grep -o 'http=[^ ,]*' "$out/http-server.out" | head -1 | cut -d= -f2)
+  [[ -n $http ]] || { echo "smoke: the HTTP server did not start" >&2; exit 1; }
+  echo "== benches/http/rest-send.sh http://$http"
+  USERS=4 CONNECTIONS=4 THREADS=1 DURATION=1s bash benches/http/rest-send.sh "http://$http"
+  echo "== benches/http/download.sh http://$http"
+  SIZE_MIB=4 RUNS=1 WORK_DIR="$out" bash benches/http/download.sh "http://$http" "$out/http-server"
+  kill "$http_pid"
+  wait "$http_pid" || true
+else
+  echo "smoke: wrk, jq or curl not installed: benches/http/ NOT exercised (apt-get install -y wrk jq curl)" >&2
+fi
 echo "smoke: all scenarios passed"

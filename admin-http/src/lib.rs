@@ -9,6 +9,7 @@ pub mod compat;
 pub mod files;
 pub mod ops;
 pub mod rest;
+pub mod web;
 pub mod ws;
 
 pub use backend::FrameStream;
@@ -131,6 +132,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .merge(files::router(backend.clone()))
         .merge(compat::router(backend.clone()))
         .merge(rest::router(backend))
+        .merge(web::router())
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

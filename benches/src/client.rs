@@ -59,7 +59,7 @@ pub async fn register(connector: &Connector, account: &str) -> anyhow::Result<(C
     let mut conn = connector.connect().await?;
     let device = device("imload")?;
     let r = conn
-        .call(Request::Register {
+        .call_hashing(Request::Register {
             account: Account::try_from(account)?,
             password: NewPassword::try_from(PASSWORD)?,
             device: device.clone(),
@@ -97,7 +97,7 @@ pub async fn password_login(
     device: &str,
 ) -> anyhow::Result<LoginResult> {
     let r = conn
-        .call(Request::Login {
+        .call_hashing(Request::Login {
             credential: Credential::Password {
                 account: Account::try_from(id.account.as_str())?,
                 password: Password::try_from(PASSWORD)?,

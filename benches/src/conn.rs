@@ -1,5 +1,11 @@
 //! Raw protocol connections over plain TCP, TLS and QUIC, speaking length-prefixed frames
-//! directly (no SDK), so the generator spends as little CPU per frame as the protocol allows.
+//! directly (no SDK), so the generator spends as little CPU per frame as the protocol allows;
+//! and over the server's WebSocket fallback (`GET /ws?encoding=binary` on its HTTP listener),
+//! one binary WebSocket message per `Frame` without the length prefix (docs/websocket.md).
+//!
+//! The byte-stream transports and the WebSocket are separate branches of [`FrameReader`] and
+//! [`FrameWriter`]: a TCP frame is read and queued exactly as before; the WebSocket's work
+//! (message boundaries, masking) happens only on its own branch, once per read and per flush.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -8,12 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
 use parley_protocol::frames::{ClientFrame, Push, Request, Response, ServerFrame};
 use parley_protocol::ids::RequestId;
-use parley_protocol::FrameCodec;
+use parley_protocol::{FrameCodec, LEN_PREFIX};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Which transport to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -25,6 +34,8 @@ pub enum Transport {
     Tls,
     /// QUIC, one bidirectional stream.
     Quic,
+    /// WebSocket (`ws://<http address>/ws?encoding=binary`): the HTTP side-service's fallback.
+    Ws,
 }
 
 impl Transport {
@@ -34,6 +45,7 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
             Transport::Quic => "quic",
+            Transport::Ws => "ws",
         }
     }
 }
@@ -43,6 +55,30 @@ const MAX_FRAME: usize = 1 << 20;
 
 type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
 type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// A client WebSocket over plain TCP.
+type WsSocket = tokio_tungstenite::WebSocketStream<TcpStream>;
+type WsRead = futures::stream::SplitStream<WsSocket>;
+type WsWrite = futures::stream::SplitSink<WsSocket, Message>;
+
+/// Bytes a client WebSocket reads from its socket at a time (and keeps allocated): the same
+/// 8 KiB the byte-stream reader grows by, so an idle client holds about what a TCP one does.
+const WS_READ_BUFFER: usize = 8 * 1024;
+/// Frames queued for one flush are written to the socket together once they pass this size
+/// (tungstenite's write buffer), so a batch of sends is one write, as on TCP.
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+/// The WebSocket layer's own message limit; [`FrameReader`] applies the frame limit itself, so
+/// [`FrameReader::set_max_frame`] works for WebSockets too.
+const WS_MAX_MESSAGE: usize = 256 << 20;
+
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(WS_MAX_MESSAGE)
+        .max_message_size(Some(WS_MAX_MESSAGE))
+        .max_frame_size(Some(WS_MAX_MESSAGE))
+}
 
 /// Receive buffer asked for on each client QUIC socket (the kernel caps it at
 /// `net.core.rmem_max`, 4 MiB on the benchmark machine). One socket carries the pushes of
@@ -148,7 +184,7 @@ impl Connector {
         let mut quic = Vec::new();
         let mut quic_transport = None;
         match transport {
-            Transport::Tcp => {}
+            Transport::Tcp | Transport::Ws => {}
             Transport::Tls => {
                 let cert = cert.ok_or_else(|| anyhow!("--cert is needed for TLS"))?;
                 let config = Arc::new(client_tls(cert)?);
@@ -236,7 +272,8 @@ impl Connector {
         Ok(stream)
     }
 
-    /// Opens a connection and completes the transport handshake (TCP, TLS or QUIC).
+    /// Opens a connection and completes the transport handshake (TCP, TLS, QUIC, or the
+    /// WebSocket upgrade).
     pub async fn connect(&self) -> anyhow::Result<Conn> {
         self.open(self.tls.as_ref(), None).await
     }
@@ -282,6 +319,29 @@ impl Connector {
                 let (send, recv) = conn.open_bi().await?;
                 Ok(Conn::new(Box::new(recv), Box::new(send), Some(conn)))
             }
+            Transport::Ws => {
+                let tcp = self.tcp().await?;
+                let url = format!("ws://{}/ws?encoding=binary", self.addr);
+                let (socket, _) =
+                    tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()))
+                        .await
+                        .context("WebSocket upgrade")?;
+                let (w, r) = socket.split();
+                Ok(Conn {
+                    reader: FrameReader {
+                        inner: Input::Ws(r),
+                        buf: BytesMut::new(),
+                        codec: FrameCodec::new(MAX_FRAME),
+                        max: MAX_FRAME,
+                    },
+                    writer: FrameWriter {
+                        inner: Output::Ws(w),
+                        out: Vec::new(),
+                        next_id: 0,
+                    },
+                    quic: None,
+                })
+            }
         }
     }
 
@@ -296,25 +356,40 @@ impl Connector {
     }
 }
 
-/// Reads whole frames off a byte stream.
+/// Where a [`FrameReader`] reads from.
+enum Input {
+    /// A byte stream of length-prefixed frames (TCP, TLS, QUIC).
+    Bytes(BoxRead),
+    /// A WebSocket: one binary message per frame.
+    Ws(WsRead),
+}
+
+/// Reads whole frames off a byte stream or a WebSocket.
 pub struct FrameReader {
-    inner: BoxRead,
+    inner: Input,
     buf: BytesMut,
     codec: FrameCodec,
+    /// The frame limit (the codec's, kept for WebSocket messages).
+    max: usize,
 }
 
 impl FrameReader {
     fn new(inner: BoxRead) -> Self {
         Self {
-            inner,
+            inner: Input::Bytes(inner),
             buf: BytesMut::new(),
             codec: FrameCodec::new(MAX_FRAME),
+            max: MAX_FRAME,
         }
     }
 
     /// The next frame body; `None` at end of stream. Cancel-safe: the only await is a
-    /// `read_buf`, which loses nothing when dropped.
+    /// `read_buf` (or a WebSocket stream's `next`), which loses nothing when dropped.
     pub async fn next(&mut self) -> anyhow::Result<Option<Bytes>> {
+        let inner = match &mut self.inner {
+            Input::Bytes(inner) => inner,
+            Input::Ws(ws) => return next_ws(ws, self.max).await,
+        };
         loop {
             if let Some(frame) = self.codec.decode(&mut self.buf)? {
                 return Ok(Some(frame));
@@ -322,7 +397,7 @@ impl FrameReader {
             if self.buf.capacity() - self.buf.len() < 1024 {
                 self.buf.reserve(8 * 1024);
             }
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
+            if inner.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -336,6 +411,7 @@ impl FrameReader {
     /// list of a user in thousands of conversations, which the server does not split).
     pub fn set_max_frame(&mut self, max: usize) {
         self.codec = FrameCodec::new(max);
+        self.max = max;
     }
 
     /// The next decoded frame; `None` at end of stream.
@@ -347,9 +423,43 @@ impl FrameReader {
     }
 }
 
+/// The next frame of a WebSocket: the body of its next binary message (pings and pongs are
+/// the WebSocket layer's; it answers pings itself). `None` once the server closed.
+async fn next_ws(ws: &mut WsRead, max: usize) -> anyhow::Result<Option<Bytes>> {
+    loop {
+        match ws.next().await {
+            None | Some(Err(WsError::ConnectionClosed)) | Some(Ok(Message::Close(_))) => {
+                return Ok(None)
+            }
+            Some(Err(e)) => return Err(anyhow!("WebSocket: {e}")),
+            Some(Ok(Message::Binary(body))) => {
+                if body.len() > max {
+                    bail!(
+                        "WebSocket message of {} bytes over the {max}-byte frame limit",
+                        body.len()
+                    );
+                }
+                return Ok(Some(body));
+            }
+            Some(Ok(Message::Text(_))) => {
+                bail!("the server sent a text message on a binary WebSocket")
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+        }
+    }
+}
+
+/// Where a [`FrameWriter`] writes to.
+enum Output {
+    /// A byte stream: the batch is written as it is.
+    Bytes(BoxWrite),
+    /// A WebSocket: each frame of the batch becomes one binary message, prefix removed.
+    Ws(WsWrite),
+}
+
 /// The write half: frames are encoded into a batch and written with one call.
 pub struct FrameWriter {
-    inner: BoxWrite,
+    inner: Output,
     out: Vec<u8>,
     next_id: u64,
 }
@@ -376,17 +486,53 @@ impl FrameWriter {
 
     /// Writes the batch.
     pub async fn flush(&mut self) -> io::Result<()> {
+        let inner = match &mut self.inner {
+            Output::Bytes(inner) => inner,
+            Output::Ws(ws) => return flush_ws(ws, &mut self.out).await,
+        };
         if !self.out.is_empty() {
-            self.inner.write_all(&self.out).await?;
+            inner.write_all(&self.out).await?;
             self.out.clear();
         }
-        self.inner.flush().await
+        inner.flush().await
     }
 
-    /// Closes the write side (TCP FIN, TLS close_notify, QUIC stream finish).
+    /// Closes the write side (TCP FIN, TLS close_notify, QUIC stream finish, WebSocket close).
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.inner.shutdown().await
+        match &mut self.inner {
+            Output::Bytes(inner) => inner.shutdown().await,
+            Output::Ws(ws) => ws.close().await.map_err(ws_io),
+        }
     }
+}
+
+fn ws_io(e: WsError) -> io::Error {
+    match e {
+        WsError::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+/// Writes a batch of length-prefixed frames to a WebSocket, one binary message per frame
+/// (slices of the batch: no copy before the WebSocket layer masks them into its buffer).
+async fn flush_ws(ws: &mut WsWrite, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        let mut batch = Bytes::from(std::mem::take(out));
+        while !batch.is_empty() {
+            if batch.len() < LEN_PREFIX {
+                return Err(io::Error::other("a queued frame is cut short"));
+            }
+            let len = u32::from_be_bytes([batch[0], batch[1], batch[2], batch[3]]) as usize;
+            batch.advance(LEN_PREFIX);
+            if len > batch.len() {
+                return Err(io::Error::other("a queued frame is cut short"));
+            }
+            ws.feed(Message::Binary(batch.split_to(len)))
+                .await
+                .map_err(ws_io)?;
+        }
+    }
+    ws.flush().await.map_err(ws_io)
 }
 
 /// One connection: a reader, a writer, and for QUIC the connection handle that keeps it open.
@@ -403,7 +549,7 @@ impl Conn {
         Conn {
             reader: FrameReader::new(r),
             writer: FrameWriter {
-                inner: w,
+                inner: Output::Bytes(w),
                 out: Vec::new(),
                 next_id: 0,
             },
@@ -415,15 +561,52 @@ impl Conn {
     /// dropped). An `Error` response is returned as an error.
     pub async fn call(&mut self, request: Request) -> anyhow::Result<Response> {
         let name = request.name();
+        match self.call_answer(request).await? {
+            Ok(r) => Ok(r),
+            Err(e) => bail!("{name}: {e}"),
+        }
+    }
+
+    /// [`Conn::call`] for password requests (register, password login): the server's hashing
+    /// queue refuses what it cannot take at once (`RATE_LIMITED` with a retry time, at most two
+    /// hashes per source address), and like a real client this waits and tries again, for at
+    /// most two minutes.
+    pub async fn call_hashing(&mut self, request: Request) -> anyhow::Result<Response> {
+        let name = request.name();
+        let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            match self.call_answer(request.clone()).await? {
+                Ok(r) => return Ok(r),
+                Err(e)
+                    if e.code == parley_protocol::ErrorCode::RateLimited
+                        && tokio::time::Instant::now() < give_up =>
+                {
+                    let wait = e
+                        .retry_after
+                        .unwrap_or(std::time::Duration::from_millis(50))
+                        .min(std::time::Duration::from_secs(5));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => bail!("{name}: {e}"),
+            }
+        }
+    }
+
+    /// The answer to `request`: a response, or the error the server gave for it.
+    async fn call_answer(
+        &mut self,
+        request: Request,
+    ) -> anyhow::Result<Result<Response, parley_protocol::frames::ErrorInfo>> {
+        let name = request.name();
         let id = self.writer.queue(request);
         self.writer.flush().await?;
         loop {
             match self.reader.next_frame().await? {
                 None => bail!("{name}: connection closed"),
                 Some(ServerFrame::Response(rid, Response::Error(e))) if rid == id => {
-                    bail!("{name}: {e}")
+                    return Ok(Err(e))
                 }
-                Some(ServerFrame::Response(rid, r)) if rid == id => return Ok(r),
+                Some(ServerFrame::Response(rid, r)) if rid == id => return Ok(Ok(r)),
                 Some(ServerFrame::Response(rid, _)) => bail!("{name}: unexpected response {rid}"),
                 Some(ServerFrame::Push(Push::GoAway { reason, message })) => {
                     bail!("{name}: server sent GoAway {reason:?}: {message}")

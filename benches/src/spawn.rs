@@ -187,12 +187,13 @@ impl SpawnedServer {
         self.pid
     }
 
-    /// The listener of `transport`.
+    /// The listener of `transport` (for WebSockets, the HTTP side-service's).
     pub fn addr(&self, transport: Transport) -> SocketAddr {
         match transport {
             Transport::Tcp => self.tcp,
             Transport::Tls => self.tls,
             Transport::Quic => self.quic,
+            Transport::Ws => self.http,
         }
     }
 

@@ -29,10 +29,11 @@ use crate::spawn::{self, SpawnedServer};
 /// Options every scenario takes.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Common {
-    /// Server address (loopback only). Not needed with --spawn-server.
+    /// Server address (loopback only): the listener of --transport; for `ws`, the HTTP
+    /// side-service's public address (`listen.http`). Not needed with --spawn-server.
     #[arg(long)]
     pub addr: Option<SocketAddr>,
-    /// Transport to load.
+    /// Transport to load (`ws`: binary WebSocket messages on `/ws` of the HTTP listener).
     #[arg(long, value_enum, default_value = "tls")]
     pub transport: Transport,
     /// Server certificate (PEM) for TLS and QUIC: `<data-dir>/tls/cert.pem`.
@@ -41,7 +42,8 @@ pub struct Common {
     /// PID of an external server, to read its RSS and CPU from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// HTTP side-service of an external server, to read its counters.
+    /// HTTP side-service of an external server, to read its counters (with `--transport ws`,
+    /// --addr when not given).
     #[arg(long)]
     pub http: Option<SocketAddr>,
     /// Start the server binary on a temporary data dir with port-0 listeners for this run.
@@ -132,11 +134,16 @@ impl Target {
         let addr = c
             .addr
             .ok_or_else(|| anyhow!("give --addr or --spawn-server"))?;
+        // A WebSocket target is the HTTP listener, which serves the counters too (unless the
+        // server binds its private surface elsewhere: then give --http).
+        let http = c
+            .http
+            .or_else(|| (c.transport == Transport::Ws).then_some(addr));
         Ok(Target {
             addr,
             cert: c.cert.clone(),
             pid: c.server_pid,
-            http: c.http,
+            http,
             server: None,
             run_id,
         })
