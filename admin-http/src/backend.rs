@@ -61,6 +61,25 @@ pub trait Backend: Send + Sync + 'static {
         })
     }
 
+    /// The identity of a user named by a gateway the operator trusts (`[compat]
+    /// trust_user_header`, docs/dialects.md): `user` is a decimal user id or an account name,
+    /// acting on `device`. Only the header-trust dialects call it, and only with trust on. The
+    /// error is `AUTH_FAILED` for an unknown user, `BANNED` for a banned one. The default
+    /// refuses every user (for backends that trust no gateway).
+    fn trusted_identity(
+        &self,
+        user: String,
+        device: parley_protocol::ids::DeviceId,
+    ) -> BoxFuture<'static, Result<Identity, ErrorInfo>> {
+        let _ = (user, device);
+        Box::pin(async {
+            Err(ErrorInfo::new(
+                parley_protocol::ErrorCode::AuthFailed,
+                "user ids are not trusted here",
+            ))
+        })
+    }
+
     /// Bans or unbans a user (admin API): a ban revokes its tokens and closes its sessions, and
     /// its logins are refused with `BANNED`.
     fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>>;

@@ -17,6 +17,7 @@
 //! ([`contract`]) that validates real responses against a dialect's OpenAPI document.
 
 pub mod gochat;
+pub mod imsys;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -42,6 +43,8 @@ pub const PREFIX: &str = "/compat";
 pub struct CompatConfig {
     /// Serve GoChat under `/compat/gochat` (docs/dialects.md).
     pub gochat: bool,
+    /// Serve IM系统 under `/compat/imsys` (docs/dialects.md).
+    pub imsys: bool,
     /// Trust a bare user id from an `X-User-ID` / `X-User-Id` header or a `?uid=` parameter in
     /// the dialects whose systems authenticated that way (IM系统, Wetty Chat). Off: those places
     /// must carry a valid access token of ours instead. Turn it on only where a gateway in front
@@ -55,6 +58,7 @@ impl Default for CompatConfig {
     fn default() -> CompatConfig {
         CompatConfig {
             gochat: true,
+            imsys: true,
             trust_user_header: false,
         }
     }
@@ -71,8 +75,11 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
     if config.gochat {
         router = router.nest(
             &format!("{PREFIX}/{}", gochat::NAME),
-            gochat::router(backend),
+            gochat::router(backend.clone()),
         );
+    }
+    if config.imsys {
+        router = router.nest(&format!("{PREFIX}/{}", imsys::NAME), imsys::router(backend));
     }
     router
 }
@@ -137,6 +144,7 @@ mod tests {
     fn every_dialect_is_on_and_header_trust_off_by_default() {
         let c = CompatConfig::default();
         assert!(c.gochat);
+        assert!(c.imsys);
         assert!(!c.trust_user_header);
         let parsed: CompatConfig = serde_json::from_str(r#"{"gochat":false}"#).expect("config");
         assert!(!parsed.gochat);

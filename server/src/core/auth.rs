@@ -277,6 +277,36 @@ impl Core {
         })
     }
 
+    /// The identity of `user` (a decimal user id or an account name) on `device`, for a
+    /// dialect whose gateway the operator trusts to authenticate users (`[compat]
+    /// trust_user_header`, docs/dialects.md). Unknown users are `AUTH_FAILED`, banned ones
+    /// `BANNED`. It opens nothing and counts no login.
+    pub fn identify_trusted(&self, user: &str, device: DeviceId) -> CoreResult<Identity> {
+        let by_id = user
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| UserId::try_from(v).ok())
+            .map(|id| self.store.user(id).map(|r| r.map(|r| (id, r))))
+            .transpose()
+            .map_err(internal)?
+            .flatten();
+        let found = match by_id {
+            Some(found) => Some(found),
+            None => self.store.user_by_account(user).map_err(internal)?,
+        };
+        let (id, record) = found.ok_or_else(|| err(ErrorCode::AuthFailed, "no such user"))?;
+        if record.banned {
+            return Err(err(ErrorCode::Banned, "this account is banned"));
+        }
+        let account = Account::try_from(record.account)
+            .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
+        Ok(Identity {
+            user: id,
+            account,
+            device,
+        })
+    }
+
     /// Trades a refresh token for a new pair. If `current` is set (a logged-in connection), the
     /// token must belong to that user and device.
     pub async fn refresh(

@@ -175,6 +175,15 @@ impl Backend for HttpBackend {
         async move { result }.boxed()
     }
 
+    fn trusted_identity(
+        &self,
+        user: String,
+        device: parley_protocol::ids::DeviceId,
+    ) -> BoxFuture<'static, Result<Identity, ErrorInfo>> {
+        let result = self.service.core().identify_trusted(&user, device);
+        async move { result }.boxed()
+    }
+
     fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>> {
         let service = self.service.clone();
         async move { service.core().set_banned(user, banned).await }.boxed()
