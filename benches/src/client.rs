@@ -56,6 +56,7 @@ fn login_result(r: Response) -> anyhow::Result<LoginResult> {
 
 /// Registers `account` on a fresh connection and returns the logged-in connection.
 pub async fn register(connector: &Connector, account: &str) -> anyhow::Result<(Conn, Identity)> {
+    let _turn = connector.hashing_turn().await;
     let mut conn = connector.connect().await?;
     let device = device("imload")?;
     let r = conn

@@ -101,6 +101,10 @@ fn client_endpoint(bind: SocketAddr) -> io::Result<quinn::Endpoint> {
     )
 }
 
+/// Password hashes the server runs or queues for one source address (its `login.hash_per_source`
+/// default); more are refused with `RATE_LIMITED`.
+pub const HASHES_PER_SOURCE: usize = 2;
+
 /// Opens connections of one transport to one server, spreading them over source addresses.
 pub struct Connector {
     transport: Transport,
@@ -112,6 +116,9 @@ pub struct Connector {
     quic_transport: Option<Arc<quinn::TransportConfig>>,
     sources: Vec<IpAddr>,
     next: AtomicUsize,
+    /// Password requests (register, password login) in flight: the server hashes at most two
+    /// per source address and refuses more, so this process keeps to that share.
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 /// One client's own TLS session cache. A client that reconnects with it resumes its session
@@ -224,9 +231,23 @@ impl Connector {
             tls_config,
             quic,
             quic_transport,
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                HASHES_PER_SOURCE * sources.len().max(1),
+            )),
             sources,
             next: AtomicUsize::new(0),
         })
+    }
+
+    /// A turn for one password request (hold it until the answer): at most
+    /// [`HASHES_PER_SOURCE`] per source address in flight, the server's share per address.
+    pub async fn hashing_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        // The semaphore is never closed.
+        self.hashing
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the hashing semaphore is never closed")
     }
 
     /// A fresh session cache for one client (see [`Resumable`]).

@@ -152,7 +152,9 @@ async fn devices(connector: &Connector, id: &Identity, count: usize) -> anyhow::
     out.push(conn);
     let extra = futures::future::try_join_all((1..count).map(|k| async move {
         let mut conn = connector.connect().await?;
+        let turn = connector.hashing_turn().await;
         password_login(&mut conn, id, &format!("imload-{k}")).await?;
+        drop(turn);
         Ok::<_, anyhow::Error>(conn)
     }))
     .await?;
