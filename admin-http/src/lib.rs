@@ -24,6 +24,34 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+/// What an `Authorization` header holds, read the same way by every HTTP surface (REST, files,
+/// the dialects, the admin API): the scheme `Bearer` in any case, then the token, trimmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Bearer<'a> {
+    /// No `Authorization` header.
+    Missing,
+    /// A header that is not `Bearer <token>` (or a token longer than any token can be).
+    Malformed,
+    /// The token.
+    Token(&'a str),
+}
+
+/// Reads the `Authorization` header of `headers` (see [`Bearer`]).
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Bearer<'_> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Bearer::Missing;
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            let (scheme, token) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty() && t.len() <= parley_protocol::frames::MAX_TOKEN_BYTES)
+        .map_or(Bearer::Malformed, Bearer::Token)
+}
+
 /// Live figures of the server.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {

@@ -142,16 +142,15 @@ pub(super) async fn caller(
     backend: &dyn Backend,
     headers: &HeaderMap,
 ) -> Result<Option<Identity>, FileError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
+    let token = match crate::bearer(headers) {
+        crate::Bearer::Missing => return Ok(None),
+        crate::Bearer::Malformed => {
+            return Err(FileError::unauthenticated(
+                "Authorization must be Bearer <token>",
+            ))
+        }
+        crate::Bearer::Token(token) => token,
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| FileError::unauthenticated("Authorization must be Bearer <token>"))?;
     match backend.authenticate_bearer(token.to_owned()).await {
         Ok(identity) => Ok(Some(identity)),
         Err(e) => Err(FileError::from_info(e)),

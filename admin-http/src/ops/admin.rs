@@ -214,13 +214,10 @@ async fn authorize(
         )
         .into_response();
     };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
+    let given = match crate::bearer(request.headers()) {
+        crate::Bearer::Token(token) => Some(token),
+        crate::Bearer::Missing | crate::Bearer::Malformed => None,
+    };
     match given {
         None => AdminError::new(
             StatusCode::UNAUTHORIZED,

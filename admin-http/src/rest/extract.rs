@@ -5,9 +5,7 @@
 use std::fmt;
 
 use axum::extract::{FromRequest, FromRequestParts, Query as AxumQuery, Request};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use parley_protocol::frames::MAX_TOKEN_BYTES;
 use parley_protocol::ids::ClientMsgId;
 use parley_protocol::session::Identity;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -28,21 +26,17 @@ impl FromRequestParts<Rest> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, rest: &Rest) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, token) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_BYTES)
-            .ok_or_else(|| {
-                ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
-            })?;
+        let token = match crate::bearer(&parts.headers) {
+            crate::Bearer::Token(token) => token,
+            crate::Bearer::Missing => {
+                return Err(ApiError::unauthenticated("missing bearer token"))
+            }
+            crate::Bearer::Malformed => {
+                return Err(ApiError::unauthenticated(
+                    "the Authorization header must be `Bearer <token>`",
+                ))
+            }
+        };
         let identity = rest.backend.authenticate_bearer(token.to_owned()).await?;
         Ok(Caller(identity))
     }

@@ -4,12 +4,10 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use parley_protocol::frames::MAX_TOKEN_BYTES;
 use parley_protocol::ids::{ConversationId, UserId};
 use parley_protocol::session::Identity;
 use serde::de::DeserializeOwned;
@@ -27,21 +25,15 @@ impl FromRequestParts<GoChat> for Caller {
     type Rejection = GoError;
 
     async fn from_request_parts(parts: &mut Parts, go: &GoChat) -> Result<Caller, GoError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| GoError::unauthorized("missing bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, token) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_BYTES)
-            .ok_or_else(|| {
-                GoError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
+        let token = match crate::bearer(&parts.headers) {
+            crate::Bearer::Token(token) => token,
+            crate::Bearer::Missing => return Err(GoError::unauthorized("missing bearer token")),
+            crate::Bearer::Malformed => {
+                return Err(GoError::unauthorized(
+                    "the Authorization header must be `Bearer <token>`",
+                ))
+            }
+        };
         let identity = go.backend.authenticate_bearer(token.to_owned()).await?;
         Ok(Caller(identity))
     }

@@ -25,7 +25,6 @@ mod ws;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
@@ -117,14 +116,10 @@ impl FromRequestParts<ImSys> for Caller {
                 .map(str::trim)
         };
         let claimed = header("x-user-id");
-        let bearer = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| {
-                let (scheme, token) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
+        let bearer = match crate::bearer(&parts.headers) {
+            crate::Bearer::Token(token) => Some(token),
+            crate::Bearer::Missing | crate::Bearer::Malformed => None,
+        };
         im.identify(claimed, bearer, GATEWAY_DEVICE)
             .await
             .map(Caller)
