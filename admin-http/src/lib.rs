@@ -52,6 +52,29 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Bearer<'_> {
         .map_or(Bearer::Malformed, Bearer::Token)
 }
 
+/// `request` as a binary frame would have decoded it: every HTTP adapter (REST, the dialects)
+/// sends its requests through the frame codec, so they meet the binary protocol's field rules
+/// and their refusals. A rule broken is `INVALID_ARGUMENT` with the rule's own message.
+pub(crate) fn through_codec(
+    request: parley_protocol::frames::Request,
+) -> Result<parley_protocol::frames::Request, parley_protocol::frames::ErrorInfo> {
+    use parley_protocol::frames::{ClientFrame, ErrorInfo};
+    use parley_protocol::{DecodeError, ErrorCode};
+    let id = parley_protocol::ids::RequestId::try_from(1)
+        .map_err(|_| ErrorInfo::new(ErrorCode::Internal, "internal error"))?;
+    let frame = ClientFrame {
+        request_id: id,
+        request,
+    }
+    .encode();
+    ClientFrame::decode(frame.slice(parley_protocol::LEN_PREFIX..))
+        .map(|f| f.request)
+        .map_err(|e| match e.error {
+            DecodeError::Invalid(e) => ErrorInfo::new(ErrorCode::InvalidArgument, e.message()),
+            e => ErrorInfo::new(e.code(), e.to_string()),
+        })
+}
+
 /// Live figures of the server.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Stats {

@@ -25,8 +25,7 @@ pub mod contract;
 use std::sync::Arc;
 
 use axum::Router;
-use parley_protocol::frames::{ClientFrame, ErrorInfo, Request, Response};
-use parley_protocol::ids::RequestId;
+use parley_protocol::frames::{ErrorInfo, Request, Response};
 use parley_protocol::session::Identity;
 use parley_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -103,31 +102,11 @@ pub async fn call_from(
     request: Request,
     peer: Option<std::net::SocketAddr>,
 ) -> Result<Response, ErrorInfo> {
-    let request = validated(request)?;
+    let request = crate::through_codec(request)?;
     match backend.execute_from(caller, request, peer).await {
         Response::Error(e) => Err(e),
         response => Ok(response),
     }
-}
-
-/// `request` as a binary frame would have decoded it.
-fn validated(request: Request) -> Result<Request, ErrorInfo> {
-    let id = RequestId::try_from(1)
-        .map_err(|_| ErrorInfo::new(ErrorCode::Internal, "internal error"))?;
-    let frame = ClientFrame {
-        request_id: id,
-        request,
-    }
-    .encode();
-    let body = frame.slice(parley_protocol::LEN_PREFIX..);
-    ClientFrame::decode(body)
-        .map(|f| f.request)
-        .map_err(|e| match e.error {
-            parley_protocol::DecodeError::Invalid(e) => {
-                ErrorInfo::new(ErrorCode::InvalidArgument, e.message())
-            }
-            e => ErrorInfo::new(e.code(), e.to_string()),
-        })
 }
 
 /// An answer of the wrong kind: a server bug, not the client's.

@@ -33,8 +33,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use bytes::Bytes;
-use parley_protocol::frames::{ClientFrame, Request, Response};
-use parley_protocol::ids::RequestId;
+use parley_protocol::frames::{Request, Response};
 use parley_protocol::session::Identity;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -63,7 +62,7 @@ impl Rest {
         caller: Option<Identity>,
         request: Request,
     ) -> Result<Response, ApiError> {
-        let request = validated(request)?;
+        let request = crate::through_codec(request)?;
         match self.backend.execute(caller, request).await {
             Response::Error(e) => Err(e.into()),
             response => Ok(response),
@@ -77,26 +76,12 @@ impl Rest {
         peer: Option<std::net::SocketAddr>,
         request: Request,
     ) -> Result<Response, ApiError> {
-        let request = validated(request)?;
+        let request = crate::through_codec(request)?;
         match self.backend.execute_from(None, request, peer).await {
             Response::Error(e) => Err(e.into()),
             response => Ok(response),
         }
     }
-}
-
-/// `request` as a binary frame would have decoded it.
-fn validated(request: Request) -> Result<Request, ApiError> {
-    let id = RequestId::try_from(1).map_err(|_| ApiError::internal("request id"))?;
-    let frame = ClientFrame {
-        request_id: id,
-        request,
-    }
-    .encode();
-    let body = frame.slice(parley_protocol::LEN_PREFIX..);
-    Ok(ClientFrame::decode(body)
-        .map_err(|e| ApiError::from(e.error))?
-        .request)
 }
 
 /// Takes the answer a request must get apart, or fails with `500 INTERNAL` (an answer of
