@@ -9,6 +9,7 @@
 # (raw body), then, after one warm-up pass of each, RUNS times:
 #   curl GET -> /dev/null        against  dd of the file -> /dev/null (bs=1M)
 #   curl GET -> a file in WORK_DIR  against  cp of the file -> WORK_DIR
+#   imload download -> a file in WORK_DIR (when imload is found: see IMLOAD below)
 # and prints MB/s (10^6 bytes per second) of each, with the ratios. Every download is checked
 # (HTTP 200 and the full size; the copy written by curl also by its SHA-256). Nothing is dropped
 # from the page cache; the output says how much of each file is cached (fincore) before the
@@ -19,6 +20,13 @@
 #   SIZE_MIB=512    file size (1..=8192)
 #   RUNS=3          timed passes of each (1..=20)
 #   WORK_DIR=       where the source file and the copies go (default: mktemp -d under /tmp)
+#   IMLOAD=         the imload binary (default: `imload` on PATH, else target/release/imload
+#                   beside this script's repository; none found: its line is left out)
+#
+# Why two clients: curl writes what it receives through stdio in 4-16 KiB pieces, which holds it
+# near the speed of `curl file:///` copying a local file whatever the server does; `imload
+# download` reads into 1 MiB and writes each read whole (benches/src/scenario/download.rs), so
+# its figure is the server's. Both are printed.
 # Needs curl, jq, dd, sha256sum; fincore (util-linux) for the cache line.
 set -euo pipefail
 
@@ -96,6 +104,16 @@ fetch() {
 timed() { local t0 t1; t0=$(now); "$@"; t1=$(now); echo "$t1 - $t0" | bc; }
 dd_read() { dd if="$local_file" of=/dev/null bs=1M status=none; }
 cp_copy() { cp "$local_file" "$work/copied.bin"; }
+imload=${IMLOAD:-$(command -v imload || true)}
+if [[ -z $imload ]]; then
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  [[ -x $here/target/release/imload ]] && imload=$here/target/release/imload
+fi
+# imload download to a file; prints seconds (it checks the status, the size and the SHA-256).
+imload_fetch() {
+  "$imload" download --url "$url" --token "$token" --out "$work/imload.bin" --runs 1 \
+    --warmup "$1" --sha256 "$sum" --json | jq -er 'select(.ok) | .seconds[0]'
+}
 
 echo "download: warm-up (one pass of each, untimed)"
 fetch /dev/null >/dev/null
@@ -103,16 +121,29 @@ fetch "$work/downloaded.bin" >/dev/null
 [[ $(sha256sum "$work/downloaded.bin" | cut -d' ' -f1) == "$sum" ]] || { echo "download: downloaded bytes differ" >&2; exit 1; }
 dd_read
 cp_copy
+if [[ -n $imload ]]; then
+  imload_fetch 1 >/dev/null || { echo "download: imload download failed" >&2; exit 1; }
+else
+  echo "download: no imload binary found (set IMLOAD): its line is left out"
+fi
 echo "download: served file $local_file: $(cached "$local_file")"
 [[ -n $data_dir ]] && echo "download: source file $src: $(cached "$src")"
 
-declare -a g_null g_file d_null c_file
+declare -a g_null g_file d_null c_file i_file
+# Every timed pass starts after an untimed `sync` with the last pass's output deleted, so no pass
+# pays for the write-back of the one before it (without it the figures swing by a third).
 for ((i = 1; i <= runs; i++)); do
+  if [[ -n $imload ]]; then
+    rm -f "$work/imload.bin"; sync
+    i_file+=("$(imload_fetch 0)") || { echo "download: imload download failed" >&2; exit 1; }
+  fi
+  sync
   g_null+=("$(fetch /dev/null)")
-  rm -f "$work/downloaded.bin"
+  rm -f "$work/downloaded.bin"; sync
   g_file+=("$(fetch "$work/downloaded.bin")")
+  sync
   d_null+=("$(timed dd_read)")
-  rm -f "$work/copied.bin"
+  rm -f "$work/copied.bin"; sync
   c_file+=("$(timed cp_copy)")
 done
 [[ $(sha256sum "$work/downloaded.bin" | cut -d' ' -f1) == "$sum" ]] || { echo "download: downloaded bytes differ" >&2; exit 1; }
@@ -122,14 +153,16 @@ line() {
   local name=$1; shift
   local list="" s
   for s in "$@"; do list+="$(mbps "$bytes" "$s") "; done
-  printf '%-34s median %8s MB/s   [%s]\n' "$name" "$(mbps "$bytes" "$(median "$@")")" "${list% }"
+  printf '%-38s median %8s MB/s   [%s]\n' "$name" "$(mbps "$bytes" "$(median "$@")")" "${list% }"
 }
 echo "--- download summary: $size_mib MiB, $runs runs each, MB/s = 10^6 bytes/s"
 line "curl GET -> /dev/null" "${g_null[@]}"
 line "dd (bs=1M) -> /dev/null" "${d_null[@]}"
 line "curl GET -> file (same disk)" "${g_file[@]}"
 line "cp -> file (same disk)" "${c_file[@]}"
+[[ -n $imload ]] && line "imload download -> file (same disk)" "${i_file[@]}"
 echo "time ratio, curl to /dev/null over dd to /dev/null: $(echo "scale=2; $(median "${g_null[@]}") / $(median "${d_null[@]}")" | bc)"
 echo "time ratio, curl to a file over cp to a file:       $(echo "scale=2; $(median "${g_file[@]}") / $(median "${c_file[@]}")" | bc)"
+[[ -n $imload ]] && echo "time ratio, imload to a file over cp to a file:     $(echo "scale=2; $(median "${i_file[@]}") / $(median "${c_file[@]}")" | bc)"
 echo "(the issue's goal: within 2x, i.e. a ratio of at most 2)"
 echo "download: served file after the runs: $(cached "$local_file")"

@@ -9,13 +9,60 @@ use parley_protocol::frames::ErrorInfo;
 use parley_protocol::session::Identity;
 use parley_protocol::ErrorCode;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncSeekExt;
 
 /// Bytes read from a blob per step of a download (one blocking-pool read each): large enough
 /// that the hand-offs cost little next to the copy (64 KiB ran at half `cp`'s speed), small
 /// enough that many concurrent downloads stay cheap.
 const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+/// The body of a download: `count` bytes of `file` from its current position, read by the
+/// blocking pool one [`DOWNLOAD_CHUNK`] at a time straight into the buffer that is handed to the
+/// connection (no second copy, unlike a `tokio::fs::File` behind a `ReaderStream`), with the
+/// next chunk's read started as soon as one is handed on, so the disk (or page cache) and the
+/// socket work at the same time. A download holds a blocking thread only while one read runs,
+/// never while a slow client drains the socket. A read error ends the body with that error
+/// (the connection is closed mid-body, as for any failed download).
+async fn file_body(file: tokio::fs::File, count: u64) -> Body {
+    use futures::FutureExt;
+    use std::io::Read;
+    use std::sync::Arc;
+
+    type Pending = tokio::task::JoinHandle<std::io::Result<bytes::Bytes>>;
+    fn read_next(file: &Arc<std::fs::File>, left: u64) -> Option<Pending> {
+        if left == 0 {
+            return None;
+        }
+        let file = file.clone();
+        let want = left.min(DOWNLOAD_CHUNK as u64);
+        Some(tokio::task::spawn_blocking(move || {
+            let mut chunk = Vec::with_capacity(want as usize);
+            // `read_to_end` on a `File` reads into the spare capacity without zeroing it first.
+            (&*file).take(want).read_to_end(&mut chunk)?;
+            if chunk.is_empty() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(bytes::Bytes::from(chunk))
+        }))
+    }
+
+    let file = Arc::new(file.into_std().await);
+    let first = read_next(&file, count);
+    let stream =
+        futures::stream::unfold((file, count, first), |(file, left, pending)| async move {
+            let chunk = match pending?
+                .map(|joined| joined.unwrap_or_else(|e| Err(std::io::Error::other(e))))
+                .await
+            {
+                Ok(chunk) => chunk,
+                Err(e) => return Some((Err(e), (file, 0, None))),
+            };
+            let left = left.saturating_sub(chunk.len() as u64);
+            let next = read_next(&file, left);
+            Some((Ok(chunk), (file, left, next)))
+        });
+    Body::from_stream(stream)
+}
 
 use super::{BlobFailure, BlobFile};
 use crate::Backend;
@@ -333,10 +380,7 @@ pub(super) async fn serve(
             .await
             .map_err(|_| FileError::from_blob(BlobFailure::Internal, false))?;
     }
-    let body = Body::from_stream(ReaderStream::with_capacity(
-        blob.file.take(count),
-        DOWNLOAD_CHUNK,
-    ));
+    let body = file_body(blob.file, count).await;
     Ok((status, headers, body).into_response())
 }
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use parley_benches::scenario::{
-    catchup, chat, convlist, fanout, idle, probe, search, storm, Common,
+    catchup, chat, convlist, download, fanout, idle, probe, search, storm, Common,
 };
 use parley_benches::stats::print_human;
 
@@ -45,6 +45,8 @@ enum Scenario {
     Search(search::SearchArgs),
     /// Latency of append + fdatasync on a directory's disk (the floor under every commit).
     FsyncProbe(probe::ProbeArgs),
+    /// One file fetched over plain HTTP by a client that is not the bottleneck: MB/s.
+    Download(download::DownloadArgs),
 }
 
 impl Scenario {
@@ -58,7 +60,7 @@ impl Scenario {
             Scenario::Catchup(a) => Some(&a.common),
             Scenario::Convlist(a) => Some(&a.common),
             Scenario::Search(a) => Some(&a.common),
-            Scenario::FsyncProbe(_) => None,
+            Scenario::FsyncProbe(_) | Scenario::Download(_) => None,
         }
     }
 }
@@ -113,6 +115,10 @@ async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
         Scenario::FsyncProbe(a) => {
             let json = a.json;
             Some((probe::run(a).await?, json))
+        }
+        Scenario::Download(a) => {
+            let json = a.json;
+            Some((download::run(a).await?, json))
         }
     };
     // Which configuration the spawned server ran with, in every report (unless the scenario

@@ -4,6 +4,7 @@
 pub mod catchup;
 pub mod chat;
 pub mod convlist;
+pub mod download;
 pub mod fanout;
 pub mod idle;
 pub mod probe;
