@@ -18,6 +18,8 @@
 
 pub mod gochat;
 pub mod imsys;
+pub mod socket;
+pub mod wetty;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -44,6 +46,8 @@ pub struct CompatConfig {
     pub gochat: bool,
     /// Serve IM系统 under `/compat/imsys` (docs/dialects.md).
     pub imsys: bool,
+    /// Serve Wetty Chat under `/compat/wetty` (docs/dialects.md).
+    pub wetty: bool,
     /// Trust a bare user id from an `X-User-ID` / `X-User-Id` header or a `?uid=` parameter in
     /// the dialects whose systems authenticated that way (IM系统, Wetty Chat). Off: those places
     /// must carry a valid access token of ours instead. Turn it on only where a gateway in front
@@ -58,6 +62,7 @@ impl Default for CompatConfig {
         CompatConfig {
             gochat: true,
             imsys: true,
+            wetty: true,
             trust_user_header: false,
         }
     }
@@ -75,6 +80,12 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         router = router.nest(
             &format!("{PREFIX}/{}", gochat::NAME),
             gochat::router(backend.clone()),
+        );
+    }
+    if config.wetty {
+        router = router.nest(
+            &format!("{PREFIX}/{}", wetty::NAME),
+            wetty::router(backend.clone()),
         );
     }
     if config.imsys {
@@ -124,6 +135,7 @@ mod tests {
         let c = CompatConfig::default();
         assert!(c.gochat);
         assert!(c.imsys);
+        assert!(c.wetty);
         assert!(!c.trust_user_header);
         let parsed: CompatConfig = serde_json::from_str(r#"{"gochat":false}"#).expect("config");
         assert!(!parsed.gochat);

@@ -20,13 +20,12 @@ mod friends;
 mod views;
 mod ws;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use parley_protocol::frames::{Request, Response};
-use parley_protocol::ids::{ConversationId, UserId};
+use parley_protocol::ids::ConversationId;
 use parley_protocol::session::Identity;
 
 pub use error::GoError;
@@ -48,7 +47,7 @@ pub struct GoChat {
     /// The world room's id, once known (it never changes once made).
     world: Arc<OnceLock<ConversationId>>,
     /// The one WebSocket of each user: a new one closes the old.
-    sockets: Arc<Mutex<HashMap<UserId, ws::Slot>>>,
+    sockets: crate::compat::socket::Sockets,
 }
 
 impl GoChat {
@@ -56,7 +55,7 @@ impl GoChat {
         GoChat {
             backend,
             world: Arc::new(OnceLock::new()),
-            sockets: Arc::new(Mutex::new(HashMap::new())),
+            sockets: crate::compat::socket::Sockets::default(),
         }
     }
 

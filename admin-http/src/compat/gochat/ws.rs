@@ -8,9 +8,9 @@
 //!   socket sent: those get their ack), `online-status {userId, status}` when a friend or
 //!   co-member comes or goes, `error {code, message, details}`.
 //!
-//! The pushes come from an in-process session of the token's device
-//! ([`crate::Backend::open_session`]), the same fan-out every transport gets. One socket per
-//! user: a new one closes the old (close code 1000). A socket whose session fell behind (its
+//! The socket runs on the dialects' adapter ([`crate::compat::socket`]): pushes from an
+//! in-process session of the token's device, the same fan-out every transport gets. One socket
+//! per user: a new one closes the old (close code 1000). A socket whose session fell behind (its
 //! bounded push queue overflowed) is closed with 1013: GoChat clients reconnect and fetch what
 //! is unread, as their document says, and the store has it all. Without any frame for
 //! [`IDLE`] the socket is closed (clients ping every 30 s).
@@ -20,31 +20,26 @@
 //! each.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures::stream::FuturesUnordered;
-use futures::{Future, SinkExt, StreamExt};
 use parley_protocol::frames::Response as Answer;
 use parley_protocol::frames::{ErrorInfo, PresenceStatus, Push, Request, MAX_TOKEN_BYTES};
 use parley_protocol::ids::UserId;
 use parley_protocol::session::Identity;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 use super::conversations::{read_up_to, send_request, ReadBody, SendBody};
 use super::error::GoError;
 use super::extract::{conversation, IdIn};
 use super::{views, GoChat};
 use crate::compat::call;
-use crate::SessionEvent;
+use crate::compat::socket::{self, Action, Limits};
 
 /// Largest inbound frame.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -56,14 +51,6 @@ pub const IDLE: Duration = Duration::from_secs(90);
 const PROFILE_CACHE: usize = 1024;
 /// Keys of this socket's recent sends (their pushes are not echoed back).
 const RECENT_SENDS: usize = 256;
-
-static NEXT_SOCKET: AtomicU64 = AtomicU64::new(1);
-
-/// A user's current socket, and how to close it.
-pub struct Slot {
-    id: u64,
-    close: oneshot::Sender<()>,
-}
 
 /// `?token=`.
 #[derive(Debug, Deserialize)]
@@ -95,9 +82,19 @@ pub async fn upgrade(
                 .into_response()
         }
     };
-    ws.max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| run(go, me, socket))
+    <Conn as socket::Dialect>::LIMITS
+        .apply(ws)
+        .on_upgrade(move |ws| {
+            let backend = go.backend.clone();
+            let sockets = go.sockets.clone();
+            let conn = Conn {
+                go,
+                me: me.clone(),
+                profiles: HashMap::new(),
+                recent: VecDeque::new(),
+            };
+            socket::serve(ws, backend, me, conn, Some(sockets))
+        })
 }
 
 /// A frame: `{type, data, timestamp}` (`data` left out when `None`).
@@ -131,125 +128,44 @@ fn failure(e: &GoError, details: Value) -> Message {
     error(code, &e.message, details)
 }
 
-type Sending = Pin<Box<dyn Future<Output = (Value, Result<Answer, ErrorInfo>)> + Send>>;
-
-/// One socket's state.
+/// One socket's state: GoChat's side of the adapter.
 struct Conn {
     go: GoChat,
     me: Identity,
     profiles: HashMap<UserId, Value>,
     recent: VecDeque<String>,
-    inflight: FuturesUnordered<Sending>,
 }
 
-/// What ends a socket: a close frame to send, or nothing (the peer is gone).
-type End = Option<(u16, &'static str)>;
-
-async fn run(go: GoChat, me: Identity, socket: WebSocket) {
-    let id = NEXT_SOCKET.fetch_add(1, Ordering::Relaxed);
-    let (close, closed) = oneshot::channel();
-    let old = lock(&go).insert(me.user, Slot { id, close });
-    if let Some(old) = old {
-        let _ = old.close.send(());
-    }
-    let session = go.backend.open_session(me.clone());
-    let (mut tx, mut rx) = socket.split();
-    let mut conn = Conn {
-        go: go.clone(),
-        me: me.clone(),
-        profiles: HashMap::new(),
-        recent: VecDeque::new(),
-        inflight: FuturesUnordered::new(),
+impl socket::Dialect for Conn {
+    /// A send's `details` (its keys, echoed in the ack).
+    type Pending = Value;
+    const LIMITS: Limits = Limits {
+        max_frame: MAX_FRAME,
+        max_inflight: MAX_INFLIGHT,
+        idle: IDLE,
     };
-    let end = conn.serve(&mut tx, &mut rx, &*session, closed).await;
-    if let Some((code, reason)) = end {
-        let close = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tx.send(Message::Close(Some(close))).await;
+    const FELL_BEHIND: &'static str = "fell behind: reconnect and fetch what is unread";
+
+    async fn frame(&mut self, text: &str) -> Action<Value> {
+        self.handle(text).await
     }
-    drop(session);
-    let mut sockets = lock(&go);
-    if sockets.get(&me.user).is_some_and(|s| s.id == id) {
-        sockets.remove(&me.user);
+
+    fn binary(&mut self) -> Option<Message> {
+        Some(error("INVALID_MESSAGE", "frames are JSON text", json!({})))
+    }
+
+    fn answer(&mut self, details: Value, result: Result<Answer, ErrorInfo>) -> Option<Message> {
+        Some(acked(details, result))
+    }
+
+    async fn push(&mut self, push: Push) -> Option<Message> {
+        self.render(push).await
     }
 }
-
-fn lock(go: &GoChat) -> std::sync::MutexGuard<'_, HashMap<UserId, Slot>> {
-    go.sockets.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-type Tx = futures::stream::SplitSink<WebSocket, Message>;
-type Rx = futures::stream::SplitStream<WebSocket>;
 
 impl Conn {
-    async fn serve(
-        &mut self,
-        tx: &mut Tx,
-        rx: &mut Rx,
-        session: &dyn crate::PushSession,
-        mut replaced: oneshot::Receiver<()>,
-    ) -> End {
-        let idle = tokio::time::sleep(IDLE);
-        tokio::pin!(idle);
-        loop {
-            // Every arm is cancel-safe: the session's `next`, the stream's and the futures
-            // set's `next`, the oneshot and the timer lose nothing when another arm wins.
-            tokio::select! {
-                _ = &mut replaced => return Some((1000, "replaced by a newer connection")),
-                event = session.next() => match event {
-                    SessionEvent::Pushes(pushes) => {
-                        for push in pushes {
-                            let Ok(push) = push.push() else { continue };
-                            match self.render(push).await {
-                                Ok(Some(out)) => {
-                                    if tx.send(out).await.is_err() {
-                                        return None;
-                                    }
-                                }
-                                Ok(None) => {}
-                                Err(end) => return end,
-                            }
-                        }
-                    }
-                    SessionEvent::SyncNeeded => {
-                        return Some((1013, "fell behind: reconnect and fetch what is unread"))
-                    }
-                    SessionEvent::Replaced => return Some((1000, "replaced by a newer connection")),
-                    SessionEvent::SignedOut => return Some((1008, "signed out")),
-                },
-                Some((details, result)) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    let out = acked(details, result);
-                    if tx.send(out).await.is_err() {
-                        return None;
-                    }
-                }
-                message = rx.next(), if self.inflight.len() < MAX_INFLIGHT => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
-                    let out = match message {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-                        Some(Ok(Message::Text(text))) => self.handle(text.as_str()).await,
-                        Some(Ok(Message::Binary(_))) => Some(error(
-                            "INVALID_MESSAGE",
-                            "frames are JSON text",
-                            json!({}),
-                        )),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    };
-                    if let Some(out) = out {
-                        if tx.send(out).await.is_err() {
-                            return None;
-                        }
-                    }
-                }
-                () = &mut idle => return Some((1000, "no frame for 90 seconds")),
-            }
-        }
-    }
-
     /// Answers one client frame (sends are answered later, by [`acked`]).
-    async fn handle(&mut self, text: &str) -> Option<Message> {
+    async fn handle(&mut self, text: &str) -> Action<Value> {
         #[derive(Deserialize)]
         struct Incoming {
             #[serde(rename = "type")]
@@ -260,30 +176,31 @@ impl Conn {
         let incoming: Incoming = match serde_json::from_str(text) {
             Ok(i) => i,
             Err(e) => {
-                return Some(error(
+                return Action::Reply(error(
                     "INVALID_MESSAGE",
                     &format!("not a frame: {e}"),
                     json!({}),
                 ))
             }
         };
-        match incoming.kind.as_str() {
+        let reply = match incoming.kind.as_str() {
             "ping" => Some(frame("pong", None)),
-            "send-message" => self.send(incoming.data),
+            "send-message" => return self.send(incoming.data),
             "mark-read" => self.mark_read(incoming.data).await,
             other => Some(error(
                 "INVALID_MESSAGE",
                 &format!("unknown frame type {other:?}"),
                 json!({ "type": other }),
             )),
-        }
+        };
+        reply.map_or(Action::Nothing, Action::Reply)
     }
 
-    fn send(&mut self, data: Value) -> Option<Message> {
+    fn send(&mut self, data: Value) -> Action<Value> {
         let body: SendBody = match serde_json::from_value(data) {
             Ok(b) => b,
             Err(e) => {
-                return Some(error(
+                return Action::Reply(error(
                     "INVALID_MESSAGE",
                     &format!("bad send-message: {e}"),
                     json!({}),
@@ -305,22 +222,15 @@ impl Conn {
         };
         let (request, key) = match conv.and_then(|c| send_request(c, &body)) {
             Ok(r) => r,
-            Err(e) => return Some(failure(&e, details)),
+            Err(e) => return Action::Reply(failure(&e, details)),
         };
         details["client_msg_id"] = json!(key);
         if self.recent.len() == RECENT_SENDS {
             self.recent.pop_front();
         }
         self.recent.push_back(key);
-        let backend = self.go.backend.clone();
-        let me = self.me.clone();
-        self.inflight.push(Box::pin(async move {
-            let result = call(&*backend, Some(me), request).await;
-            (details, result)
-        }));
-        None
+        Action::Run(request, details)
     }
-
     async fn mark_read(&mut self, data: Value) -> Option<Message> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -351,21 +261,19 @@ impl Conn {
         done.err().map(|e| failure(&e, details))
     }
 
-    /// A push as a frame (`Ok(None)`: nothing GoChat shows; `Err`: the socket ends).
-    async fn render(&mut self, push: Push) -> Result<Option<Message>, End> {
-        Ok(match push {
+    /// A push as a frame (`None`: nothing GoChat shows).
+    async fn render(&mut self, push: Push) -> Option<Message> {
+        match push {
             Push::Message(m) => {
                 let own = m.sender == self.me.user;
                 let key = m.client_msg_id.to_string();
                 if own {
                     if let Some(at) = self.recent.iter().position(|k| *k == key) {
                         self.recent.remove(at);
-                        return Ok(None);
+                        return None;
                     }
                 }
-                let Some(mut data) = views::message(&m) else {
-                    return Ok(None);
-                };
+                let mut data = views::message(&m)?;
                 data["sender"] = self.sender(m.sender).await;
                 Some(frame("new-message", Some(data)))
             }
@@ -383,9 +291,8 @@ impl Conn {
                 let e = GoError::from(e);
                 Some(error(e.code, &e.message, json!({})))
             }
-            Push::GoAway { .. } => return Err(Some((1001, "the server is going away"))),
             _ => None,
-        })
+        }
     }
 
     /// `{id, username, avatarUrl}` of a sender (cached per socket).

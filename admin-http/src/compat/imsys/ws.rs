@@ -18,8 +18,9 @@
 //!   user_id}` when another member's delivered or read position moves (the receipts the
 //!   document's status flow implies).
 //!
-//! The pushes come from an in-process session ([`crate::Backend::open_session`]), the same
-//! fan-out every transport gets. A socket whose session fell behind is closed with 1013: the
+//! After the login the socket runs on the dialects' adapter ([`crate::compat::socket`]): pushes
+//! from an in-process session ([`crate::Backend::open_session`]), the same fan-out every
+//! transport gets. A socket whose session fell behind is closed with 1013: the
 //! client reconnects and syncs with `sync_offline`. Without any frame for [`IDLE`] the socket is
 //! closed. Requests on one socket are answered in order.
 
@@ -29,8 +30,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
-use parley_protocol::frames::{CursorKind, Push};
+use parley_protocol::frames::{CursorKind, ErrorInfo, Push, Response as Answer};
 use parley_protocol::ids::ConversationId;
 use parley_protocol::session::Identity;
 use serde::Deserialize;
@@ -39,7 +39,7 @@ use serde_json::{json, Value};
 use super::rest::{self, OfflineQuery, SendBody};
 use super::views::{self, Place};
 use super::{ImError, ImSys};
-use crate::SessionEvent;
+use crate::compat::socket::{self, Action, Limits};
 
 /// Largest inbound frame.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -56,9 +56,8 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
-        Ok(ws) => ws
-            .max_message_size(MAX_FRAME)
-            .max_frame_size(MAX_FRAME)
+        Ok(ws) => <Conn as socket::Dialect>::LIMITS
+            .apply(ws)
             .on_upgrade(move |socket| run(im, socket)),
         Err(r) => ImError::invalid(r.body_text()).into_response(),
     }
@@ -107,22 +106,18 @@ struct GroupData {
     group_id: String,
 }
 
-type Tx = futures::stream::SplitSink<WebSocket, Message>;
-type Rx = futures::stream::SplitStream<WebSocket>;
-
-async fn run(im: ImSys, socket: WebSocket) {
-    let (mut tx, mut rx) = socket.split();
-    let me = match tokio::time::timeout(LOGIN_WITHIN, login(&im, &mut rx)).await {
+async fn run(im: ImSys, mut ws: WebSocket) {
+    let me = match tokio::time::timeout(LOGIN_WITHIN, login(&im, &mut ws)).await {
         Ok(Ok(me)) => me,
         Ok(Err(Some(e))) => {
             let data = json!({ "success": false, "message": e.message, "error": e.message });
-            let _ = tx.send(frame("login", data, None)).await;
-            close(&mut tx, 1008, "login failed").await;
+            let _ = ws.send(frame("login", data, None)).await;
+            close(&mut ws, 1008, "login failed").await;
             return;
         }
         Ok(Err(None)) => return,
         Err(_) => {
-            close(&mut tx, 1008, "no login").await;
+            close(&mut ws, 1008, "no login").await;
             return;
         }
     };
@@ -131,33 +126,31 @@ async fn run(im: ImSys, socket: WebSocket) {
         "message": "Login successful",
         "user_id": me.user.to_string(),
     });
-    if tx.send(frame("login", data, None)).await.is_err() {
+    if ws.send(frame("login", data, None)).await.is_err() {
         return;
     }
-    let session = im.backend.open_session(me.clone());
-    let mut conn = Conn {
+    let backend = im.backend.clone();
+    let conn = Conn {
         im,
-        me,
+        me: me.clone(),
         places: HashMap::new(),
         recent: VecDeque::new(),
     };
-    if let Some((code, reason)) = conn.serve(&mut tx, &mut rx, &*session).await {
-        close(&mut tx, code, reason).await;
-    }
+    socket::serve(ws, backend, me, conn, None).await;
 }
 
-async fn close(tx: &mut Tx, code: u16, reason: &'static str) {
+async fn close(ws: &mut WebSocket, code: u16, reason: &'static str) {
     let close = CloseFrame {
         code,
         reason: reason.into(),
     };
-    let _ = tx.send(Message::Close(Some(close))).await;
+    let _ = ws.send(Message::Close(Some(close))).await;
 }
 
 /// Reads the `login` frame and authenticates it (`Err(None)`: the peer left).
-async fn login(im: &ImSys, rx: &mut Rx) -> Result<Identity, Option<ImError>> {
+async fn login(im: &ImSys, ws: &mut WebSocket) -> Result<Identity, Option<ImError>> {
     let text = loop {
-        match rx.next().await {
+        match ws.recv().await {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Err(None),
             Some(Ok(Message::Text(t))) => break t,
             Some(Ok(Message::Binary(_))) => {
@@ -209,63 +202,38 @@ struct Conn {
     recent: VecDeque<String>,
 }
 
-impl Conn {
-    async fn serve(
-        &mut self,
-        tx: &mut Tx,
-        rx: &mut Rx,
-        session: &dyn crate::PushSession,
-    ) -> Option<(u16, &'static str)> {
-        let idle = tokio::time::sleep(IDLE);
-        tokio::pin!(idle);
-        loop {
-            // Every arm is cancel-safe: the session's and the stream's `next` and the timer
-            // lose nothing when another arm wins.
-            tokio::select! {
-                event = session.next() => match event {
-                    SessionEvent::Pushes(pushes) => {
-                        for push in pushes {
-                            let Ok(push) = push.push() else { continue };
-                            match self.render(push).await {
-                                Ok(Some(out)) => {
-                                    if tx.send(out).await.is_err() {
-                                        return None;
-                                    }
-                                }
-                                Ok(None) => {}
-                                Err(end) => return Some(end),
-                            }
-                        }
-                    }
-                    SessionEvent::SyncNeeded => {
-                        return Some((1013, "fell behind: reconnect and sync_offline"))
-                    }
-                    SessionEvent::Replaced => return Some((1000, "replaced by a newer connection")),
-                    SessionEvent::SignedOut => return Some((1008, "signed out")),
-                },
-                message = rx.next() => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
-                    let out = match message {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
-                        Some(Ok(Message::Text(text))) => Some(self.handle(text.as_str()).await),
-                        Some(Ok(Message::Binary(_))) => Some(frame(
-                            "error",
-                            json!({ "error": "frames are JSON text" }),
-                            None,
-                        )),
-                        Some(Ok(_)) => None,
-                    };
-                    if let Some(out) = out {
-                        if tx.send(out).await.is_err() {
-                            return None;
-                        }
-                    }
-                }
-                () = &mut idle => return Some((1000, "no frame for 90 seconds")),
-            }
-        }
+impl socket::Dialect for Conn {
+    /// Requests are run inline, answered in order: nothing is pending.
+    type Pending = std::convert::Infallible;
+    const LIMITS: Limits = Limits {
+        max_frame: MAX_FRAME,
+        max_inflight: 1,
+        idle: IDLE,
+    };
+    const FELL_BEHIND: &'static str = "fell behind: reconnect and sync_offline";
+
+    async fn frame(&mut self, text: &str) -> Action<Self::Pending> {
+        Action::Reply(self.handle(text).await)
     }
 
+    fn binary(&mut self) -> Option<Message> {
+        Some(frame(
+            "error",
+            json!({ "error": "frames are JSON text" }),
+            None,
+        ))
+    }
+
+    fn answer(&mut self, pending: Self::Pending, _: Result<Answer, ErrorInfo>) -> Option<Message> {
+        match pending {}
+    }
+
+    async fn push(&mut self, push: Push) -> Option<Message> {
+        self.render(push).await
+    }
+}
+
+impl Conn {
     /// Answers one client frame.
     async fn handle(&mut self, text: &str) -> Message {
         let incoming: Incoming = match serde_json::from_str(text) {
@@ -354,25 +322,23 @@ impl Conn {
         self.places.get(&conv).cloned()
     }
 
-    /// A push as a frame (`Ok(None)`: nothing IM系统 shows; `Err`: the socket ends).
-    async fn render(&mut self, push: Push) -> Result<Option<Message>, (u16, &'static str)> {
-        Ok(match push {
+    /// A push as a frame (`None`: nothing IM系统 shows).
+    async fn render(&mut self, push: Push) -> Option<Message> {
+        match push {
             Push::Message(m) => {
                 if m.event.is_some() {
                     // Membership and profile changes: the cached place may be stale.
                     self.places.remove(&m.conversation);
-                    return Ok(None);
+                    return None;
                 }
                 if m.sender == self.me.user {
                     let key = m.client_msg_id.as_str();
                     if let Some(at) = self.recent.iter().position(|k| k == key) {
                         self.recent.remove(at);
-                        return Ok(None);
+                        return None;
                     }
                 }
-                let Some(place) = self.place(m.conversation).await else {
-                    return Ok(None);
-                };
+                let place = self.place(m.conversation).await?;
                 let kind = match place {
                     Place::Group => "new_group_message",
                     Place::Direct(_) => "new_message",
@@ -396,8 +362,7 @@ impl Conn {
                 self.places.remove(&c.conversation.id);
                 None
             }
-            Push::GoAway { .. } => return Err((1001, "the server is going away")),
             _ => None,
-        })
+        }
     }
 }
