@@ -16,6 +16,7 @@
 //! every request passes ([`call`]), and, with the `contract` feature, the contract-test harness
 //! ([`contract`]) that validates real responses against a dialect's OpenAPI document.
 
+pub mod flutter;
 pub mod gochat;
 pub mod imsys;
 pub mod socket;
@@ -44,6 +45,8 @@ pub const PREFIX: &str = "/compat";
 pub struct CompatConfig {
     /// Serve GoChat under `/compat/gochat` (docs/dialects.md).
     pub gochat: bool,
+    /// Serve the Flutter/Rust IM under `/compat/flutter` (docs/dialects.md).
+    pub flutter: bool,
     /// Serve IM系统 under `/compat/imsys` (docs/dialects.md).
     pub imsys: bool,
     /// Serve Wetty Chat under `/compat/wetty` (docs/dialects.md).
@@ -61,6 +64,7 @@ impl Default for CompatConfig {
     fn default() -> CompatConfig {
         CompatConfig {
             gochat: true,
+            flutter: true,
             imsys: true,
             wetty: true,
             trust_user_header: false,
@@ -80,6 +84,12 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         router = router.nest(
             &format!("{PREFIX}/{}", gochat::NAME),
             gochat::router(backend.clone()),
+        );
+    }
+    if config.flutter {
+        router = router.nest(
+            &format!("{PREFIX}/{}", flutter::NAME),
+            flutter::router(backend.clone()),
         );
     }
     if config.wetty {
@@ -134,6 +144,7 @@ mod tests {
     fn every_dialect_is_on_and_header_trust_off_by_default() {
         let c = CompatConfig::default();
         assert!(c.gochat);
+        assert!(c.flutter);
         assert!(c.imsys);
         assert!(c.wetty);
         assert!(!c.trust_user_header);

@@ -545,6 +545,8 @@ pub struct GroupInfo {
     pub owner: Option<UserId>,
     pub member_count: u32,
     pub join_requests: Vec<JoinRequest>,
+    /// When the group was created, Unix ms.
+    pub created_at_ms: u64,
 }
 
 impl From<GroupProfile> for w::GroupProfile {
@@ -612,6 +614,7 @@ impl From<GroupInfo> for w::GroupInfo {
             owner_user_id: g.owner.map_or(0, u64::from),
             member_count: g.member_count,
             join_requests: g.join_requests.into_iter().map(Into::into).collect(),
+            created_at_ms: g.created_at_ms,
         }
     }
 }
@@ -629,6 +632,7 @@ impl TryFrom<w::GroupInfo> for GroupInfo {
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
+            created_at_ms: g.created_at_ms,
         })
     }
 }

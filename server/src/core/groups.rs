@@ -351,6 +351,7 @@ impl Core {
             owner: members.record.owner.and_then(|o| UserId::try_from(o).ok()),
             member_count: u32::try_from(members.list.len()).unwrap_or(u32::MAX),
             join_requests,
+            created_at_ms: members.record.created_ms,
         })
     }
 }

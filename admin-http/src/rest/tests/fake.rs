@@ -202,6 +202,7 @@ fn answer(request: &Request) -> Response {
             owner: Some(user(1)),
             member_count: 2,
             join_requests: Vec::new(),
+            created_at_ms: 0,
         })),
         Request::ListMembers { .. } => Response::MemberList {
             members: vec![MemberInfo {
