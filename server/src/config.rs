@@ -523,6 +523,7 @@ impl Config {
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.login.validate()?;
+        self.compat.validate().map_err(ConfigError::Invalid)?;
         let l = &self.limits;
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         let p = &self.push;

@@ -134,12 +134,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // Machine-readable line for scripts and tests that start the binary on port 0 (if stdout
     // cannot take it, nobody is reading it: the server runs on).
     logging::say(&format!(
-        "PARLEY_READY pid={} tls={} quic={} tcp={} http={}\n",
+        "PARLEY_READY pid={} tls={} quic={} tcp={} http={}{}\n",
         std::process::id(),
         list(&a.tls),
         list(&a.quic),
         list(&a.tcp),
-        list(&a.http)
+        list(&a.http),
+        a.dialect_roots
+            .iter()
+            .map(|(name, addr)| format!(" compat_{name}={addr}"))
+            .collect::<String>()
     ));
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();

@@ -59,6 +59,8 @@ pub struct BoundAddrs {
     pub http: Vec<SocketAddr>,
     /// The private HTTP surface (metrics, stats, admin), if it has addresses of its own.
     pub http_private: Vec<SocketAddr>,
+    /// Listeners serving one dialect each at the root (`[compat.root]`), as (dialect, address).
+    pub dialect_roots: Vec<(&'static str, SocketAddr)>,
 }
 
 /// A server with every socket bound, ready to run.
@@ -71,6 +73,7 @@ pub struct Server {
     quic_endpoints: Vec<quinn::Endpoint>,
     http_listeners: Vec<TcpListener>,
     http_private_listeners: Vec<TcpListener>,
+    dialect_root_listeners: Vec<(&'static str, TcpListener)>,
     metrics: Arc<parley_admin_http::ops::metrics::Metrics>,
     rustls: Arc<rustls::ServerConfig>,
     addrs: BoundAddrs,
@@ -144,6 +147,11 @@ impl Server {
         let tcp_listeners = bind_tcp(&cfg.listen.tcp).await?;
         let http_listeners = bind_tcp(&cfg.listen.http).await?;
         let http_private_listeners = bind_tcp(&cfg.listen.http_private).await?;
+        let mut dialect_root_listeners = Vec::new();
+        for (name, addr) in cfg.compat.root_addrs() {
+            let l = bind_tcp(&[addr]).await?.pop();
+            dialect_root_listeners.extend(l.map(|l| (name, l)));
+        }
         let mut quic_endpoints = Vec::new();
         for &addr in &cfg.listen.quic {
             let ep = bind_udp(addr)
@@ -167,6 +175,10 @@ impl Server {
                 .collect(),
             http: local(&http_listeners),
             http_private: local(&http_private_listeners),
+            dialect_roots: dialect_root_listeners
+                .iter()
+                .filter_map(|(name, l)| Some((*name, l.local_addr().ok()?)))
+                .collect(),
         };
 
         let (core, commit_loop, fanout_rx) = Core::assemble(store, cfg);
@@ -186,6 +198,7 @@ impl Server {
             quic_endpoints,
             http_listeners,
             http_private_listeners,
+            dialect_root_listeners,
             metrics,
             rustls,
             addrs,
@@ -222,6 +235,7 @@ impl Server {
             quic_endpoints,
             http_listeners,
             http_private_listeners,
+            dialect_root_listeners,
             metrics,
             rustls,
             started,
@@ -296,7 +310,12 @@ impl Server {
         let private = http_private_listeners
             .into_iter()
             .filter_map(|l| Some((l, private_app.clone()?, cfg.http.private_tls)));
-        for (l, app, https) in http.chain(private) {
+        // A dialect at the root of its own listener: its routes and nothing else of ours.
+        let roots = dialect_root_listeners.into_iter().filter_map(|(name, l)| {
+            let app = parley_admin_http::compat::root_router(name, backend.clone())?;
+            Some((l, ops.metrics.track(app), cfg.http.tls))
+        });
+        for (l, app, https) in http.chain(private).chain(roots) {
             let kind = if https { "https" } else { "http" };
             let (name, stop, sup) = supervised(format!("{kind} {}", addr_of(&l)));
             // The HTTP servers take their listener by value: each (re)start gets a duplicate

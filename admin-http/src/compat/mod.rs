@@ -58,6 +58,59 @@ pub struct CompatConfig {
     /// clients send); otherwise anyone can act as anyone. GoChat authenticates with bearer
     /// tokens and ignores it.
     pub trust_user_header: bool,
+    /// Listeners of their own that serve one dialect at the root (`/api/...` rather than
+    /// `/compat/<name>/api/...`), for clients whose paths cannot be prefixed: the `[compat.root]`
+    /// table, dialect name to addresses. Each serves plain HTTP, or HTTPS with the server's
+    /// certificate when `http.tls` is on. Empty by default.
+    pub root: RootListeners,
+}
+
+/// The `[compat.root]` table: addresses that serve one dialect each at the root.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RootListeners {
+    /// The Flutter/Rust IM at the root of these addresses.
+    pub flutter: Vec<std::net::SocketAddr>,
+    /// GoChat at the root of these addresses.
+    pub gochat: Vec<std::net::SocketAddr>,
+    /// IM系统 at the root of these addresses.
+    pub imsys: Vec<std::net::SocketAddr>,
+    /// Wetty Chat at the root of these addresses.
+    pub wetty: Vec<std::net::SocketAddr>,
+}
+
+impl CompatConfig {
+    /// Every dialect with root listeners, as (name, whether it is enabled, addresses).
+    fn roots(&self) -> [(&'static str, bool, &[std::net::SocketAddr]); 4] {
+        let r = &self.root;
+        [
+            ("flutter", self.flutter, &r.flutter),
+            ("gochat", self.gochat, &r.gochat),
+            ("imsys", self.imsys, &r.imsys),
+            ("wetty", self.wetty, &r.wetty),
+        ]
+    }
+
+    /// Root listeners only for enabled dialects.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, on, addrs) in self.roots() {
+            if !on && !addrs.is_empty() {
+                return Err(format!(
+                    "compat.root.{name} has addresses but compat.{name} is off"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The root listeners to bind, as (dialect name, address), in a fixed order.
+    pub fn root_addrs(&self) -> Vec<(&'static str, std::net::SocketAddr)> {
+        self.roots()
+            .into_iter()
+            .filter(|(_, on, _)| *on)
+            .flat_map(|(name, _, addrs)| addrs.iter().map(move |a| (name, *a)))
+            .collect()
+    }
 }
 
 impl Default for CompatConfig {
@@ -68,15 +121,26 @@ impl Default for CompatConfig {
             imsys: true,
             wetty: true,
             trust_user_header: false,
+            root: RootListeners::default(),
         }
     }
 }
 
+/// The dialect `name` alone, at the root (for a listener of its own: [`RootListeners`]): exactly
+/// the paths its clients use, nothing else of the server's. `None` for an unknown name.
+pub fn root_router(name: &str, backend: Arc<dyn Backend>) -> Option<Router> {
+    Some(match name {
+        "flutter" => flutter::router(backend),
+        "gochat" => gochat::router(backend),
+        "imsys" => imsys::router(backend),
+        "wetty" => wetty::router(backend),
+        _ => return None,
+    })
+}
+
 /// Every enabled dialect, each mounted under its prefix (`/compat/<name>`), to merge into the
-/// public router. The dialects are listed in docs/dialects.md.
-///
-/// TODO (docs/dialects.md): a listener per dialect serving it at the root, for clients whose
-/// paths cannot be prefixed.
+/// public router. The dialects are listed in docs/dialects.md; [`root_router`] serves one at
+/// the root of a listener of its own.
 pub fn router(backend: Arc<dyn Backend>) -> Router {
     let config = backend.compat();
     let mut router = Router::new();
@@ -148,8 +212,26 @@ mod tests {
         assert!(c.imsys);
         assert!(c.wetty);
         assert!(!c.trust_user_header);
+        assert!(c.root_addrs().is_empty());
+        assert!(c.validate().is_ok());
         let parsed: CompatConfig = serde_json::from_str(r#"{"gochat":false}"#).expect("config");
         assert!(!parsed.gochat);
         assert!(serde_json::from_str::<CompatConfig>(r#"{"gochat_x":true}"#).is_err());
+    }
+
+    #[test]
+    fn root_listeners_are_only_for_enabled_dialects() {
+        let c: CompatConfig = serde_json::from_str(
+            r#"{"root":{"gochat":["127.0.0.1:0"],"wetty":["127.0.0.1:0","127.0.0.2:0"]}}"#,
+        )
+        .expect("config");
+        assert!(c.validate().is_ok());
+        let names: Vec<_> = c.root_addrs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["gochat", "wetty", "wetty"]);
+        let off: CompatConfig =
+            serde_json::from_str(r#"{"wetty":false,"root":{"wetty":["127.0.0.1:0"]}}"#)
+                .expect("config");
+        assert!(off.validate().unwrap_err().contains("compat.wetty is off"));
+        assert!(serde_json::from_str::<CompatConfig>(r#"{"root":{"nope":[]}}"#).is_err());
     }
 }
