@@ -426,6 +426,7 @@ async fn users_friends_groups_chats_and_files() {
         )
         .await;
     let gid = g["id"].as_str().unwrap().to_owned();
+    let gid_n: u64 = gid.parse().unwrap();
     assert_eq!(g["name"], "Rustaceans");
     assert!(g["created_at"].as_str().unwrap().ends_with('Z'), "{g}");
     assert_eq!(g["owner_uid"], alice.uid.as_str());
@@ -574,6 +575,9 @@ async fn users_friends_groups_chats_and_files() {
         assert_eq!(m["sender_uid"], alice.uid.as_str());
         let pushed = cs.next("message").await;
         assert_eq!(pushed["id"], m["id"]);
+        // A message id is chat_id << 32 | seq: it names its chat.
+        let id: u64 = m["id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(id >> 32, gid_n, "{m}");
         assert_eq!(pushed["message"], format!("m{i}"));
         ids.push(m["id"].as_str().unwrap().to_owned());
         if i == 0 {
@@ -633,6 +637,16 @@ async fn users_friends_groups_chats_and_files() {
         )
         .await;
     assert_eq!(reply["reply_to_id"], first["id"]);
+    assert_eq!(reply["reply_root_id"], first["id"]);
+    // A reply to another chat's message, or to a bare seq, is refused.
+    let foreign = (((gid_n + 1) << 32) | 1).to_string();
+    for bad in [
+        json!({"message": "x", "reply_to_id": foreign}),
+        json!({"message": "x", "reply_to_id": "1"}),
+        json!({"message": "x", "reply_to_id": first["id"], "reply_root_id": foreign}),
+    ] {
+        wt.expect(400, Method::POST, &msgs, b, Some(bad)).await;
+    }
 
     // History by cursor: two at a time back from the head, to the end.
     let mut seen = Vec::new();
@@ -659,6 +673,16 @@ async fn users_friends_groups_chats_and_files() {
         .await;
     assert_eq!(fwd["messages"][0]["message"], "m1");
     assert!(fwd["next_cursor"].is_string());
+    // A cursor is a message id of this chat: another chat's, or a bare seq, is a 400.
+    for q in [
+        format!("before={foreign}"),
+        format!("after={foreign}"),
+        "before=2".to_owned(),
+        "after=abc".to_owned(),
+    ] {
+        wt.expect(400, Method::GET, &format!("{msgs}?{q}"), c, None)
+            .await;
+    }
 
     // Read position, recall (pushed as recall; history then shows it deleted).
     wt.expect(
@@ -672,22 +696,46 @@ async fn users_friends_groups_chats_and_files() {
     wt.expect(
         400,
         Method::POST,
-        "/chats/message/recall",
-        a,
-        Some(json!({"msg_id": first["id"]})),
+        &format!("/chats/{gid}/read"),
+        c,
+        Some(json!({"message_id": foreign})),
     )
     .await;
+    // The document's recall names the message alone; a chat_id given must be its chat; a
+    // seq alone or an id out of range is not a message id.
+    let other_chat = (gid_n + 1).to_string();
+    for bad in [
+        json!({"msg_id": first["id"], "chat_id": other_chat}),
+        json!({"msg_id": "1"}),
+        json!({"msg_id": (gid_n << 32).to_string()}),
+        json!({"msg_id": "18446744073709551616"}),
+        json!({"chat_id": gid}),
+    ] {
+        wt.expect(400, Method::POST, "/chats/message/recall", a, Some(bad))
+            .await;
+    }
     wt.expect(
         204,
         Method::POST,
         "/chats/message/recall",
         a,
-        Some(json!({"msg_id": first["id"], "chat_id": gid})),
+        Some(json!({"msg_id": first["id"]})),
     )
     .await;
     let recalled = cs.next("recall").await;
     assert_eq!(recalled["message_id"], first["id"]);
     assert_eq!(recalled["chat_id"], gid.as_str());
+    // With the chat named too (the earlier form), as a number.
+    let last_id: u64 = ids[4].parse().unwrap();
+    wt.expect(
+        204,
+        Method::POST,
+        "/chats/message/recall",
+        a,
+        Some(json!({"msg_id": last_id, "chat_id": gid})),
+    )
+    .await;
+    assert_eq!(cs.next("recall").await["message_id"], ids[4].as_str());
     let page = wt
         .expect(
             200,
@@ -703,6 +751,13 @@ async fn users_friends_groups_chats_and_files() {
         (Some(true), true),
         "{page}"
     );
+
+    // The group's creation time is the core's, the same on every read, before its messages.
+    let again = wt
+        .expect(200, Method::GET, &format!("/group/{gid}"), c, None)
+        .await;
+    assert_eq!(again["created_at"], g["created_at"]);
+    assert!(g["created_at"].as_str().unwrap() <= first["created_at"].as_str().unwrap());
 
     // The chat list.
     let chats = wt.expect(200, Method::GET, "/chats", c, None).await;
@@ -1059,6 +1114,9 @@ async fn a_wetty_user_chats_with_a_native_client() {
         .await;
     let got = next_message(&mut events).await;
     assert_eq!(&got.content[..], b"hi nina");
-    assert_eq!(sent["id"], got.seq.get().to_string());
+    assert_eq!(
+        sent["id"],
+        ((direct.id.get() << 32) | got.seq.get()).to_string()
+    );
     assert_eq!(got.client_msg_id.as_str(), "w-1");
 }

@@ -1,6 +1,8 @@
 //! The chats module, HTTP side: the chat list, history paged by cursor, sends (durable before
 //! the answer, idempotent by `client_generated_id`), read position and recall. A chat's id is
-//! its conversation id (a group's chat is the group); a message's id is its seq in its chat.
+//! its conversation id (a group's chat is the group); a message's id is `chat_id << 32 | seq`
+//! ([`views::encode_message`]), so a message id alone names its chat: recall, read, replies and
+//! cursors decode it, and one of another chat is a `400`.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -87,16 +89,18 @@ pub struct Page {
     max: Option<u32>,
 }
 
-fn cursor(raw: Option<&str>) -> Result<Seq, WtError> {
+/// A cursor of chat `conv` (`Seq::ZERO` for none): a message id of that chat.
+fn cursor(conv: ConversationId, raw: Option<&str>, what: &str) -> Result<Seq, WtError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) => views::message_id(s),
+        Some(s) => views::seq_in(conv, views::message_id(s, what)?, what),
         None => Ok(Seq::ZERO),
     }
 }
 
 /// `GET /chats/{chat_id}/messages?before=&after=&max=`: `{messages, next_cursor}`, oldest
 /// first. Without a cursor: the newest page. `before` pages back (`next_cursor` is then the
-/// page's oldest id), `after` forwards (its newest id); `next_cursor` is `null` at the end.
+/// page's oldest id), `after` forwards (its newest id); `next_cursor` is `null` at the end. A
+/// cursor must be a message id of this chat (`400` otherwise).
 pub async fn history(
     State(wt): State<Wetty>,
     Caller(me): Caller,
@@ -105,8 +109,8 @@ pub async fn history(
 ) -> Result<Json<Value>, WtError> {
     let conv = views::chat_id(&path(id)?)?;
     let Query(q) = q?;
-    let before = cursor(q.before.as_deref())?;
-    let after = cursor(q.after.as_deref())?;
+    let before = cursor(conv, q.before.as_deref(), "before")?;
+    let after = cursor(conv, q.after.as_deref(), "after")?;
     if before != Seq::ZERO && after != Seq::ZERO {
         return Err(WtError::invalid("before and after cannot both be given"));
     }
@@ -128,7 +132,7 @@ pub async fn history(
         messages.last()
     };
     let next = match (has_more, edge) {
-        (true, Some(m)) => json!(m.seq.get().to_string()),
+        (true, Some(m)) => views::message_id_json(conv, m.seq),
         _ => Value::Null,
     };
     let shown: Vec<Value> = messages
@@ -149,8 +153,10 @@ pub struct SendBody {
     client_generated_id: Option<String>,
     #[serde(default)]
     reply_to_id: Option<IdIn>,
-    // `reply_root_id` is accepted and not read: the server derives a reply's thread from
-    // `reply_to_id` (and renders it as `reply_root_id`).
+    /// Checked (a message id of this chat) and not used further: the server derives a reply's
+    /// thread from `reply_to_id` (and renders it as `reply_root_id`).
+    #[serde(default)]
+    reply_root_id: Option<IdIn>,
 }
 
 /// A fresh idempotency key, for sends without one.
@@ -208,11 +214,16 @@ pub async fn send(
         .unwrap_or_else(fresh_key);
     let client_msg_id = ClientMsgId::try_from(key).map_err(|e| WtError::invalid(e.message()))?;
     let reply_to = match &b.reply_to_id {
-        Some(r) => Seq(r
-            .value()
-            .ok_or_else(|| WtError::invalid("reply_to_id must be a message id"))?),
+        Some(r) => views::seq_in(conv, views::message_in(r, "reply_to_id")?, "reply_to_id")?,
         None => Seq::ZERO,
     };
+    if let Some(r) = &b.reply_root_id {
+        views::seq_in(
+            conv,
+            views::message_in(r, "reply_root_id")?,
+            "reply_root_id",
+        )?;
+    }
     let request = Request::Send(SendRequest {
         conversation: conv,
         content_type,
@@ -259,7 +270,7 @@ pub struct ReadBody {
 }
 
 /// `POST /chats/{chat_id}/read` (ours) with `{message_id}`: `204`; the caller has read up to
-/// it (the others of the chat are told).
+/// it (the others of the chat are told). The id must be a message id of this chat.
 pub async fn read(
     State(wt): State<Wetty>,
     Caller(me): Caller,
@@ -267,14 +278,12 @@ pub async fn read(
     b: Result<Json<ReadBody>, JsonRejection>,
 ) -> Result<StatusCode, WtError> {
     let conv = views::chat_id(&path(id)?)?;
-    let seq = body(b)?
-        .message_id
-        .value()
-        .ok_or_else(|| WtError::invalid("message_id must be a message id"))?;
+    let id = views::message_in(&body(b)?.message_id, "message_id")?;
+    let seq = views::seq_in(conv, id, "message_id")?;
     let request = Request::CursorAck {
         conversation: conv,
         kind: CursorKind::Read,
-        seq: Seq(seq),
+        seq,
     };
     in_chat(&wt, &me, conv, request).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -287,29 +296,31 @@ pub struct RecallBody {
     chat_id: Option<IdIn>,
 }
 
-/// `POST /chats/message/recall` with `{msg_id, chat_id}`: `204`. `chat_id` is required (our
-/// message ids are per chat); the sender may recall within the server's recall window, the
-/// group's owner and managers any message.
+/// `POST /chats/message/recall` with `{msg_id}` (the document's) or `{msg_id, chat_id}`: `204`.
+/// The message id names its chat; a `chat_id` given must be that chat (`400` otherwise). The
+/// sender may recall within the server's recall window, the group's owner and managers any
+/// message.
 pub async fn recall(
     State(wt): State<Wetty>,
     Caller(me): Caller,
     b: Result<Json<RecallBody>, JsonRejection>,
 ) -> Result<StatusCode, WtError> {
     let b = body(b)?;
-    let seq = b
+    let id = b
         .msg_id
         .as_ref()
-        .and_then(IdIn::value)
         .ok_or_else(|| WtError::invalid("msg_id is required (a message id)"))?;
-    let conv = b
-        .chat_id
-        .as_ref()
-        .and_then(IdIn::value)
-        .ok_or_else(|| WtError::invalid("chat_id is required (message ids are per chat)"))?;
-    let conv = ConversationId::try_from(conv).map_err(|e| WtError::invalid(e.message()))?;
+    let (conv, seq) = views::message_in(id, "msg_id")?;
+    if let Some(chat) = &b.chat_id {
+        let chat = chat
+            .value()
+            .ok_or_else(|| WtError::invalid("chat_id must be a chat id"))?;
+        let chat = ConversationId::try_from(chat).map_err(|e| WtError::invalid(e.message()))?;
+        views::seq_in(chat, (conv, seq), "msg_id")?;
+    }
     let request = Request::RecallMessage {
         conversation: conv,
-        seq: Seq(seq),
+        seq,
         request_key: None,
     };
     in_chat(&wt, &me, conv, request).await?;

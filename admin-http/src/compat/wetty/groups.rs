@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Json;
 use parley_protocol::frames::{GroupInfo, GroupProfileChange, MemberRole, Request, Response};
-use parley_protocol::ids::{ConversationId, Seq, UserId};
+use parley_protocol::ids::{ConversationId, UserId};
 use parley_protocol::session::Identity;
 use parley_protocol::values::GroupName;
 use serde::Deserialize;
@@ -62,27 +62,9 @@ async fn group_info(wt: &Wetty, me: &Identity, conv: ConversationId) -> Result<G
     }
 }
 
-/// When the group's chat began (its first entry), if it has one and the caller can read it
-/// (0: unknown; the core keeps a group's creation time but does not show it).
-async fn created_at(wt: &Wetty, me: &Identity, conv: ConversationId) -> u64 {
-    let request = Request::GetHistory {
-        conversation: conv,
-        before: Seq(2),
-        after: Seq::ZERO,
-        limit: 1,
-    };
-    match wt.call(me, request).await {
-        Ok(Response::History { messages, .. }) => messages
-            .iter()
-            .find(|m| m.seq == Seq(1))
-            .map_or(0, |m| m.server_time_ms),
-        _ => 0,
-    }
-}
-
 async fn view(wt: &Wetty, me: &Identity, conv: ConversationId) -> Result<Value, WtError> {
     let g = group_info(wt, me, conv).await?;
-    Ok(views::group(&g, created_at(wt, me, conv).await))
+    Ok(views::group(&g))
 }
 
 /// Whether `user` is a member of `conv` (members are listed in user-id order).
@@ -128,11 +110,7 @@ pub async fn create(
         Response::Conversation(c) => c.id,
         other => return Err(unexpected(&other).into()),
     };
-    let mut out = view(&wt, &me, conv).await?;
-    if out["created_at"].is_null() {
-        // No entry yet to date it by: it was made just now.
-        out["created_at"] = json!(views::rfc3339(views::now_ms()));
-    }
+    let out = view(&wt, &me, conv).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

@@ -8,7 +8,8 @@
 //! lists paged by cursor (`before` / `after`, `next_cursor` null at the end);
 //! `client_generated_id` as the send's idempotency key (a duplicate is answered with the
 //! original message). A chat's id is its conversation id (a group's chat is the group); a
-//! message's id is its seq in its chat.
+//! message's id is `chat_id << 32 | seq` (chat id and seq each below `2^32`), unique on the
+//! server, so every route and frame takes a message id alone ([`views::encode_message`]).
 //!
 //! Authentication ([`Caller`]): `Authorization: Bearer <access token>` (the document's
 //! "Token in the header"), or the document's `X-User-Id` header, or `?token=` / `?uid=` (the

@@ -59,9 +59,82 @@ pub fn chat_id(raw: &str) -> Result<ConversationId, WtError> {
     ConversationId::try_from(parse_u64(raw, "chat id")?).map_err(|e| WtError::invalid(e.message()))
 }
 
-/// A message id (its seq in its chat) from text.
-pub fn message_id(raw: &str) -> Result<Seq, WtError> {
-    Ok(Seq(parse_u64(raw, "message id")?))
+/// Bits of a message id that hold the seq; the chat's id is above them.
+pub const SEQ_BITS: u32 = 32;
+/// The largest chat id and the largest seq a message id can carry (`2^32 - 1`).
+pub const MAX_PART: u64 = (1 << SEQ_BITS) - 1;
+
+/// A message's Wetty id: `chat_id << 32 | seq`, one 64-bit number unique on the server that
+/// names both the chat and the message in it (so a route needs the id alone). `None` when
+/// either part does not fit in 32 bits (conversation ids come from one counter from 1 and seqs
+/// count a chat's entries from 1: neither comes near `2^32` on one server).
+pub fn encode_message(conv: ConversationId, seq: Seq) -> Option<u64> {
+    if conv.get() <= MAX_PART && seq.get() <= MAX_PART && seq != Seq::ZERO {
+        Some((conv.get() << SEQ_BITS) | seq.get())
+    } else {
+        None
+    }
+}
+
+/// A message's Wetty id as rendered: a decimal string (`null` if it cannot be encoded, see
+/// [`encode_message`]).
+pub fn message_id_json(conv: ConversationId, seq: Seq) -> Value {
+    encode_message(conv, seq).map_or(Value::Null, |id| json!(id.to_string()))
+}
+
+/// The chat and seq a message id names (see [`encode_message`]); `what` names the field in
+/// the error (`400`: not a positive integer, or not of the form `chat_id << 32 | seq` with both
+/// parts non-zero).
+pub fn decode_message(id: u64, what: &str) -> Result<(ConversationId, Seq), WtError> {
+    let conv = id >> SEQ_BITS;
+    let seq = id & MAX_PART;
+    if conv == 0 || seq == 0 {
+        return Err(WtError::invalid(format!(
+            "{what} {id} is not a message id (ids are chat_id * 2^32 + seq, both non-zero)"
+        )));
+    }
+    let conv = ConversationId::try_from(conv).map_err(|e| WtError::invalid(e.message()))?;
+    Ok((conv, Seq(seq)))
+}
+
+/// A message id from text (a query or path), named `what` in the error.
+pub fn message_id(raw: &str, what: &str) -> Result<(ConversationId, Seq), WtError> {
+    let id = raw
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            WtError::invalid(format!(
+                "{what} must be a message id (a positive 64-bit integer)"
+            ))
+        })?;
+    decode_message(id, what)
+}
+
+/// A message id from a body field (a string or a number), named `what` in the error.
+pub fn message_in(id: &IdIn, what: &str) -> Result<(ConversationId, Seq), WtError> {
+    let v = id.value().ok_or_else(|| {
+        WtError::invalid(format!(
+            "{what} must be a message id (a positive 64-bit integer)"
+        ))
+    })?;
+    decode_message(v, what)
+}
+
+/// The seq of message id `(of, seq)` in chat `conv`: `400` when the id is another chat's.
+pub fn seq_in(
+    conv: ConversationId,
+    (of, seq): (ConversationId, Seq),
+    what: &str,
+) -> Result<Seq, WtError> {
+    if of == conv {
+        Ok(seq)
+    } else {
+        Err(WtError::invalid(format!(
+            "{what} is a message of chat {of}, not of chat {conv}"
+        )))
+    }
 }
 
 /// Unix milliseconds as RFC 3339 UTC with milliseconds (`2024-01-01T00:00:00.000Z`).
@@ -86,13 +159,6 @@ pub fn rfc3339(ms: u64) -> String {
         rem % 60,
         ms % 1000
     )
-}
-
-/// The server's clock, Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// An optional time: `null` for 0 (unknown).
@@ -154,18 +220,19 @@ pub fn shown(m: &Message) -> bool {
     m.event.is_none()
 }
 
-/// An optional seq as an id: `null` for none.
-fn seq_or_null(s: Seq) -> Value {
+/// An optional seq of chat `conv` as a message id: `null` for none.
+fn seq_or_null(conv: ConversationId, s: Seq) -> Value {
     if s == Seq::ZERO {
         Value::Null
     } else {
-        json!(s.get().to_string())
+        message_id_json(conv, s)
     }
 }
 
 /// A message: `{id, chat_id, sender_uid, message, message_type, client_generated_id,
-/// reply_to_id, reply_root_id, created_at, is_edited, is_deleted}`. A recalled message keeps
-/// its place with `is_deleted: true` and `message: null`.
+/// reply_to_id, reply_root_id, created_at, is_edited, is_deleted}` (`id`, `reply_to_id`,
+/// `reply_root_id`: message ids, see [`encode_message`]). A recalled message keeps its place
+/// with `is_deleted: true` and `message: null`.
 pub fn message(m: &Message) -> Value {
     let amended = m.amended.as_deref();
     let withheld = amended.is_some_and(|a| a.recalled || a.deleted_for_me);
@@ -180,14 +247,14 @@ pub fn message(m: &Message) -> Value {
         json!(String::from_utf8_lossy(&m.content))
     };
     json!({
-        "id": m.seq.get().to_string(),
+        "id": message_id_json(m.conversation, m.seq),
         "chat_id": m.conversation.to_string(),
         "sender_uid": m.sender.to_string(),
         "message": text,
         "message_type": kind_name(m.content_type),
         "client_generated_id": m.client_msg_id.as_str(),
-        "reply_to_id": seq_or_null(m.reply_to),
-        "reply_root_id": seq_or_null(m.thread_root),
+        "reply_to_id": seq_or_null(m.conversation, m.reply_to),
+        "reply_root_id": seq_or_null(m.conversation, m.thread_root),
         "created_at": rfc3339(m.server_time_ms),
         "is_edited": amended.is_some_and(|a| a.edited_at_ms > 0),
         "is_deleted": amended.is_some_and(|a| a.recalled),
@@ -245,8 +312,8 @@ pub fn policy(name: &str) -> Result<JoinPolicy, WtError> {
 
 /// A group: `{id, name, avatar_fid, description, announcement, visibility: public|private,
 /// verification, max_members, owner_uid, member_count, muted_all, created_at, join_requests}`
-/// (`created_at`: when its chat began, the first entry's time, if known).
-pub fn group(g: &GroupInfo, created_at_ms: u64) -> Value {
+/// (`created_at`: when the group was created, `null` if the core does not know).
+pub fn group(g: &GroupInfo) -> Value {
     let p = &g.profile;
     json!({
         "id": g.conversation.to_string(),
@@ -260,7 +327,7 @@ pub fn group(g: &GroupInfo, created_at_ms: u64) -> Value {
         "owner_uid": g.owner.map(|o| o.to_string()),
         "member_count": g.member_count,
         "muted_all": p.muted_all_until_ms > 0,
-        "created_at": time_or_null(created_at_ms),
+        "created_at": time_or_null(g.created_at_ms),
         "join_requests": g.join_requests.iter().map(|r| json!({
             "uid": r.user.to_string(),
             "apply_msg": r.message,
@@ -352,5 +419,34 @@ mod tests {
         assert_eq!(bad.value(), None);
         assert!(parse_u64("0", "id").is_err());
         assert!(parse_u64("-3", "id").is_err());
+    }
+
+    #[test]
+    fn message_ids_name_chat_and_seq() {
+        let conv = ConversationId::try_from(7).unwrap();
+        let id = encode_message(conv, Seq(3)).unwrap();
+        assert_eq!(id, 7 * (1 << 32) + 3);
+        assert_eq!(decode_message(id, "id").unwrap(), (conv, Seq(3)));
+        assert_eq!(message_id(&id.to_string(), "id").unwrap(), (conv, Seq(3)));
+        let n: IdIn = serde_json::from_value(json!(id)).unwrap();
+        assert_eq!(message_in(&n, "id").unwrap(), (conv, Seq(3)));
+        let top = ConversationId::try_from(MAX_PART).unwrap();
+        assert_eq!(
+            decode_message(encode_message(top, Seq(MAX_PART)).unwrap(), "id").unwrap(),
+            (top, Seq(MAX_PART))
+        );
+        // Out of range: not encoded; a seq alone, or a chat alone, is not an id.
+        let big = ConversationId::try_from(MAX_PART + 1).unwrap();
+        assert_eq!(encode_message(big, Seq(1)), None);
+        assert_eq!(encode_message(conv, Seq(MAX_PART + 1)), None);
+        assert_eq!(message_id_json(big, Seq(1)), Value::Null);
+        assert!(decode_message(3, "id").is_err());
+        assert!(decode_message(7 << 32, "id").is_err());
+        assert!(message_id("0", "id").is_err());
+        assert!(message_id("x", "id").is_err());
+        assert!(message_id("18446744073709551616", "id").is_err());
+        let other = ConversationId::try_from(8).unwrap();
+        assert!(seq_in(other, (conv, Seq(3)), "before").is_err());
+        assert_eq!(seq_in(conv, (conv, Seq(3)), "before").unwrap(), Seq(3));
     }
 }

@@ -149,7 +149,11 @@ fn event_frame(m: &Message, event: &ConversationEvent) -> Option<WsMessage> {
         ConversationEvent::Recall(seq) => {
             return Some(frame(
                 "recall",
-                json!({ "chat_id": chat, "message_id": seq.get().to_string(), "by": by }),
+                json!({
+                    "chat_id": chat,
+                    "message_id": views::message_id_json(m.conversation, *seq),
+                    "by": by,
+                }),
             ))
         }
         // The membership push says it (with the chat), for members old and new alike.
