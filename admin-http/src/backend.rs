@@ -111,6 +111,30 @@ pub trait Backend: Send + Sync + 'static {
         admin_unsupported()
     }
 
+    /// Admin API: any group's profile, owner and member count, whoever asks (`NOT_FOUND`,
+    /// `INVALID_ARGUMENT` for a conversation that is not a group). The default refuses.
+    fn admin_group(
+        &self,
+        group: parley_protocol::ids::ConversationId,
+    ) -> BoxFuture<'static, Result<parley_protocol::frames::GroupInfo, ErrorInfo>> {
+        let _ = group;
+        admin_unsupported()
+    }
+
+    /// Whether `given` is the operator's admin credential (`[admin] token`), compared in
+    /// constant time: the dialects' own admin logins (AnyChat's `/api/admin/auth/login`) are
+    /// tied to it. The default (and a server without an admin token): never.
+    fn admin_credential_matches(&self, given: &str) -> bool {
+        let _ = given;
+        false
+    }
+
+    /// The running configuration with its secrets redacted (what `GET /admin/v1/config`
+    /// shows), for the dialects' admin views. The default: none.
+    fn running_config(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Opens an in-process session for `identity`: it receives the pushes every other session of
     /// the user's device would, until it is dropped.
     fn open_session(&self, identity: Identity) -> Box<dyn PushSession>;

@@ -154,6 +154,7 @@ pub async fn sync_all(
 ) -> anyhow::Result<Synced> {
     let mut out = Synced::default();
     let mut epoch = epoch;
+    let mut from = None;
     loop {
         if out.pages >= max_pages {
             bail!("sync did not finish within {max_pages} pages");
@@ -163,6 +164,7 @@ pub async fn sync_all(
                 epoch,
                 positions: positions.clone(),
                 limit,
+                from_conversation: from,
             }))
             .await?;
         let Response::Sync(page) = r else {
@@ -170,6 +172,7 @@ pub async fn sync_all(
         };
         out.pages += 1;
         epoch = page.epoch;
+        from = ConversationId::try_from(page.next_conversation_id).ok();
         for m in &page.messages {
             out.messages.push((m.conversation, m.seq));
             match positions.iter_mut().find(|(c, _)| *c == m.conversation) {

@@ -357,6 +357,7 @@ impl Loop {
             epoch: self.cfg.epoch,
             positions: vec![(self.cfg.conv, have)],
             limit: 1000,
+            from_conversation: None,
         }));
         self.sync_pending = Some(id.get());
     }

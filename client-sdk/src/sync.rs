@@ -2,8 +2,13 @@
 //! previous one reached, until `has_more` is false. At most one round runs at a time; asking for
 //! a sync while one runs queues exactly one more round (which starts from fresher positions and
 //! so also covers the request), and its callers are answered when that round ends.
+//!
+//! A user in many conversations gets them over several pages of a round: each page names where
+//! the next one starts (`next_conversation_id`), and the round's conversations are the union of
+//! its pages'.
 
 use parley_protocol::frames::{ConversationInfo, SyncResponse};
+use parley_protocol::ids::ConversationId;
 use tokio::sync::oneshot;
 
 use crate::error::ClientError;
@@ -11,7 +16,8 @@ use crate::error::ClientError;
 /// The outcome of a completed sync round.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncSummary {
-    /// Every conversation of the user, with head, cursors and unread count (as of the last page).
+    /// Every conversation of the user, with head, cursors and unread count, in id order (each
+    /// as of the last page of the round that listed it).
     pub conversations: Vec<ConversationInfo>,
     /// Messages fetched (before duplicates were dropped); new ones were delivered as events.
     pub messages: usize,
@@ -28,6 +34,8 @@ pub(crate) type SyncWaiter = oneshot::Sender<Result<SyncSummary, ClientError>>;
 struct Round {
     waiters: Vec<SyncWaiter>,
     summary: SyncSummary,
+    /// Where the next page starts (`None`: at the first conversation).
+    from: Option<ConversationId>,
 }
 
 /// Whether a round runs, who waits for it, and whether another is wanted.
@@ -49,6 +57,7 @@ impl SyncState {
             self.running = Some(Round {
                 waiters: waiter.into_iter().collect(),
                 summary: SyncSummary::default(),
+                from: None,
             });
             true
         }
@@ -59,16 +68,46 @@ impl SyncState {
         self.running.is_some()
     }
 
-    /// Accounts for one page of the running round.
-    pub(crate) fn page(&mut self, page: &SyncResponse) {
-        if let Some(round) = &mut self.running {
+    /// Where the running round's next page starts.
+    pub(crate) fn from(&self) -> Option<ConversationId> {
+        self.running.as_ref().and_then(|r| r.from)
+    }
+
+    /// Accounts for one page of the running round. Returns whether the page moved the round's
+    /// conversation cursor forward (a page may carry no message and still progress by listing
+    /// conversations).
+    pub(crate) fn page(&mut self, page: &SyncResponse) -> bool {
+        let Some(round) = &mut self.running else {
+            return false;
+        };
+        let next = ConversationId::try_from(page.next_conversation_id).ok();
+        let advanced = match (next, round.from) {
+            (Some(n), Some(f)) => n > f,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        // A cursor that does not advance keeps the round where it was (a page that stopped
+        // inside a conversation's messages starts there again).
+        if advanced {
+            round.from = next;
+        }
+        {
             let s = &mut round.summary;
-            s.conversations = page.conversations.clone();
+            if page.reset {
+                s.conversations.clear();
+            }
+            for c in &page.conversations {
+                match s.conversations.binary_search_by_key(&c.id, |x| x.id) {
+                    Ok(i) => s.conversations[i] = c.clone(),
+                    Err(i) => s.conversations.insert(i, c.clone()),
+                }
+            }
             s.messages += page.messages.len();
             s.pages += 1;
             s.reset |= page.reset;
             s.epoch = page.epoch;
         }
+        advanced
     }
 
     /// Ends the running round: its waiters get the summary, or `error`. Returns true if another
@@ -87,6 +126,7 @@ impl SyncState {
             self.running = Some(Round {
                 waiters,
                 summary: SyncSummary::default(),
+                from: None,
             });
             true
         } else {
@@ -137,6 +177,63 @@ mod tests {
         assert!(rx2.try_recv().unwrap().is_ok());
         assert!(rx3.try_recv().unwrap().is_ok());
         assert!(!s.is_running());
+    }
+
+    #[test]
+    fn a_round_follows_the_conversation_cursor_and_lists_the_union() {
+        let info = |id: u64| ConversationInfo {
+            id: ConversationId::try_from(id).unwrap(),
+            kind: parley_protocol::frames::ConversationKind::Group,
+            name: String::new(),
+            members: Vec::new(),
+            head: parley_protocol::ids::Seq::ZERO,
+            delivered: parley_protocol::ids::Seq::ZERO,
+            read: parley_protocol::ids::Seq::ZERO,
+            unread: 0,
+            owner: None,
+            visible_from: parley_protocol::ids::Seq(1),
+            group: None,
+            my_role: parley_protocol::frames::MemberRole::Member,
+            my_muted_until_ms: 0,
+            pinned: false,
+            muted: false,
+            hidden: false,
+            last_message: None,
+        };
+        let mut s = SyncState::default();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(s.request(Some(tx)));
+        assert_eq!(s.from(), None);
+        // A page that lists 1 and 2 and stops before 5.
+        let moved = s.page(&SyncResponse {
+            conversations: vec![info(2), info(1)],
+            has_more: true,
+            next_conversation_id: 5,
+            ..Default::default()
+        });
+        assert!(moved);
+        assert_eq!(s.from(), ConversationId::try_from(5).ok());
+        // A page that stopped inside 5's entries: the cursor stays.
+        let moved = s.page(&SyncResponse {
+            conversations: vec![info(5)],
+            has_more: true,
+            next_conversation_id: 5,
+            ..Default::default()
+        });
+        assert!(!moved);
+        assert_eq!(s.from(), ConversationId::try_from(5).ok());
+        s.page(&SyncResponse {
+            conversations: vec![info(5), info(9)],
+            ..Default::default()
+        });
+        assert!(!s.finish(None));
+        let summary = rx.try_recv().unwrap().unwrap();
+        let ids: Vec<u64> = summary.conversations.iter().map(|c| c.id.get()).collect();
+        assert_eq!(ids, vec![1, 2, 5, 9]);
+        assert_eq!(summary.pages, 3);
+        // The next round starts at the first conversation again.
+        assert!(s.request(None));
+        assert_eq!(s.from(), None);
     }
 
     #[test]

@@ -147,6 +147,7 @@ fn sync_page(messages: Vec<Message>, has_more: bool) -> SyncResponse {
         messages,
         receipts: vec![],
         has_more,
+        next_conversation_id: 0,
     }
 }
 

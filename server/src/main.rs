@@ -47,6 +47,21 @@ struct Args {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Commands other than serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Verify a data directory offline (the server must not be running on it) and print what
+    /// was found: exit 0 if it is sound, 1 if it is damaged or could not be checked (the
+    /// report says which).
+    Check {
+        /// Data directory to check (default: the one the configuration names).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn load(args: &Args) -> anyhow::Result<Config> {
@@ -92,6 +107,9 @@ fn main() -> ExitCode {
     if args.check_config {
         return printed(&toml::to_string_pretty(&cfg).unwrap_or_default());
     }
+    if let Some(Command::Check { data_dir }) = &args.command {
+        return check(data_dir.as_ref().unwrap_or(&cfg.data_dir));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -106,6 +124,32 @@ fn main() -> ExitCode {
             logging::last_words(&e.to_string());
             ExitCode::from(1)
         }
+    }
+}
+
+/// `parley check`: verifies the data directory `dir` and prints the report.
+fn check(dir: &std::path::Path) -> ExitCode {
+    let report = parley_server::store::check(dir);
+    let mut text = format!("parley check {}\n", dir.display());
+    for line in &report.verified {
+        text.push_str(&format!("ok: {line}\n"));
+    }
+    for line in &report.notes {
+        text.push_str(&format!("note: {line}\n"));
+    }
+    for line in &report.damage {
+        text.push_str(&format!("DAMAGED: {line}\n"));
+    }
+    let sound = report.damage.is_empty();
+    text.push_str(if sound {
+        "result: the data directory is sound\n"
+    } else {
+        "result: the data directory is damaged; the server refuses to start on it\n"
+    });
+    match (logging::say(&text), sound) {
+        (true, true) => ExitCode::SUCCESS,
+        (true, false) => ExitCode::from(1),
+        (false, _) => ExitCode::from(2),
     }
 }
 

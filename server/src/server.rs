@@ -142,6 +142,8 @@ impl Server {
         // only a backstop for connections whose session never started.
         let quic_cfg = tls::quic_config(&material, cfg.heartbeat.timeout * 2)?;
         let store = Store::open(&cfg.data_dir, cfg.store.cache_mib << 20)?;
+        // The store against the message log (store/verify.rs): refuse to serve a damaged one.
+        store.verify_references()?;
 
         let tls_listeners = bind_tcp(&cfg.listen.tls).await?;
         let tcp_listeners = bind_tcp(&cfg.listen.tcp).await?;

@@ -49,6 +49,8 @@ impl Harness {
             ..Config::default()
         };
         cfg.heartbeat.park_after = Duration::ZERO;
+        // As `Config::for_tests`: these tests put users into groups without asking them.
+        cfg.rules.group_adds_need_consent = false;
         tweak(&mut cfg);
         cfg.validate().unwrap();
         let store = Store::open(dir.path(), 8 << 20).unwrap();

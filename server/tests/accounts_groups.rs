@@ -264,6 +264,7 @@ async fn foreign_epoch_resets_sync(t: Transport) {
             epoch,
             positions: vec![(group.id, Seq(1))],
             limit: 0,
+            from_conversation: None,
         })
     };
     // Positions from this store are trusted...

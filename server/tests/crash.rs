@@ -31,7 +31,8 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use parley_client::{Client, ClientError, Transport};
 use parley_protocol::frames::{
-    ContentType, Message, PeerRef, Request, Response, SendAck, SendRequest, SyncRequest,
+    AddPolicy, ContentType, Message, PeerRef, Request, Response, SendAck, SendRequest,
+    SettingsChange, SyncRequest,
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, MessageId, Seq, UserId};
 use parley_server::store::IDEMPOTENCY_WINDOW;
@@ -238,6 +239,7 @@ async fn read_back(server: &ServerProcess, world: &World, label: &str) -> Snapsh
             epoch: world.epoch,
             positions: positions.iter().map(|(c, s)| (*c, *s)).collect(),
             limit: PAGE,
+            from_conversation: None,
         };
         let response = match receiver.request(Request::Sync(request)).await {
             Ok(Response::Sync(r)) => r,
@@ -597,6 +599,12 @@ async fn acked_messages_survive_kill_9_at_any_point() {
     }
     let mut members = senders.clone();
     members.push(receiver.user_id());
+    // Group adds need consent (docs/security.md): the members accept being put in by anyone.
+    for c in clients.iter().chain(std::iter::once(&receiver)) {
+        c.update_settings(accept_anyone())
+            .await
+            .expect("accept group adds");
+    }
     let group = clients[0]
         .create_group("everyone", members)
         .await
@@ -738,6 +746,9 @@ async fn answered_registrations_and_conversations_survive_kill_9() {
         .await
         .expect("open direct")
         .id;
+    bob.update_settings(accept_anyone())
+        .await
+        .expect("accept group adds");
     let group = alice
         .create_group("pair", vec![bob.user_id()])
         .await
@@ -762,6 +773,7 @@ async fn answered_registrations_and_conversations_survive_kill_9() {
         epoch: 0,
         positions: vec![],
         limit: PAGE,
+        from_conversation: None,
     };
     let Ok(Response::Sync(page)) = bob.request(Request::Sync(sync)).await else {
         panic!("sync failed");
@@ -771,4 +783,12 @@ async fn answered_registrations_and_conversations_survive_kill_9() {
     let mut want = vec![direct, group];
     want.sort();
     assert_eq!(have, want, "bob's conversations after the crash");
+}
+
+/// Settings that let anyone put the user into groups (group adds need consent by default).
+fn accept_anyone() -> SettingsChange {
+    SettingsChange {
+        add_policy: Some(AddPolicy::Anyone),
+        ..Default::default()
+    }
 }

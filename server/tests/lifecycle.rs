@@ -124,6 +124,7 @@ async fn slow_consumer_is_told_to_sync_and_loses_nothing(t: Transport) {
                 epoch: 0,
                 positions: vec![(conv.id, have)],
                 limit: 50,
+                from_conversation: None,
             }),
         )
         .await;

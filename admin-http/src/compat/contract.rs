@@ -128,6 +128,133 @@ impl Contract {
     }
 }
 
+/// One schema of a document's `components/schemas`, compiled: for envelopes a contract
+/// documents beside its operations (AnyChat's failures travel with HTTP 200 in the envelope its
+/// error statuses document, `components/schemas/<Response>`).
+pub struct Component {
+    name: String,
+    validator: Validator,
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Component {
+    /// `components/schemas/<name>` of a document in YAML (or JSON), read as draft 4 like the
+    /// operations' schemas.
+    pub fn from_yaml(text: &str, name: &str) -> Result<Component, String> {
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+        let doc = json_of(doc);
+        let components = doc.get("components").cloned().unwrap_or(json!({}));
+        let schema = doc
+            .pointer(&format!(
+                "/components/schemas/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            ))
+            .ok_or_else(|| format!("the document has no schema {name}"))?;
+        let rooted = json!({ "allOf": [schema], "components": components });
+        let validator = jsonschema::options()
+            .with_draft(Draft::Draft4)
+            .should_validate_formats(true)
+            .build(&rooted)
+            .map_err(|e| format!("{name}: the schema does not compile: {e}"))?;
+        Ok(Component {
+            name: name.to_owned(),
+            validator,
+        })
+    }
+
+    /// Checks `body` against the schema; the error says what does not match.
+    pub fn check(&self, body: &Value) -> Result<(), String> {
+        let errors: Vec<String> = self
+            .validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{}: {} in {body}", self.name, errors.join("; "))),
+        }
+    }
+}
+
+/// An AsyncAPI (2.x) document's messages, by their `name` (what a frame's `type` says), with
+/// their payload schemas compiled (draft 7: AsyncAPI's schema object is a superset of it, and
+/// uses `const`), so tests can check real WebSocket frames against the document.
+pub struct AsyncContract {
+    messages: BTreeMap<String, Validator>,
+}
+
+impl std::fmt::Debug for AsyncContract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncContract")
+            .field("messages", &self.messages.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl AsyncContract {
+    /// Loads a document in YAML: every `components/messages/*` with a `name` and a `payload`.
+    pub fn from_yaml(text: &str) -> Result<AsyncContract, String> {
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+        let doc = json_of(doc);
+        let components = doc.get("components").cloned().unwrap_or(json!({}));
+        let mut messages = BTreeMap::new();
+        for (key, message) in doc
+            .pointer("/components/messages")
+            .and_then(Value::as_object)
+            .ok_or("the document has no components/messages")?
+        {
+            let (Some(name), Some(payload)) = (
+                message.get("name").and_then(Value::as_str),
+                message.get("payload"),
+            ) else {
+                continue;
+            };
+            let rooted = json!({ "allOf": [payload], "components": components });
+            let validator = jsonschema::options()
+                .with_draft(Draft::Draft7)
+                .build(&rooted)
+                .map_err(|e| format!("message {key}: the payload does not compile: {e}"))?;
+            messages.insert(name.to_owned(), validator);
+        }
+        Ok(AsyncContract { messages })
+    }
+
+    /// Every message name.
+    pub fn names(&self) -> Vec<String> {
+        self.messages.keys().cloned().collect()
+    }
+
+    /// Checks a frame against the payload schema of the message its `type` names; a frame of
+    /// a type the document does not have fails.
+    pub fn check(&self, frame: &Value) -> Result<(), String> {
+        let kind = frame
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("a frame without a type: {frame}"))?;
+        let schema = self
+            .messages
+            .get(kind)
+            .ok_or_else(|| format!("the document has no message {kind:?}: {frame}"))?;
+        let errors: Vec<String> = schema
+            .iter_errors(frame)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{kind}: {} in {frame}", errors.join("; "))),
+        }
+    }
+}
+
 /// A YAML value as JSON (keys of other types than strings, such as unquoted status codes,
 /// become their text).
 fn json_of(v: serde_yaml::Value) -> Value {
@@ -190,6 +317,34 @@ components:
       properties:
         code: { type: string }
 "##;
+
+    #[test]
+    fn frames_are_checked_against_asyncapi_payloads() {
+        let doc = r#"
+asyncapi: 2.6.0
+components:
+  messages:
+    Pong:
+      name: pong
+      payload:
+        type: object
+        properties:
+          type: { type: string, const: pong }
+        required: [type]
+"#;
+        let c = AsyncContract::from_yaml(doc).expect("loads");
+        assert_eq!(c.names(), vec!["pong".to_owned()]);
+        assert!(c.check(&json!({"type": "pong"})).is_ok());
+        assert!(
+            c.check(&json!({"type": "ping"})).is_err(),
+            "not in the document"
+        );
+        assert!(c.check(&json!({"payload": 1})).is_err(), "no type");
+        let envelope = Component::from_yaml(DOC, "Error").expect("loads");
+        assert!(envelope.check(&json!({"code": "X"})).is_ok());
+        assert!(envelope.check(&json!({"code": 1})).is_err());
+        assert!(Component::from_yaml(DOC, "Nope").is_err());
+    }
 
     #[test]
     fn responses_are_checked_against_their_schemas() {

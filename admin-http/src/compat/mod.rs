@@ -16,6 +16,7 @@
 //! every request passes ([`call`]), and, with the `contract` feature, the contract-test harness
 //! ([`contract`]) that validates real responses against a dialect's OpenAPI document.
 
+pub mod anychat;
 pub mod flutter;
 pub mod gochat;
 pub mod imsys;
@@ -43,6 +44,8 @@ pub const PREFIX: &str = "/compat";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompatConfig {
+    /// Serve AnyChat under `/compat/anychat` (docs/dialects.md).
+    pub anychat: bool,
     /// Serve GoChat under `/compat/gochat` (docs/dialects.md).
     pub gochat: bool,
     /// Serve the Flutter/Rust IM under `/compat/flutter` (docs/dialects.md).
@@ -69,6 +72,8 @@ pub struct CompatConfig {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RootListeners {
+    /// AnyChat at the root of these addresses.
+    pub anychat: Vec<std::net::SocketAddr>,
     /// The Flutter/Rust IM at the root of these addresses.
     pub flutter: Vec<std::net::SocketAddr>,
     /// GoChat at the root of these addresses.
@@ -81,9 +86,10 @@ pub struct RootListeners {
 
 impl CompatConfig {
     /// Every dialect with root listeners, as (name, whether it is enabled, addresses).
-    fn roots(&self) -> [(&'static str, bool, &[std::net::SocketAddr]); 4] {
+    fn roots(&self) -> [(&'static str, bool, &[std::net::SocketAddr]); 5] {
         let r = &self.root;
         [
+            ("anychat", self.anychat, &r.anychat),
             ("flutter", self.flutter, &r.flutter),
             ("gochat", self.gochat, &r.gochat),
             ("imsys", self.imsys, &r.imsys),
@@ -116,6 +122,7 @@ impl CompatConfig {
 impl Default for CompatConfig {
     fn default() -> CompatConfig {
         CompatConfig {
+            anychat: true,
             gochat: true,
             flutter: true,
             imsys: true,
@@ -130,6 +137,7 @@ impl Default for CompatConfig {
 /// the paths its clients use, nothing else of the server's. `None` for an unknown name.
 pub fn root_router(name: &str, backend: Arc<dyn Backend>) -> Option<Router> {
     Some(match name {
+        "anychat" => anychat::router(backend),
         "flutter" => flutter::router(backend),
         "gochat" => gochat::router(backend),
         "imsys" => imsys::router(backend),
@@ -144,6 +152,12 @@ pub fn root_router(name: &str, backend: Arc<dyn Backend>) -> Option<Router> {
 pub fn router(backend: Arc<dyn Backend>) -> Router {
     let config = backend.compat();
     let mut router = Router::new();
+    if config.anychat {
+        router = router.nest(
+            &format!("{PREFIX}/{}", anychat::NAME),
+            anychat::router(backend.clone()),
+        );
+    }
     if config.gochat {
         router = router.nest(
             &format!("{PREFIX}/{}", gochat::NAME),
@@ -207,6 +221,7 @@ mod tests {
     #[test]
     fn every_dialect_is_on_and_header_trust_off_by_default() {
         let c = CompatConfig::default();
+        assert!(c.anychat);
         assert!(c.gochat);
         assert!(c.flutter);
         assert!(c.imsys);

@@ -336,6 +336,10 @@ pub enum EventView {
         #[serde(skip_serializing_if = "Option::is_none")]
         hidden_upto_seq: Option<u64>,
     },
+    GroupInvite {
+        conversation_id: Id,
+        group_name: String,
+    },
 }
 
 fn ids(v: Vec<parley_protocol::ids::UserId>) -> Vec<Id> {
@@ -420,6 +424,10 @@ impl From<ConversationEvent> for EventView {
                 pinned,
                 muted,
                 hidden_upto_seq: hidden_upto.map(Seq::get),
+            },
+            ConversationEvent::GroupInvite { conversation, name } => EventView::GroupInvite {
+                conversation_id: conversation.into(),
+                group_name: name,
             },
         }
     }

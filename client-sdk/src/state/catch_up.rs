@@ -34,6 +34,7 @@ impl State {
             epoch: self.epoch,
             positions: self.positions.snapshot(),
             limit: 0,
+            from_conversation: self.sync.from(),
         });
         link.request(request, Pending::Sync).await.map_err(lost)?;
         Ok(())
@@ -57,7 +58,9 @@ impl State {
             self.emitter.emit(Event::Reset).await;
         }
         self.epoch = page.epoch;
-        self.sync.page(&page);
+        // A page progresses by messages or by listing conversations (a user in very many
+        // conversations gets the list over several pages).
+        let listed = self.sync.page(&page);
         // Nothing before a member's join is visible: start such conversations there.
         let mut out = Vec::new();
         for c in &page.conversations {
@@ -69,7 +72,7 @@ impl State {
         for m in out {
             self.emitter.emit(Event::Message(m)).await;
         }
-        let progressed = !page.messages.is_empty();
+        let progressed = listed || !page.messages.is_empty();
         self.deliver(link, page.messages).await?;
         for r in page.receipts {
             self.emitter.emit(Event::Receipt(r)).await;
@@ -77,7 +80,7 @@ impl State {
         match (page.has_more, progressed) {
             (true, true) => self.request_sync_page(link).await,
             (true, false) => {
-                let e = ClientError::Protocol("sync page with has_more but no messages".into());
+                let e = ClientError::Protocol("sync page with has_more but no progress".into());
                 self.end_sync_round(link, Some(e)).await
             }
             (false, _) => self.end_sync_round(link, None).await,

@@ -241,6 +241,13 @@ pub enum ConversationEvent {
         /// Removed rather than added.
         removed: bool,
     },
+    /// The author invited the user into a group, in the invitee's notices.
+    GroupInvite {
+        /// Which group.
+        conversation: crate::ids::ConversationId,
+        /// Its name when the invitation was made.
+        name: String,
+    },
 }
 
 impl ConversationEvent {
@@ -304,6 +311,9 @@ impl std::fmt::Display for ConversationEvent {
             ConversationEvent::Recall(seq) => write!(f, "#{seq} recalled"),
             ConversationEvent::Prefs { conversation, .. } => {
                 write!(f, "preferences for conversation {conversation} changed")
+            }
+            ConversationEvent::GroupInvite { conversation, name } => {
+                write!(f, "invited into group {conversation} ({name:?})")
             }
             ConversationEvent::DeletedForMe { conversation, seqs } => {
                 write!(f, "deleted for me in {conversation}: {seqs:?}")
@@ -384,6 +394,12 @@ impl From<ConversationEvent> for w::ConversationEvent {
                 Kind::DeletedForMe(w::DeletedForMeEvent {
                     conversation_id: conversation.get(),
                     seqs: seqs.into_iter().map(Seq::get).collect(),
+                })
+            }
+            ConversationEvent::GroupInvite { conversation, name } => {
+                Kind::GroupInvite(w::GroupInviteEvent {
+                    conversation_id: conversation.get(),
+                    group_name: name,
                 })
             }
             ConversationEvent::Prefs {
@@ -486,6 +502,10 @@ impl TryFrom<w::ConversationEvent> for ConversationEvent {
             Some(Kind::DeletedForMe(d)) => ConversationEvent::DeletedForMe {
                 conversation: crate::ids::ConversationId::try_from(d.conversation_id)?,
                 seqs: d.seqs.into_iter().map(Seq).collect(),
+            },
+            Some(Kind::GroupInvite(g)) => ConversationEvent::GroupInvite {
+                conversation: crate::ids::ConversationId::try_from(g.conversation_id)?,
+                name: g.group_name,
             },
             Some(Kind::Prefs(p)) => ConversationEvent::Prefs {
                 conversation: crate::ids::ConversationId::try_from(p.conversation_id)?,

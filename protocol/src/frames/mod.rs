@@ -5,6 +5,7 @@ mod calls;
 mod common;
 mod files;
 mod group;
+mod page;
 mod request;
 mod response;
 mod shared;
@@ -33,6 +34,7 @@ pub use files::{
     mime_type, FileId, FileInfo, NewFile, UploadToken, DEFAULT_MIME, MAX_FILE_NAME_BYTES,
     MAX_MIME_BYTES,
 };
+pub use page::FRAME_OVERHEAD;
 pub use shared::SharedPush;
 pub use social::{
     AddPolicy, Friend, FriendChange, FriendEvent, FriendRequestInfo, Gender, Presence,

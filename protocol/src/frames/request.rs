@@ -77,6 +77,9 @@ pub struct SyncRequest {
     pub positions: Vec<(ConversationId, Seq)>,
     /// Requested page size (0 = server default).
     pub limit: u32,
+    /// Continue a round from this conversation (the previous page's `next_conversation_id`);
+    /// `None`: from the first.
+    pub from_conversation: Option<ConversationId>,
 }
 
 /// Preferences of one user for one conversation (`None`: unchanged).
@@ -154,6 +157,10 @@ pub enum Request {
         /// Older than this call id (0: from the newest).
         before: u64,
         limit: u32,
+    },
+    /// One call, in progress or ended (see `GetCall` in the .proto file).
+    GetCall {
+        call: u64,
     },
     Send(SendRequest),
     CursorAck {
@@ -327,6 +334,7 @@ impl Request {
             Request::DeleteForMe { .. } => "delete_for_me",
             Request::GetReadState { .. } => "get_read_state",
             Request::ListCalls { .. } => "list_calls",
+            Request::GetCall { .. } => "get_call",
             Request::Send(_) => "send",
             Request::CursorAck { .. } => "cursor_ack",
             Request::Sync(_) => "sync",
@@ -533,6 +541,12 @@ impl TryFrom<Body> for Request {
                 before: l.before_call_id,
                 limit: l.limit,
             },
+            Body::GetCall(g) => {
+                if g.call_id == 0 {
+                    return Err(InvalidInput::new("call_id is required").into());
+                }
+                Request::GetCall { call: g.call_id }
+            }
             Body::GetPresence(g) => {
                 if g.user_ids.len() > MAX_PROFILES {
                     return Err(InvalidInput::new("at most 100 user ids").into());
@@ -562,6 +576,7 @@ impl TryFrom<Body> for Request {
                     .map(|p| Ok((conversation(p.conversation_id)?, Seq(p.seq))))
                     .collect::<Result<_, InvalidInput>>()?,
                 limit: s.limit,
+                from_conversation: ConversationId::try_from(s.from_conversation_id).ok(),
             }),
             Body::Ping(p) => Request::Ping {
                 client_time_ms: p.client_time_ms,
@@ -838,6 +853,7 @@ impl From<Request> for Body {
                 before_call_id: before,
                 limit,
             }),
+            Request::GetCall { call } => Body::GetCall(w::GetCall { call_id: call }),
             Request::GetPresence(users) => Body::GetPresence(w::GetPresence {
                 user_ids: users.into_iter().map(u64::from).collect(),
             }),
@@ -873,6 +889,7 @@ impl From<Request> for Body {
                     })
                     .collect(),
                 limit: s.limit,
+                from_conversation_id: s.from_conversation.map_or(0, |c| c.get()),
             }),
             Request::Ping { client_time_ms } => Body::Ping(w::Ping { client_time_ms }),
             Request::OpenDirect(peer) => Body::OpenDirect(match peer {

@@ -138,6 +138,9 @@ pub struct SyncResponse {
     pub messages: Vec<Message>,
     pub receipts: Vec<Receipt>,
     pub has_more: bool,
+    /// Where the next page of the round starts (`from_conversation_id`); 0: not paged by
+    /// conversation.
+    pub next_conversation_id: u64,
 }
 
 /// An error reported by the server.
@@ -415,6 +418,7 @@ impl From<Response> for Body {
                 messages: s.messages.into_iter().map(Into::into).collect(),
                 receipts: s.receipts.into_iter().map(Into::into).collect(),
                 has_more: s.has_more,
+                next_conversation_id: s.next_conversation_id,
             }),
             Response::Pong {
                 client_time_ms,
@@ -680,6 +684,7 @@ fn response(body: Body) -> Result<Response, DecodeError> {
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
             has_more: s.has_more,
+            next_conversation_id: s.next_conversation_id,
         }),
         Body::Pong(p) => Response::Pong {
             client_time_ms: p.client_time_ms,

@@ -50,9 +50,11 @@ fn requests_round_trip() {
             epoch: 77,
             positions: vec![(conv, Seq(2))],
             limit: 10,
+            from_conversation: Some(conv),
         }),
         Request::OpenDirect(PeerRef::Account(Account::try_from("bob").unwrap())),
         Request::Logout,
+        Request::GetCall { call: 12 },
         Request::CreateGroup {
             name: crate::values::GroupName::try_from("team").unwrap(),
             members: vec![UserId::try_from(4).unwrap()],

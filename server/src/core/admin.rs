@@ -7,7 +7,7 @@
 //! made by someone else is refused rather than borrowed, so nobody can speak as the server by
 //! registering its name first.
 
-use parley_protocol::frames::{ContentType, ConversationEvent, SendRequest};
+use parley_protocol::frames::{ContentType, ConversationEvent, GroupInfo, SendRequest};
 use parley_protocol::ids::{Account, ClientMsgId, ConversationId, DeviceId, Seq, UserId};
 use parley_protocol::session::Identity;
 use parley_protocol::ErrorCode;
@@ -118,6 +118,24 @@ impl Core {
             parley_protocol::frames::Response::Error(e) => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Any group's profile, owner and member count, for the operator (no membership needed;
+    /// join requests are not shown). `NOT_FOUND` for no such conversation, `INVALID_ARGUMENT`
+    /// for a 1:1 or notices conversation.
+    pub fn admin_group(&self, conv: ConversationId) -> CoreResult<GroupInfo> {
+        let members = self.members_of(conv)?;
+        if !members.record.group {
+            return Err(err(ErrorCode::InvalidArgument, "not a group"));
+        }
+        Ok(GroupInfo {
+            conversation: conv,
+            profile: super::conversations::group_profile(&members.record),
+            owner: members.record.owner.and_then(|o| UserId::try_from(o).ok()),
+            member_count: u32::try_from(members.list.len()).unwrap_or(u32::MAX),
+            join_requests: Vec::new(),
+            created_at_ms: members.record.created_ms,
+        })
     }
 
     /// Sends `text` as a text message from the server account into every user's notices

@@ -287,6 +287,38 @@ impl Core {
         .await
     }
 
+    /// One call of `me`'s (its caller or an invitee): the state of a call in progress (outcome
+    /// `Unspecified`; participants: the caller and those who accepted so far; duration: since
+    /// the first accept), else its record once ended. Anything else is `NOT_FOUND`.
+    pub fn get_call(&self, me: &Identity, id: u64) -> CoreResult<(ConversationId, CallRecord)> {
+        let live = self.calls.lock().get(&id).and_then(|call| {
+            let part = call.caller.user == me.user || call.invitees.contains(&me.user);
+            part.then(|| {
+                let mut participants = vec![call.caller.user];
+                participants.extend(&call.accepted);
+                let record = CallRecord {
+                    call: id,
+                    caller: call.caller.user,
+                    media: call.media,
+                    outcome: CallOutcome::Unspecified,
+                    started_at_ms: call.started_ms,
+                    duration_ms: call.answered_ms.map_or(0, |a| now_ms().saturating_sub(a)),
+                    participants,
+                };
+                (call.conversation, record)
+            })
+        });
+        if let Some(live) = live {
+            return Ok(live);
+        }
+        // Ended: the newest record of `me`'s at or below `id` is it, if it is `id`.
+        let (calls, _) = self.list_calls(me, id.saturating_add(1), 1)?;
+        calls
+            .into_iter()
+            .find(|(_, r)| r.call == id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "no such call"))
+    }
+
     /// The caller's call records, newest first.
     pub fn list_calls(
         &self,

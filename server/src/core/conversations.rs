@@ -227,8 +227,9 @@ impl Core {
         self.conversation_info(conv, me.user)
     }
 
-    /// Creates a group owned by the caller. The members given are its initial state: they see
-    /// it from seq 1 and it needs no event (there is nothing before it to order against).
+    /// Creates a group owned by the caller. The members given that it may add directly (friends,
+    /// users accepting anyone) are its initial state: they see it from seq 1 and it needs no
+    /// event (there is nothing before it to order against); the others are invited.
     pub async fn create_group(
         &self,
         me: &Identity,
@@ -243,15 +244,22 @@ impl Core {
         }
         self.check_users_exist(&others)?;
         self.check_addable(me.user, &others)?;
+        self.charge_group_ops(me.user, 1, others.len())?;
+        // Friends (and users who accept anyone) go in; the others are invited (`invites.rs`).
+        let (direct, invited) = self.split_adds(me.user, others)?;
         let settings = GroupSettings {
             join_policy: JoinPolicy::Approval.to_wire(),
             ..GroupSettings::default()
         };
         let conv = self
             .store
-            .create_group(me.user, name, &others, settings, now_ms())
+            .create_group(me.user, name, &direct, settings, now_ms())
             .map_err(internal)?;
         self.durable().await?;
+        if !invited.is_empty() {
+            self.invite_into_group(me, None, conv, name.as_str(), &invited)
+                .await?;
+        }
         self.conversation_info(conv, me.user)
     }
 
@@ -312,6 +320,16 @@ impl Core {
         self.check_addable(me.user, &add)?;
         if add.is_empty() && remove.is_empty() {
             return Ok(None); // nothing changes: no event
+        }
+        self.charge_group_ops(me.user, 0, add.len())?;
+        // Friends (and users who accept anyone) go in; the others are invited (`invites.rs`).
+        let (add, invited) = self.split_adds(me.user, add)?;
+        if !invited.is_empty() {
+            self.invite_into_group(me, origin, conv, &members.record.name, &invited)
+                .await?;
+        }
+        if add.is_empty() && remove.is_empty() {
+            return Ok(None); // only invitations: answered once they are durable
         }
         let event = ConversationEvent::Membership {
             added: add,

@@ -240,6 +240,24 @@ impl Core {
             return Ok(Join::Already { pending: false });
         }
         let settings = &members.record.settings;
+        // An invitation admits whatever the group's privacy and policy (`invites.rs`).
+        if members.record.group && self.is_invited(conv, me.user)? {
+            if settings.disbanded {
+                return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
+            }
+            if members.list.len() >= self.member_limit(&members) {
+                return Err(err(ErrorCode::InvalidArgument, "the group is full"));
+            }
+            let event = ConversationEvent::Membership {
+                added: vec![me.user],
+                removed: Vec::new(),
+            };
+            let answer = Answer::Joined { pending: false };
+            let pending = self
+                .commit_event(me, origin, conv, event, key, answer)
+                .await?;
+            return Ok(Join::Committing(pending));
+        }
         if !members.record.group || !settings.public {
             return Err(err(ErrorCode::NotFound, "no such conversation"));
         }
@@ -284,7 +302,8 @@ impl Core {
     }
 
     /// Approves (the requester becomes a member) or rejects a pending join request (owner or
-    /// managers).
+    /// managers). An invitee naming itself answers its invitation instead: declining ends it
+    /// (`None`, answered once durable), accepting joins as `JoinGroup` does.
     pub async fn answer_join_request(
         &self,
         me: &Identity,
@@ -293,7 +312,23 @@ impl Core {
         user: UserId,
         approve: bool,
         key: Option<ClientMsgId>,
-    ) -> CoreResult<Pending> {
+    ) -> CoreResult<Option<Pending>> {
+        if user == me.user && self.is_invited(conv, me.user)? {
+            let members = self.members_of(conv)?;
+            if members.get(me.user).is_none() {
+                if !approve {
+                    self.decline_invite(me, conv).await?;
+                    return Ok(None);
+                }
+                return match self
+                    .join_group(me, origin, conv, String::new(), key)
+                    .await?
+                {
+                    Join::Committing(p) => Ok(Some(p)),
+                    Join::Already { .. } => Ok(None),
+                };
+            }
+        }
         let (members, _) = self.gate_manage(
             conv,
             me.user,
@@ -321,6 +356,7 @@ impl Core {
         };
         self.commit_event(me, origin, conv, event, key, Answer::Ok)
             .await
+            .map(Some)
     }
 
     /// A group's profile: for members, and for anyone if it is public. Owner and managers also

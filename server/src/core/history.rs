@@ -201,7 +201,27 @@ impl Core {
             m.event.as_ref().is_none_or(|e| e.amends().is_none())
                 && !m.amended.as_ref().is_some_and(|a| a.deleted_for_me)
         });
-        let has_more = if forward { hi < head } else { lo > floor };
+        // Bounded by encoded size like a sync page (docs/security.md): up to 1,000 messages of
+        // up to 64 KiB each would not fit a frame. The messages nearest the cursor are kept.
+        let budget = self.cfg.limits.max_sync_bytes as usize;
+        let mut used = 0;
+        let mut fits = |m: &Message| {
+            used += m.encoded_len();
+            used <= budget
+        };
+        let keep = match forward {
+            true => page.iter().take_while(|m| fits(m)).count(),
+            false => page.iter().rev().take_while(|m| fits(m)).count(),
+        }
+        .max(1);
+        let truncated = keep < page.len();
+        if truncated {
+            match forward {
+                true => page.truncate(keep),
+                false => drop(page.drain(..page.len() - keep)),
+            }
+        }
+        let has_more = truncated || if forward { hi < head } else { lo > floor };
         if !forward {
             page.reverse();
         }

@@ -1,9 +1,8 @@
-//! Sending (authorization before the committer), fan-out after it, cursors and receipts, sync,
-//! and typing.
+//! Sending (authorization before the committer), fan-out after it, cursors and receipts, and
+//! typing. Sync is in `sync.rs`.
 
 use parley_protocol::frames::{
-    ContentType, CursorKind, Message, Push, Receipt, SendRequest, SharedPush, SyncRequest,
-    SyncResponse,
+    ContentType, CursorKind, Message, Push, Receipt, SendRequest, SharedPush,
 };
 use parley_protocol::ids::{ConversationId, Seq, SessionId, UserId};
 use parley_protocol::session::Identity;
@@ -303,72 +302,6 @@ impl Core {
             }
         }
         Ok(())
-    }
-
-    /// One page of everything the user lacks, oldest first per conversation.
-    pub fn sync(&self, user: UserId, request: SyncRequest) -> CoreResult<SyncResponse> {
-        let limits = &self.cfg.limits;
-        let reset = request.epoch != 0 && request.epoch != self.epoch();
-        let positions: std::collections::HashMap<ConversationId, Seq> = if reset {
-            Default::default()
-        } else {
-            request.positions.into_iter().collect()
-        };
-        let mut remaining = match request.limit {
-            0 => limits.default_sync_page,
-            n => n.min(limits.max_sync_page),
-        } as usize;
-        let mut budget = limits.max_sync_bytes as usize;
-        let mut response = SyncResponse {
-            epoch: self.epoch(),
-            reset,
-            ..Default::default()
-        };
-        for conv in self.store.user_conversations(user).map_err(internal)? {
-            let Ok((members, me)) = self.membership(conv, user) else {
-                continue; // left between the two reads
-            };
-            let info = self.info_from(conv, &members, user, &me)?;
-            let have = positions.get(&conv).copied().unwrap_or(Seq::ZERO);
-            let start = have.max(Seq(info.visible_from.get() - 1));
-            if info.head > start {
-                if remaining == 0 || budget == 0 {
-                    response.has_more = true;
-                } else {
-                    let mut page = self
-                        .store
-                        .messages(conv, start, info.head, remaining, budget)
-                        .map_err(internal)?;
-                    // Recalled content is withheld here too; edits and reactions ride along;
-                    // what the user deleted for itself comes without content.
-                    self.store.render(conv, &mut page).map_err(internal)?;
-                    self.store
-                        .mark_deleted_for(user, conv, &mut page)
-                        .map_err(internal)?;
-                    remaining -= page.len();
-                    let used: usize = page.iter().map(|m| m.content.len() + 64).sum();
-                    budget = budget.saturating_sub(used);
-                    if (page.len() as u64) < info.head.get() - start.get() {
-                        response.has_more = true;
-                    }
-                    response.messages.extend(page);
-                    for (other, _) in members.list.iter().filter(|(u, _)| *u != user) {
-                        let c = self.store.cursors(*other, conv).map_err(internal)?;
-                        if c.read > Seq::ZERO {
-                            response.receipts.push(Receipt {
-                                conversation: conv,
-                                user: *other,
-                                kind: CursorKind::Read,
-                                seq: c.read,
-                                unread: 0,
-                            });
-                        }
-                    }
-                }
-            }
-            response.conversations.push(info);
-        }
-        Ok(response)
     }
 
     /// Relays "typing" to the other members' devices. Never stored.

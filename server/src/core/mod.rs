@@ -9,14 +9,17 @@ mod conversation_list;
 mod conversations;
 mod entries;
 mod files;
+mod group_rate;
 mod groups;
 mod hashing;
 mod history;
+mod invites;
 mod message_search;
 mod messaging;
 mod offline_push;
 mod presence;
 mod social;
+mod sync;
 mod throttle;
 mod world;
 
@@ -44,6 +47,7 @@ pub(crate) use files::{bears_file, thumbnail_mime};
 pub use groups::Join;
 pub use offline_push::OfflinePush;
 pub use social::Befriend;
+pub use sync::sync_unit_bound;
 pub use throttle::Source;
 
 /// Result of a core operation: a domain value or an error for the client.
@@ -60,6 +64,8 @@ pub struct Core {
     hashes: Arc<hashing::HashQueue>,
     /// Failed password attempts per source and per (account, source) (`throttle.rs`).
     throttle: std::sync::Mutex<throttle::Throttle>,
+    /// Groups created and members added per account (`group_rate.rs`).
+    group_rate: std::sync::Mutex<group_rate::GroupRate>,
     node: NodeId,
     next_session: AtomicU64,
     /// The sessions' liveness settings, shared by all of them.
@@ -168,9 +174,21 @@ impl Core {
             max_sources: login.max_tracked_sources,
             max_pairs: login.max_tracked_pairs,
         });
+        let l = &cfg.limits;
+        let group_rate = group_rate::GroupRate::new(
+            group_rate::Rate {
+                per_minute: l.groups_per_minute,
+                burst: l.groups_burst,
+            },
+            group_rate::Rate {
+                per_minute: l.group_adds_per_minute,
+                burst: l.group_adds_burst,
+            },
+        );
         Core {
             files,
             heartbeat,
+            group_rate: std::sync::Mutex::new(group_rate),
             node: NodeId(cfg.node_id),
             store,
             cfg,

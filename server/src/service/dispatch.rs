@@ -2,9 +2,10 @@
 //! decided here, for every adapter alike; what an operation checks beyond that is in its core
 //! file.
 //!
-//! `execute` itself is not a future: the frequent requests (send, cursors, sync, typing, ping)
-//! are answered or queued without one, and the rest (logins, conversation changes) come back as
-//! [`Reply::Deferred`], one boxed future the adapter awaits. A future per request built through
+//! `execute` itself is not a future: the frequent requests (send, cursors, typing, ping) are
+//! answered or queued without one, and the rest (logins, conversation changes, sync, whose page
+//! is built on the blocking pool) come back as [`Reply::Deferred`], one boxed future the adapter
+//! awaits. A future per request built through
 //! several layers showed in the profile of 1:1 chat at saturation (docs/BENCHMARKS.md).
 
 use std::future::Future;
@@ -142,6 +143,13 @@ impl Service {
                 let (calls, has_more) = core.list_calls(me, before, limit)?;
                 now(Response::Calls { calls, has_more })
             }
+            Request::GetCall { call } => {
+                let call = core.get_call(me, call)?;
+                now(Response::Calls {
+                    calls: vec![call],
+                    has_more: false,
+                })
+            }
             Request::GetPresence(users) => now(Response::Presences(core.get_presence(me, &users)?)),
             Request::SignOutDevice(device) => self.deferred(me, move |core, me| async move {
                 core.sign_out_device(&me, &device)
@@ -172,7 +180,11 @@ impl Service {
                 core.cursor_ack(me, session, conversation, kind, seq)?;
                 now(Response::Ok)
             }
-            Request::Sync(sync) => now(Response::Sync(core.sync(me.user, sync)?)),
+            // A page is bounded (docs/security.md) but still reads the store for many
+            // conversations: it is built on the blocking pool (`core/sync.rs`).
+            Request::Sync(sync) => self.deferred(me, move |core, me| async move {
+                Ok(Reply::Now(Response::Sync(core.sync(me.user, sync).await?)))
+            }),
             Request::OpenDirect(peer) => self.deferred(me, move |core, me| async move {
                 let info = core.open_direct(&me, peer).await?;
                 Ok(Reply::Now(Response::Conversation(info)))
@@ -286,7 +298,6 @@ impl Service {
             } => self.change(me, move |core, me| async move {
                 core.answer_join_request(&me, session, conversation, user, approve, request_key)
                     .await
-                    .map(Some)
             }),
             Request::EditMessage {
                 conversation,

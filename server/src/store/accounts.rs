@@ -95,7 +95,7 @@ impl Store {
         let claimed = self.accounts.compare_and_swap(
             account.as_str(),
             None as Option<&[u8]>,
-            Some(&u64_key(id)[..]),
+            Some(&keys::id_value(id)[..]),
         )?;
         if claimed.is_err() {
             self.users.remove(u64_key(id))?;
@@ -109,7 +109,7 @@ impl Store {
         let Some(id) = self.accounts.get(account)? else {
             return Ok(None);
         };
-        let user = keys::user(&id, "accounts")?;
+        let user = keys::user_value(&id, "accounts")?;
         Ok(self.user(user)?.map(|r| (user, r)))
     }
 

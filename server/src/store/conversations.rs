@@ -169,7 +169,7 @@ impl Store {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let key = pair(lo.get(), hi.get());
         if let Some(existing) = self.direct.get(key)? {
-            return keys::conversation(&existing, "direct");
+            return keys::conversation_value(&existing, "direct");
         }
         let fresh = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
         let record = ConversationRecord {
@@ -186,10 +186,10 @@ impl Store {
             .transaction(|(direct, convs, members, user_convs)| {
                 // A concurrent creator may have won: then use theirs.
                 if let Some(existing) = direct.get(key)? {
-                    return keys::conversation(&existing, "direct")
+                    return keys::conversation_value(&existing, "direct")
                         .map_err(ConflictableTransactionError::Abort);
                 }
-                direct.insert(&key[..], &u64_key(fresh.get())[..])?;
+                direct.insert(&key[..], &keys::id_value(fresh.get())[..])?;
                 convs.insert(&u64_key(fresh.get())[..], json(&record))?;
                 put_member(members, user_convs, fresh, lo, &member)?;
                 if hi != lo {
@@ -204,7 +204,7 @@ impl Store {
     pub fn notices_of(&self, user: UserId) -> Result<Option<ConversationId>> {
         self.notices
             .get(u64_key(user.get()))?
-            .map(|v| keys::conversation(&v, "notices"))
+            .map(|v| keys::conversation_value(&v, "notices"))
             .transpose()
     }
 
@@ -212,7 +212,7 @@ impl Store {
     pub fn notices_conversation(&self, user: UserId, now_ms: u64) -> Result<ConversationId> {
         let key = u64_key(user.get());
         if let Some(existing) = self.notices.get(key)? {
-            return keys::conversation(&existing, "notices");
+            return keys::conversation_value(&existing, "notices");
         }
         let fresh = keys::conversation(&u64_key(self.generate_id()?), "convs")?;
         let record = ConversationRecord {
@@ -225,18 +225,27 @@ impl Store {
         };
         let member = MemberRecord::new(Role::Member, 1);
         let _forget = Forget(self, vec![user]);
-        (&self.notices, &self.convs, &self.members, &self.user_convs)
+        let conv = (&self.notices, &self.convs, &self.members, &self.user_convs)
             .transaction(|(notices, convs, members, user_convs)| {
                 if let Some(existing) = notices.get(key)? {
-                    return keys::conversation(&existing, "notices")
+                    return keys::conversation_value(&existing, "notices")
                         .map_err(ConflictableTransactionError::Abort);
                 }
-                notices.insert(&key[..], &u64_key(fresh.get())[..])?;
+                notices.insert(&key[..], &keys::id_value(fresh.get())[..])?;
                 convs.insert(&u64_key(fresh.get())[..], json(&record))?;
                 put_member(members, user_convs, fresh, user, &member)?;
                 Ok(fresh)
             })
-            .map_err(tx_err)
+            .map_err(tx_err)?;
+        if conv == fresh {
+            // Notices are committed into it right away, without a barrier in between: its
+            // record must be durable before any entry of its log is (otherwise a crash leaves
+            // entries of a conversation sled never heard of, and its id free to be handed out
+            // again; opening refuses such a data directory, store/verify.rs). Once per user.
+            self.db.flush()?;
+            self.db_file.sync_data()?;
+        }
+        Ok(conv)
     }
 
     /// Creates a group owned by `owner` with `others` as members.

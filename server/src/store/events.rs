@@ -78,6 +78,7 @@ impl Store {
                 self.change_members(conv, added, removed, entry.seq)?;
                 for user in added {
                     self.join_reqs.remove(pair(conv.get(), user.get()))?;
+                    self.remove_invite(conv, *user)?;
                 }
                 Ok(())
             }),
@@ -189,6 +190,13 @@ impl Store {
                 muted,
                 hidden_upto,
             } => self.apply_prefs(entry.sender, *conversation, *pinned, *muted, *hidden_upto),
+            // In the invitee's notices, whose only member is the invitee.
+            ConversationEvent::GroupInvite { conversation, .. } => {
+                match self.members_of(conv)?.and_then(|m| m.ids().next()) {
+                    Some(invitee) => self.apply_invite(*conversation, invitee, entry),
+                    None => Ok(()),
+                }
+            }
             ConversationEvent::Recall(seq) => self.amend(conv, *seq, |a| {
                 a.recalled = true;
                 a.reactions.clear();

@@ -244,9 +244,26 @@ impl Segments {
 
     /// Reads every record from `from` (the start of a batch) to the end of the log, in order,
     /// calling `f(pos, record)` for the records of each complete batch. A torn or unterminated
-    /// last batch is cut off the file (and the cut synced); damage anywhere else is an error.
-    /// Returns the position after the last complete batch.
-    pub fn scan(&self, from: u64, mut f: impl FnMut(u64, Record) -> Result<()>) -> Result<u64> {
+    /// last batch is cut off the file (and the cut synced) if it starts at or after `durable`
+    /// (the position the last snapshot recorded, up to which everything was complete); damage
+    /// anywhere else is an error. With `cut` false (an offline check) nothing is cut: a torn
+    /// last batch is only reported, through `torn`. Returns the position after the last
+    /// complete batch.
+    #[cfg(test)]
+    pub fn scan(&self, from: u64, f: impl FnMut(u64, Record) -> Result<()>) -> Result<u64> {
+        self.scan_checked(from, from, true, &mut |_, _| {}, f)
+    }
+
+    /// [`Segments::scan`] with its options (see there): `torn(segment, offset)` is told of a
+    /// torn last batch.
+    pub fn scan_checked(
+        &self,
+        from: u64,
+        durable: u64,
+        cut: bool,
+        torn: &mut dyn FnMut(u32, u64),
+        mut f: impl FnMut(u64, Record) -> Result<()>,
+    ) -> Result<u64> {
         let (first, mut offset) = split(from);
         let last = self.last();
         let mut segment = first;
@@ -300,6 +317,8 @@ impl Segments {
             if let Some(why) = bad {
                 let damage = if segment != last {
                     Some("not in the last segment")
+                } else if pos(segment, batch_start) < durable {
+                    Some("before the last snapshot")
                 } else if self.later_end_mark(&file, segment, batch_start, offset, len)? {
                     Some("a complete batch follows it")
                 } else {
@@ -310,6 +329,10 @@ impl Segments {
                         "bad record in segment {segment} at {offset} ({why}) in the batch at \
                          {batch_start}, {damage}: acknowledged messages are damaged"
                     )));
+                }
+                torn(segment, batch_start);
+                if !cut {
+                    return Ok(pos(segment, batch_start));
                 }
                 tracing::warn!(
                     segment,
@@ -323,7 +346,16 @@ impl Segments {
                 offset = batch_start;
             }
             if segment == last {
-                return Ok(pos(segment, offset));
+                let end = pos(segment, offset);
+                if end < durable {
+                    let (s, o) = split(durable);
+                    return Err(corrupt(format!(
+                        "the message log ends in segment {segment} at {offset}, but the last \
+                         snapshot says it reached segment {s} at {o}: the message log is \
+                         shorter than what was acknowledged"
+                    )));
+                }
+                return Ok(end);
             }
             segment += 1;
             offset = 0;

@@ -296,118 +296,266 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Checks the log format recorded in the index (recording it, if `record`, for a new log).
+fn check_format(idx: &sled::Tree, record: bool) -> Result<()> {
+    match idx.get(FORMAT)? {
+        Some(v) if keys::decode_u64(&v, "messages")? == LOG_FORMAT => Ok(()),
+        Some(v) => Err(corrupt(format!(
+            "message log format {}, this server reads format {LOG_FORMAT}",
+            keys::decode_u64(&v, "messages")?
+        ))),
+        None if idx.get(REPLAY_FROM)?.is_some() => Err(corrupt(
+            "this data directory holds an older message log format (an older Parley); \
+             start with a new data directory",
+        )),
+        // Durable with the snapshot that opening takes.
+        None if record => {
+            idx.insert(FORMAT, &LOG_FORMAT.to_be_bytes())?;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 fn decode_head(v: &[u8]) -> Result<Head> {
     let (seq, pos) = keys::decode_pair(v, "messages")?;
     Ok(Head { seq: Seq(seq), pos })
 }
 
-impl MessageLog {
-    /// Opens the segments under `dir` and brings the index in `idx` up to date with them: loads
-    /// the last snapshot, then replays every record after it (cutting a torn tail).
-    /// Returns the log and the replayed entries whose events change state, to be applied again
-    /// (in log order) by the caller.
-    pub(super) fn open(dir: &Path, idx: &sled::Tree) -> Result<(MessageLog, Vec<Message>)> {
-        match idx.get(FORMAT)? {
-            Some(v) if keys::decode_u64(&v, "messages")? == LOG_FORMAT => {}
-            Some(v) => {
-                return Err(corrupt(format!(
-                    "message log format {}, this server reads format {LOG_FORMAT}",
-                    keys::decode_u64(&v, "messages")?
-                )))
-            }
-            None if idx.get(REPLAY_FROM)?.is_some() => {
-                return Err(corrupt(
-                    "this data directory holds an older message log format (an older Parley); \
-                     start with a new data directory",
-                ))
-            }
-            // Durable with the snapshot that opening takes.
-            None => {
-                idx.insert(FORMAT, &LOG_FORMAT.to_be_bytes())?;
-            }
+/// What reading the whole log found ([`replay`]).
+struct Replay {
+    heads: FxHashMap<ConversationId, Head>,
+    sent_heads: FxHashMap<UserId, u64>,
+    next_id: u64,
+    /// Checkpoints of the records after the snapshot, to write to the index.
+    index: Vec<([u8; 17], u64)>,
+    dirty: FxHashSet<ConversationId>,
+    dirty_senders: FxHashSet<UserId>,
+    /// Records after the snapshot, and all records.
+    replayed: u64,
+    records: u64,
+    /// Entries after the snapshot whose events change state.
+    events: Vec<Message>,
+    end: u64,
+    /// Where a torn last batch starts (not acknowledged; cut at open, reported by a check).
+    torn: Option<(u32, u64)>,
+}
+
+/// Reads the whole log: every record's checksum, every batch's end mark, and both chains of
+/// every record (`seq = head + 1`, the back pointers equal the previous heads of its
+/// conversation and its sender), from the first segment on. The heads it computes at the last
+/// snapshot's position must equal the heads that snapshot recorded in `idx` (so a damaged or
+/// foreign index is found), and the records after the snapshot are replayed: their checkpoints
+/// and state-changing events collected. A torn last batch is cut if `cut`.
+fn replay(segments: &Segments, idx: &sled::Tree, cut: bool) -> Result<Replay> {
+    let (from, snapshot_next_id) = match idx.get(REPLAY_FROM)? {
+        Some(v) => keys::decode_pair(&v, "messages")?,
+        None => (0, 1),
+    };
+    let mut snapshot_heads = FxHashMap::default();
+    for kv in idx.scan_prefix(HEAD_PREFIX) {
+        let (k, v) = kv?;
+        let conv = keys::conversation(&k[1..], "messages")?;
+        snapshot_heads.insert(conv, decode_head(&v)?);
+    }
+    let mut snapshot_senders = FxHashMap::default();
+    for kv in idx.scan_prefix(SENT_PREFIX) {
+        let (k, v) = kv?;
+        let sender = keys::user(&k[1..], "messages")?;
+        snapshot_senders.insert(sender, keys::decode_u64(&v, "messages")?);
+    }
+    let mut r = Replay {
+        heads: FxHashMap::default(),
+        sent_heads: FxHashMap::default(),
+        next_id: 1,
+        index: Vec::new(),
+        dirty: FxHashSet::default(),
+        dirty_senders: FxHashSet::default(),
+        replayed: 0,
+        records: 0,
+        events: Vec::new(),
+        end: 0,
+        torn: None,
+    };
+    let mut compared = false;
+    let compare = |r: &Replay| -> Result<()> {
+        let (s, o) = (from >> 32, from & 0xffff_ffff);
+        if r.heads != snapshot_heads || r.sent_heads != snapshot_senders {
+            let differ = snapshot_heads
+                .iter()
+                .filter(|(c, h)| r.heads.get(c) != Some(h))
+                .count()
+                + r.heads
+                    .keys()
+                    .filter(|c| !snapshot_heads.contains_key(c))
+                    .count();
+            return Err(corrupt(format!(
+                "the index's snapshot (at segment {s} offset {o}) disagrees with the message \
+                 log about {differ} conversation heads and {} sender heads: store/ is damaged \
+                 or belongs to another message log",
+                r.sent_heads.len().abs_diff(snapshot_senders.len()).max(
+                    snapshot_senders
+                        .iter()
+                        .filter(|(u, p)| r.sent_heads.get(u) != Some(p))
+                        .count()
+                )
+            )));
         }
-        let segments = Segments::open(dir)?;
-        let (from, mut next_id) = match idx.get(REPLAY_FROM)? {
-            Some(v) => keys::decode_pair(&v, "messages")?,
-            None => (0, 1),
-        };
-        let mut heads = FxHashMap::default();
-        for kv in idx.scan_prefix(HEAD_PREFIX) {
-            let (k, v) = kv?;
-            let conv = keys::conversation(&k[1..], "messages")?;
-            heads.insert(conv, decode_head(&v)?);
+        if r.next_id > snapshot_next_id {
+            return Err(corrupt(format!(
+                "the index's snapshot says the next message id is {snapshot_next_id} but the log \
+                 already holds message id {}: store/ is damaged",
+                r.next_id - 1
+            )));
         }
-        let mut sent_heads = FxHashMap::default();
-        for kv in idx.scan_prefix(SENT_PREFIX) {
-            let (k, v) = kv?;
-            let sender = keys::user(&k[1..], "messages")?;
-            sent_heads.insert(sender, keys::decode_u64(&v, "messages")?);
-        }
-        let mut index = Vec::new();
-        let mut dirty = FxHashSet::default();
-        let mut dirty_senders = FxHashSet::default();
-        let mut replayed = 0u64;
-        let mut events = Vec::new();
-        let end = segments.scan(from, |pos, record| {
+        Ok(())
+    };
+    let mut torn = None;
+    r.end = segments.scan_checked(
+        0,
+        from,
+        cut,
+        &mut |segment, offset| torn = Some((segment, offset)),
+        |pos, record| {
+            if !compared && pos >= from {
+                compare(&r)?;
+                r.next_id = snapshot_next_id;
+                compared = true;
+            }
             let (prev_sent, body) = split_body(&record.body)?;
             let msg = Message::from_bytes(body).map_err(corrupt)?;
-            let head = heads.get(&msg.conversation).copied().unwrap_or(NO_HEAD);
+            let head = r.heads.get(&msg.conversation).copied().unwrap_or(NO_HEAD);
             if Some(msg.seq.get()) != head.seq.get().checked_add(1) || record.prev != head.pos {
                 return Err(corrupt(format!(
                     "conversation {} seq {} follows seq {} in the log",
                     msg.conversation, msg.seq, head.seq
                 )));
             }
-            if prev_sent != sent_heads.get(&msg.sender).copied().unwrap_or(NO_POS) {
+            if prev_sent != r.sent_heads.get(&msg.sender).copied().unwrap_or(NO_POS) {
                 return Err(corrupt(format!(
                     "message {} breaks the chain of sender {}",
                     msg.id, msg.sender
                 )));
             }
-            index_message(&mut index, &msg, pos);
-            heads.insert(msg.conversation, Head { seq: msg.seq, pos });
-            dirty.insert(msg.conversation);
-            sent_heads.insert(msg.sender, pos);
-            dirty_senders.insert(msg.sender);
-            next_id = next_id.max(
+            r.heads.insert(msg.conversation, Head { seq: msg.seq, pos });
+            r.sent_heads.insert(msg.sender, pos);
+            r.next_id = r.next_id.max(
                 msg.id
                     .get()
                     .checked_add(1)
                     .ok_or_else(|| corrupt("message id out of range"))?,
             );
-            replayed += 1;
-            if msg.event.is_some() {
-                events.push(msg);
+            r.records += 1;
+            if pos >= from {
+                index_message(&mut r.index, &msg, pos);
+                r.dirty.insert(msg.conversation);
+                r.dirty_senders.insert(msg.sender);
+                r.replayed += 1;
+                if msg.event.is_some() {
+                    r.events.push(msg);
+                }
             }
             Ok(())
-        })?;
-        write_index(idx, index)?;
-        if replayed > 0 {
-            tracing::info!(replayed, "message log replayed into the index");
-        }
+        },
+    )?;
+    if !compared {
+        compare(&r)?;
+        r.next_id = snapshot_next_id;
+    }
+    r.torn = torn;
+    Ok(r)
+}
+
+/// What an offline check of the message log found.
+#[derive(Debug)]
+pub(super) struct LogSummary {
+    /// Records (messages and events) read and verified.
+    pub records: u64,
+    /// Conversations with entries, and their heads.
+    pub heads: Vec<(ConversationId, Seq)>,
+    /// Users who sent entries.
+    pub senders: Vec<UserId>,
+    /// The id the next message would get.
+    pub next_id: u64,
+    /// Where a torn last batch starts, if there is one (never acknowledged; cut at the next
+    /// start).
+    pub torn: Option<(u32, u64)>,
+    /// Bytes of log.
+    pub bytes: u64,
+}
+
+impl MessageLog {
+    /// Opens the segments under `dir` and brings the index in `idx` up to date with them:
+    /// verifies every record of the log (see [`replay`]), replays the ones after the last
+    /// snapshot (cutting a torn tail).
+    /// Returns the log and the replayed entries whose events change state, to be applied again
+    /// (in log order) by the caller.
+    pub(super) fn open(dir: &Path, idx: &sled::Tree) -> Result<(MessageLog, Vec<Message>)> {
+        check_format(idx, true)?;
+        let segments = Segments::open(dir)?;
+        let started = tokio::time::Instant::now();
+        let r = replay(&segments, idx, true)?;
+        write_index(idx, r.index)?;
+        tracing::info!(
+            records = r.records,
+            replayed = r.replayed,
+            bytes = segments.size(),
+            ms = started.elapsed().as_millis() as u64,
+            "message log verified"
+        );
         let segment = segments.last();
         let writer = Writer {
             segment,
             file: segments.file(segment)?,
-            end: end & 0xffff_ffff,
+            end: r.end & 0xffff_ffff,
             buf: Vec::new(),
-            next_id,
-            indexed: end,
-            indexed_next_id: next_id,
-            dirty,
-            sent_heads,
-            dirty_senders,
+            next_id: r.next_id,
+            indexed: r.end,
+            indexed_next_id: r.next_id,
+            dirty: r.dirty,
+            sent_heads: r.sent_heads,
+            dirty_senders: r.dirty_senders,
             windows: Windows::new(),
             since_snapshot: 0,
             segment_bytes: SEGMENT_BYTES,
         };
         let log = MessageLog {
             segments,
-            heads: RwLock::new(heads),
+            heads: RwLock::new(r.heads),
             writer: Mutex::new(writer),
             snapshot: Mutex::new(()),
         };
-        Ok((log, events))
+        Ok((log, r.events))
+    }
+
+    /// Verifies the log under `dir` against the index in `idx` as [`MessageLog::open`] does,
+    /// changing nothing (a torn last batch is reported, not cut).
+    pub(super) fn verify(dir: &Path, idx: &sled::Tree) -> Result<LogSummary> {
+        check_format(idx, false)?;
+        let segments = Segments::open(dir)?;
+        let r = replay(&segments, idx, false)?;
+        let mut heads: Vec<_> = r
+            .heads
+            .iter()
+            .filter(|(_, h)| h.seq != Seq::ZERO)
+            .map(|(c, h)| (*c, h.seq))
+            .collect();
+        heads.sort_unstable();
+        let mut senders: Vec<_> = r.sent_heads.keys().copied().collect();
+        senders.sort_unstable();
+        Ok(LogSummary {
+            records: r.records,
+            heads,
+            senders,
+            next_id: r.next_id,
+            torn: r.torn,
+            bytes: segments.size(),
+        })
+    }
+
+    /// Users who sent entries (the heads of their sender chains are known).
+    pub(super) fn senders(&self) -> Vec<UserId> {
+        lock(&self.writer).sent_heads.keys().copied().collect()
     }
 
     fn head(&self, conv: ConversationId) -> Head {
@@ -1209,6 +1357,74 @@ mod tests {
         let out = commit(&store, &[item(1, 10, "a"), item(1, 10, "c")], 3);
         assert!(out[0].as_ref().unwrap().duplicate);
         assert_eq!(out[1].as_ref().unwrap().message.seq, Seq(2));
+    }
+
+    #[test]
+    fn damage_before_the_last_snapshot_refuses_to_open() {
+        let (dir, store) = temp_store();
+        let out = commit(&store, &[item(1, 10, "a"), item(2, 11, "b")], 1);
+        let first = out[0].as_ref().unwrap().message.clone();
+        commit(&store, &[item(1, 10, "c")], 2);
+        store.sync().unwrap();
+        let segment = store.messages.segments.file(0).unwrap();
+        close(store);
+        // A flipped byte in the first record's message, well before the snapshot.
+        let mut byte = [0u8; 1];
+        let at = HEADER as u64 + 8 + 2;
+        segment.read_exact_at(&mut byte, at).unwrap();
+        segment.write_all_at(&[byte[0] ^ 0x40], at).unwrap();
+        let len = segment.metadata().unwrap().len();
+        match reopen(dir.path()) {
+            Err(StoreError::Corrupt { detail, .. }) => {
+                assert!(detail.contains("segment 0"), "{detail}");
+                assert!(detail.contains("before the last snapshot"), "{detail}");
+            }
+            other => panic!("opened a damaged log: {other:?}"),
+        }
+        assert_eq!(segment.metadata().unwrap().len(), len, "nothing was cut");
+        // Repaired, it opens and reads back.
+        segment.write_all_at(&byte, at).unwrap();
+        let store = reopen(dir.path()).unwrap();
+        let page = store
+            .messages(conv(10), Seq(0), Seq(2), 10, 1 << 20)
+            .unwrap();
+        assert_eq!(page[0].id, first.id);
+        assert_eq!(seqs(&page), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_snapshot_that_disagrees_with_the_log_refuses_to_open() {
+        for damage in ["head", "sender", "next id"] {
+            let (dir, store) = temp_store();
+            commit(&store, &[item(1, 10, "a"), item(2, 11, "b")], 1);
+            store.sync().unwrap();
+            match damage {
+                "head" => {
+                    let v = store.idx.get(keys::head(conv(10))).unwrap().unwrap();
+                    let (seq, pos) = keys::decode_pair(&v, "t").unwrap();
+                    store
+                        .idx
+                        .insert(keys::head(conv(10)), &pair(seq + 1, pos)[..])
+                        .unwrap();
+                }
+                "sender" => {
+                    store
+                        .idx
+                        .remove(sent_head(UserId::try_from(2).unwrap()))
+                        .unwrap();
+                }
+                _ => {
+                    let v = store.idx.get(REPLAY_FROM).unwrap().unwrap();
+                    let (from, _) = keys::decode_pair(&v, "t").unwrap();
+                    store.idx.insert(REPLAY_FROM, &pair(from, 2)[..]).unwrap();
+                }
+            }
+            close(store);
+            assert!(
+                matches!(reopen(dir.path()), Err(StoreError::Corrupt { .. })),
+                "a snapshot with a wrong {damage} opened"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!
 //! | tree        | key                                   | value                          |
 //! |-------------|---------------------------------------|--------------------------------|
-//! | `meta`      | name (utf-8)                          | epoch (u64 BE)                 |
+//! | `meta`      | `epoch`                               | epoch, the data directory's identity (u64 BE) |
+//! |             | `bound`                               | present once `messages/IDENTITY` holds the epoch |
 //! |             | `world`                               | world room's id (u64 BE)       |
 //! | `accounts`  | account name (utf-8)                  | user id (u64 BE)               |
 //! | `users`     | user id                               | [`UserRecord`] (JSON)          |
@@ -22,6 +23,7 @@
 //! |             | `v`                                   | message log format (u64 BE)    |
 //! | `cursors`   | user id, conversation id              | delivered seq, read seq        |
 //! | `join_reqs` | conversation id, user id              | [`JoinRequestRecord`] (JSON)   |
+//! | `invites`   | conversation id, user id              | [`InviteRecord`] (JSON)        |
 //! | `amends`    | conversation id, seq                  | [`Amendment`] (JSON)           |
 //! | `profiles`  | user id                               | [`ProfileRecord`] (JSON)       |
 //! | `relations` | user id, other user id                | [`Relation`] (JSON)            |
@@ -38,6 +40,15 @@
 //! | `file_grants`| file id, conversation id             | empty (sent there)             |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
+//!
+//! # Integrity
+//!
+//! Every JSON value above is written sealed: `0x01 | crc32 (u32 LE) | JSON` ([`keys::seal`]),
+//! and the ids stored as values in `accounts`, `direct` and `notices` are followed by their
+//! crc32 ([`keys::id_value`]); reads verify them, and values written before seals (plain JSON,
+//! plain 8-byte ids) read as they are. Opening binds `store/` and `messages/` to one identity
+//! and checks them against each other; [`check`] does the same offline for `parley check`
+//! ([`verify`], docs/durability.md "A damaged or incomplete data directory").
 //!
 //! Messages themselves are not in sled: they are records in append-only segment files under
 //! `messages/` ([`log`]), each pointing at the previous message of its conversation and at the
@@ -63,12 +74,14 @@ mod conversations;
 mod cursors;
 mod events;
 pub mod files;
+mod invites;
 mod keys;
 mod log;
 mod members;
 mod messages;
 mod social;
 mod user_index;
+mod verify;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -79,10 +92,12 @@ pub use accounts::{DeviceTokens, PushToken, TokenKind, TokenRecord, UserRecord};
 pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
 pub use cursors::Cursors;
 pub use events::{Amendment, CallEntry, JoinRequestRecord};
+pub use invites::InviteRecord;
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 pub use social::{Prefs, PresenceRecord, ProfileRecord, Relation};
 pub use user_index::UserIndex;
+pub use verify::{check, CheckReport};
 
 /// A store failure. Internal details are logged, never sent to peers.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +119,10 @@ pub enum StoreError {
         /// What failed.
         detail: String,
     },
+    /// The data directory is damaged or incomplete (its parts disagree); the message names the
+    /// damage and how to recover. Opening refuses rather than serve from it.
+    #[error("the data directory is damaged: {0}")]
+    Damaged(String),
 }
 
 pub(crate) type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -123,6 +142,7 @@ pub struct Store {
     idx: sled::Tree,
     cursors: sled::Tree,
     join_reqs: sled::Tree,
+    invites: sled::Tree,
     amends: sled::Tree,
     profiles: sled::Tree,
     relations: sled::Tree,
@@ -159,6 +179,11 @@ impl Store {
     /// Opens (creating if needed) the store under `dir`, with `cache_bytes` of page cache.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
         let path = dir.join("store");
+        let log_dir = dir.join("messages");
+        // A store that is gone beside a log that is not: refuse before creating a new one.
+        if !path.join("db").exists() && verify::log_has_data(&log_dir)? {
+            return Err(verify::store_lost(dir));
+        }
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(cache_bytes)
@@ -170,8 +195,11 @@ impl Store {
         let meta = db.open_tree("meta")?;
         let epoch = match meta.get("epoch")? {
             Some(v) => keys::decode_u64(&v, "meta")?,
+            // A store that lost its identity is no new store if the log holds anything.
+            None if verify::log_has_data(&log_dir)? => return Err(verify::store_lost(dir)),
             None => {
                 // Non-zero and random, so a client can tell a reset server from the old one.
+                // It is also the data directory's identity, written to `messages/` too.
                 let epoch = rand::random::<u64>() | 1;
                 meta.insert("epoch", &epoch.to_be_bytes())?;
                 db.flush()?;
@@ -204,7 +232,8 @@ impl Store {
                     .into(),
             });
         }
-        let (messages, replayed_events) = messages::MessageLog::open(&dir.join("messages"), &idx)?;
+        verify::bind(&log_dir, &meta, epoch, true)?;
+        let (messages, replayed_events) = messages::MessageLog::open(&log_dir, &idx)?;
         let store = Store {
             accounts: db.open_tree("accounts")?,
             users: db.open_tree("users")?,
@@ -217,6 +246,7 @@ impl Store {
             idx,
             cursors: db.open_tree("cursors")?,
             join_reqs: db.open_tree("join_reqs")?,
+            invites: db.open_tree("invites")?,
             amends: db.open_tree("amends")?,
             profiles: db.open_tree("profiles")?,
             relations: db.open_tree("relations")?,
@@ -343,9 +373,11 @@ impl Store {
     }
 }
 
+/// `v` as JSON in a checksummed envelope ([`keys::seal`]): every JSON record the store writes
+/// (conversations, members, users, tokens, ...) is verified when read back.
 fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     // Serialising our own plain structs to JSON cannot fail.
-    serde_json::to_vec(v).unwrap_or_default()
+    keys::seal(&serde_json::to_vec(v).unwrap_or_default())
 }
 
 fn corrupt_world() -> StoreError {
@@ -365,7 +397,7 @@ fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+    serde_json::from_slice(keys::open(bytes, tree)?).map_err(|e| StoreError::Corrupt {
         tree,
         detail: e.to_string(),
     })
