@@ -21,6 +21,7 @@ pub mod flutter;
 pub mod gochat;
 pub mod imsys;
 pub mod socket;
+pub mod time;
 pub mod wetty;
 
 #[cfg(feature = "contract")]
