@@ -444,8 +444,8 @@ impl Default for LimitsConfig {
             call_ring_ms: 60_000,
             commit_queue: 16 * 1024,
             commit_batch: 4096,
-            groups_per_minute: 10,
-            groups_burst: 20,
+            groups_per_minute: 600,
+            groups_burst: 2000,
             group_adds_per_minute: 300,
             group_adds_burst: 1000,
         }
