@@ -17,6 +17,7 @@
 //! ([`contract`]) that validates real responses against a dialect's OpenAPI document.
 
 pub mod anychat;
+pub mod extract;
 pub mod flutter;
 pub mod gochat;
 pub mod imsys;
