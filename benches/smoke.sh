@@ -45,6 +45,7 @@ run idle-ws-workers idle "${spawn[@]}" --transport ws --workers 2 --sources 2
 run storm-tls-workers storm "${spawn[@]}" --transport tls --workers 2
 run storm-ws storm "${spawn[@]}" --transport ws
 run catchup-quic catchup "${spawn[@]}" --transport quic
+run grow-tcp grow "${spawn[@]}" --transport tcp
 run convlist-tls convlist "${spawn[@]}" --transport tls --direct 4
 run search-tcp search "${spawn[@]}" --transport tcp
 # --server-config reaches the spawned server: without search the run reports the fill only.

@@ -71,6 +71,25 @@ impl SpawnedServer {
         Ok(())
     }
 
+    /// Kills the server with SIGKILL (no shutdown of any kind, as a crash) and starts it again
+    /// on the same data directory and addresses. Returns the time from the kill having taken
+    /// effect to the new process's ready line (every listener bound).
+    pub async fn kill_and_restart(&mut self) -> anyhow::Result<Duration> {
+        let addrs = [self.tls, self.quic, self.tcp, self.http];
+        let temp = self._temp.take();
+        let binary = self.binary.clone();
+        let dir = self.data_dir.clone();
+        let config = self.config.clone();
+        let mut old = std::mem::replace(self, Self::placeholder(binary.clone(), dir.clone()));
+        old.child.kill().await?;
+        let t = tokio::time::Instant::now();
+        let mut fresh = Self::start_on(&binary, Some(&dir), config.as_deref(), Some(addrs)).await?;
+        let took = t.elapsed();
+        fresh._temp = temp;
+        *self = fresh;
+        Ok(took)
+    }
+
     fn placeholder(binary: PathBuf, data_dir: PathBuf) -> SpawnedServer {
         // Never used: `restart` replaces it before returning. A child that is not running
         // cannot be made without spawning, so use a trivially exiting one.

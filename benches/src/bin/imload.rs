@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use parley_benches::scenario::{
-    catchup, chat, convlist, download, fanout, idle, probe, search, storm, Common,
+    catchup, chat, convlist, download, fanout, grow, idle, probe, search, storm, Common,
 };
 use parley_benches::stats::print_human;
 
@@ -39,6 +39,9 @@ enum Scenario {
     Storm(storm::StormArgs),
     /// A user offline for K messages: time to sync them all.
     Catchup(catchup::CatchupArgs),
+    /// The server filled to each of `--at` stored messages: disk per message, RSS, and the
+    /// time from kill -9 to listening and to the first sync answered.
+    Grow(grow::GrowArgs),
     /// One user in C conversations: latency and size of `ListConversations`.
     Convlist(convlist::ConvlistArgs),
     /// One user's N messages in C conversations: index catch-up and `SearchMessages` latency.
@@ -58,6 +61,7 @@ impl Scenario {
             Scenario::Fanout(a) | Scenario::Biggroup(a) => Some(&a.common),
             Scenario::Storm(a) => Some(&a.common),
             Scenario::Catchup(a) => Some(&a.common),
+            Scenario::Grow(a) => Some(&a.common),
             Scenario::Convlist(a) => Some(&a.common),
             Scenario::Search(a) => Some(&a.common),
             Scenario::FsyncProbe(_) | Scenario::Download(_) => None,
@@ -103,6 +107,10 @@ async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
         Scenario::Catchup(a) => {
             let json = a.common.json;
             Some((catchup::run(a).await?, json))
+        }
+        Scenario::Grow(a) => {
+            let json = a.common.json;
+            Some((grow::run(a).await?, json))
         }
         Scenario::Convlist(a) => {
             let json = a.common.json;

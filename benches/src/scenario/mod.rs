@@ -6,6 +6,7 @@ pub mod chat;
 pub mod convlist;
 pub mod download;
 pub mod fanout;
+pub mod grow;
 pub mod idle;
 pub mod probe;
 pub mod search;
@@ -176,6 +177,18 @@ impl Target {
         server.restart().await?;
         self.pid = Some(server.pid());
         Ok(true)
+    }
+
+    /// Kills a spawned server (SIGKILL) and starts it again in place; the time from the kill
+    /// to its listeners being ready.
+    pub async fn kill_and_restart(&mut self) -> anyhow::Result<Duration> {
+        let server = self
+            .server
+            .as_mut()
+            .ok_or_else(|| anyhow!("kill and restart needs --spawn-server"))?;
+        let took = server.kill_and_restart().await?;
+        self.pid = Some(server.pid());
+        Ok(took)
     }
 
     /// Stops a spawned server.

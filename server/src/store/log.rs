@@ -10,6 +10,12 @@
 //! size limit. Only the committer appends; readers read records at positions they got from the
 //! index, which only ever points at records that are already durable.
 //!
+//! The writer allocates a segment ahead of what it has written, in steps of zeros
+//! ([`ALLOCATE_STEP`]), so that a batch overwrites bytes the file already has and its
+//! `fdatasync` writes only the data (an append that grows the file also writes the inode: a
+//! second I/O per commit). A header of zeros where a batch would start is therefore the end of
+//! a segment's records, unless a complete batch follows it, which is damage.
+//!
 //! Recovery ([`Segments::scan`]) hands out a batch's records only once its end mark checks
 //! out, so a batch is all or nothing. After a crash the last batch of the last segment may be
 //! torn or unterminated: its fdatasync never returned, so none of it was acknowledged, and the
@@ -28,6 +34,11 @@ use super::{Result, StoreError};
 
 /// "No previous record".
 pub(super) const NO_POS: u64 = u64::MAX;
+/// The writer extends a segment by this many bytes of zeros (rounded to a multiple) whenever a
+/// batch would pass its allocated end: one growth of the file, and one inode write in an
+/// `fdatasync`, per MiB of log instead of per batch.
+pub(super) const ALLOCATE_STEP: u64 = 1 << 20;
+
 /// Record header: length, checksum, previous position.
 pub(super) const HEADER: usize = 16;
 /// Largest body accepted when reading (stored messages are far smaller: the configured maximum
@@ -72,6 +83,23 @@ fn is_later_end_mark(bytes: &[u8], segment: u32, after: u64, at: u64) -> bool {
     let (len, sum, start) = parse_header(&header);
     let (s, o) = split(start);
     len == 0 && sum == checksum(start, &[]) && s == segment && o > after && o < at
+}
+
+/// Whether `file` holds only zero bytes from `from` to `len`.
+fn zeros_to_end(file: &File, from: u64, len: u64) -> Result<bool> {
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut at = from;
+    while at < len {
+        let n = usize::try_from(len - at)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        file.read_exact_at(&mut chunk[..n], at)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Appends one record (header and `body`) to `buf`.
@@ -288,6 +316,16 @@ impl Segments {
                     break Some(format!("header: {e}"));
                 }
                 let (body_len, sum, prev) = parse_header(&header);
+                if batch.is_empty() && header == [0u8; HEADER] {
+                    // Zeros where a batch would start: if nothing but zeros follows, this is
+                    // the part of the segment allocated ahead of the writer, and the end of its
+                    // records. Anything else after them is a torn batch or damage, told apart
+                    // below like any bad record.
+                    if zeros_to_end(&file, offset, len)? {
+                        break None;
+                    }
+                    break Some("zeroed header".to_owned());
+                }
                 if body_len == 0 {
                     // An end mark: it must close the batch that started at `batch_start`.
                     if sum != checksum(prev, &[]) || prev != pos(segment, batch_start) {
@@ -522,6 +560,72 @@ mod tests {
         file.write_all_at(&[0u8; 40], start + 100).unwrap();
         assert_eq!(collect(&segments, 0).unwrap().0.len(), 2);
         assert_eq!(len(&segments, 0), start);
+    }
+
+    /// Appends one batch at `start` (not at the file's end, as `append` does).
+    fn append_at(segments: &Segments, segment: u32, start: u64, body: &[u8]) -> u64 {
+        let mut buf = Vec::new();
+        push_record(&mut buf, NO_POS, body);
+        push_end_mark(&mut buf, pos(segment, start));
+        segments
+            .file(segment)
+            .unwrap()
+            .write_all_at(&buf, start)
+            .unwrap();
+        start + buf.len() as u64
+    }
+
+    #[test]
+    fn zeros_allocated_ahead_end_a_segment_and_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = Segments::open(dir.path()).unwrap();
+        let file = segments.file(0).unwrap();
+        let a = append_at(&segments, 0, 0, b"first");
+        file.set_len(ALLOCATE_STEP).unwrap();
+        let (got, end) = collect(&segments, 0).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(end, pos(0, a), "the records end where the zeros start");
+        assert_eq!(len(&segments, 0), ALLOCATE_STEP, "the zeros are not cut");
+        // The next batch overwrites zeros.
+        let b = append_at(&segments, 0, a, b"second");
+        assert_eq!(
+            collect(&segments, 0).unwrap(),
+            (
+                vec![
+                    (pos(0, 0), NO_POS, b"first".to_vec()),
+                    (pos(0, a), NO_POS, b"second".to_vec())
+                ],
+                pos(0, b)
+            )
+        );
+        // A segment that is not the last one may end in zeros too.
+        segments.create(1).unwrap();
+        append_at(&segments, 1, 0, b"third");
+        assert_eq!(collect(&segments, 0).unwrap().0.len(), 3);
+
+        // A zeroed header with a complete batch after it is damage, not an end.
+        file.write_all_at(&[0u8; HEADER], 0).unwrap();
+        assert!(matches!(
+            collect(&segments, 0),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn a_torn_batch_in_allocated_zeros_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = Segments::open(dir.path()).unwrap();
+        let file = segments.file(0).unwrap();
+        let a = append_at(&segments, 0, 0, b"acknowledged");
+        file.set_len(ALLOCATE_STEP).unwrap();
+        let b = append_at(&segments, 0, a, &[7u8; 600]);
+        // The batch's first bytes never reached the disk, its end mark did.
+        file.write_all_at(&[0u8; 64], a).unwrap();
+        let (got, end) = collect(&segments, 0).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(end, pos(0, a));
+        assert_eq!(len(&segments, 0), a, "cut where the torn batch began");
+        assert!(b > a);
     }
 
     #[test]

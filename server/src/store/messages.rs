@@ -120,6 +120,9 @@ struct Writer {
     file: std::sync::Arc<std::fs::File>,
     /// End of what is written.
     end: u64,
+    /// Length of the segment's file: zeros from `end` to here, allocated ahead of the writer
+    /// (`log::ALLOCATE_STEP`) so that a batch overwrites and does not grow the file.
+    allocated: u64,
     /// Encoding buffer, reused.
     buf: Vec<u8>,
     /// The id the next message gets.
@@ -504,10 +507,13 @@ impl MessageLog {
             "message log verified"
         );
         let segment = segments.last();
+        let file = segments.file(segment)?;
+        let end = r.end & 0xffff_ffff;
         let writer = Writer {
             segment,
-            file: segments.file(segment)?,
-            end: r.end & 0xffff_ffff,
+            allocated: file.metadata()?.len().max(end),
+            file,
+            end,
             buf: Vec::new(),
             next_id: r.next_id,
             indexed: r.end,
@@ -773,6 +779,7 @@ impl Store {
             w.file = self.messages.segments.create(segment)?;
             w.segment = segment;
             w.end = 0;
+            w.allocated = 0;
         }
         w.buf.clear();
         let mut in_batch: FxHashMap<(UserId, &str), usize> = FxHashMap::default();
@@ -877,10 +884,23 @@ impl Store {
             // segment rolls at 256 MiB); refuse rather than write positions that would wrap.
             return Err(corrupt("batch does not fit in a log segment"));
         }
-        if let Err(e) = w.file.write_all_at(&w.buf, w.end) {
+        let written = w.end + w.buf.len() as u64;
+        let wrote = w.file.write_all_at(&w.buf, w.end).and_then(|()| {
+            if written > w.allocated {
+                // Allocate ahead: zeros up to the next step, written now so that the next
+                // batches overwrite them (see log.rs).
+                let to = written.div_ceil(log::ALLOCATE_STEP) * log::ALLOCATE_STEP;
+                let zeros = vec![0u8; usize::try_from(to - written).unwrap_or(0)];
+                w.file.write_all_at(&zeros, written)?;
+                w.allocated = to;
+            }
+            Ok(())
+        });
+        if let Err(e) = wrote {
             // Nothing of this batch counts: cut what may have been written (its seqs and ids
             // were never published).
             let _ = w.file.set_len(w.end);
+            w.allocated = w.end;
             return Err(e.into());
         }
         w.end += w.buf.len() as u64;
