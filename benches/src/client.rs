@@ -5,8 +5,8 @@ use std::sync::OnceLock;
 use anyhow::{anyhow, bail};
 use bytes::{BufMut, Bytes, BytesMut};
 use parley_protocol::frames::{
-    ContentType, Credential, Device, LoginResult, PeerRef, Platform, Request, Response,
-    SendRequest, SyncRequest,
+    AddPolicy, ContentType, Credential, Device, LoginResult, PeerRef, Platform, Request, Response,
+    SendRequest, SettingsChange, SyncRequest,
 };
 use parley_protocol::ids::{Account, ClientMsgId, ConversationId, DeviceId, Seq, UserId};
 use parley_protocol::values::{GroupName, NewPassword, Password};
@@ -67,6 +67,18 @@ pub async fn register(connector: &Connector, account: &str) -> anyhow::Result<(C
         })
         .await?;
     let l = login_result(r)?;
+    // The generator's users let anyone put them into groups (the group scenarios create
+    // groups of strangers; with the server's default rule strangers would be invited instead
+    // of added).
+    let set = conn
+        .call(Request::UpdateSettings(SettingsChange {
+            add_policy: Some(AddPolicy::Anyone),
+            ..SettingsChange::default()
+        }))
+        .await?;
+    if let Response::Error(e) = set {
+        bail!("UpdateSettings: {e:?}");
+    }
     let id = Identity {
         account: account.to_owned(),
         user: l.user,

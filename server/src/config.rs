@@ -174,8 +174,8 @@ pub struct RulesConfig {
     pub strangers_may_chat: bool,
     /// Whether `CreateGroup` and `ChangeMembers` put a user into a group only with its consent
     /// (`true`: directly only friends and users whose settings accept anyone; everyone else is
-    /// invited and joins by accepting; docs/security.md). `false` (the default for now, until
-    /// imload's group scenarios and the older tests befriend first): anyone may put anyone in.
+    /// invited and joins by accepting; docs/security.md), the default. `false`: anyone may put
+    /// anyone in.
     pub group_adds_need_consent: bool,
 }
 
@@ -183,7 +183,7 @@ impl Default for RulesConfig {
     fn default() -> Self {
         Self {
             strangers_may_chat: true,
-            group_adds_need_consent: false,
+            group_adds_need_consent: true,
         }
     }
 }
@@ -708,8 +708,7 @@ impl Config {
             },
             // Many integration tests (and the dialects' tests) were written when anyone could
             // put anyone into a group; tests of consent turn it on (server/tests/sync_abuse.rs).
-            // The server's own default is on. TODO(issue 15): make those tests befriend first
-            // and drop this.
+            // The server's own default is on.
             rules: RulesConfig {
                 group_adds_need_consent: false,
                 ..RulesConfig::default()

@@ -1,6 +1,10 @@
 //! `fsync-probe`: the latency of one small append plus `fdatasync` on the disk that holds the
 //! data directory. Every durable commit of the server costs at least one of these, so
 //! `1 / latency` bounds the commits per second and `batch size / latency` the durable msgs/s.
+//!
+//! Two ways, alternating: appends that grow the file (each `fdatasync` then also writes the
+//! inode, for the new size) and writes into space the file already has (what the message log
+//! does: it allocates its segments ahead of the writer), whose `fdatasync` writes only data.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +21,7 @@ pub struct ProbeArgs {
     /// Directory to probe (a temporary file is created in it).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
-    /// Appends to time.
+    /// Writes to time (each way).
     #[arg(long, default_value_t = 500)]
     pub count: u32,
     /// Bytes per append.
@@ -40,25 +44,42 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<Value> {
     };
     let dir = args.dir.clone();
     let bytes = args.bytes.max(1);
-    let h = tokio::task::spawn_blocking(move || -> anyhow::Result<hdrhistogram::Histogram<u64>> {
-        let mut file = tempfile::NamedTempFile::new_in(&dir)?;
-        let block = vec![0xA5u8; bytes];
-        let mut h = crate::stats::histogram();
-        for _ in 0..count {
-            let t = Instant::now();
-            file.write_all(&block)?;
-            file.as_file().sync_data()?;
-            h.saturating_record(t.elapsed().as_nanos() as u64);
+    let (grow, overwrite) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        use std::os::unix::fs::FileExt;
+        let mut grown = tempfile::NamedTempFile::new_in(&dir)?;
+        let allocated = tempfile::NamedTempFile::new_in(&dir)?;
+        let total = bytes as u64 * u64::from(count);
+        let mut zeros = vec![0u8; bytes];
+        for i in 0..u64::from(count) {
+            allocated.as_file().write_all_at(&zeros, i * bytes as u64)?;
         }
-        Ok(h)
+        allocated.as_file().sync_all()?;
+        debug_assert_eq!(allocated.as_file().metadata()?.len(), total);
+        zeros.fill(0xA5);
+        let block = zeros;
+        let mut grow = crate::stats::histogram();
+        let mut overwrite = crate::stats::histogram();
+        for i in 0..u64::from(count) {
+            let t = Instant::now();
+            grown.write_all(&block)?;
+            grown.as_file().sync_data()?;
+            grow.saturating_record(t.elapsed().as_nanos() as u64);
+            let t = Instant::now();
+            allocated.as_file().write_all_at(&block, i * bytes as u64)?;
+            allocated.as_file().sync_data()?;
+            overwrite.saturating_record(t.elapsed().as_nanos() as u64);
+        }
+        Ok((grow, overwrite))
     })
     .await??;
+    let h = overwrite;
     let p50 = h.value_at_quantile(0.5) as f64 / 1e9;
     Ok(json!({
         "scenario": "fsync-probe",
         "ok": true,
         "config": { "dir": args.dir.display().to_string(), "count": count, "bytes": bytes },
-        "append_fdatasync": summarize(&h),
+        "append_fdatasync": summarize(&grow),
+        "overwrite_fdatasync": summarize(&h),
         "max_syncs_per_s_at_p50": round3(1.0 / p50.max(1e-9)),
         "machine": machine(),
     }))
