@@ -121,6 +121,16 @@ pub trait Backend: Send + Sync + 'static {
         admin_unsupported()
     }
 
+    /// Admin API: a page of the audit log of admin actions, newest first (docs/operations.md).
+    /// The default refuses.
+    fn admin_audit_log(
+        &self,
+        query: crate::AuditQuery,
+    ) -> BoxFuture<'static, Result<crate::AuditPage, ErrorInfo>> {
+        let _ = query;
+        admin_unsupported()
+    }
+
     /// Whether `given` is the operator's admin credential (`[admin] token`), compared in
     /// constant time: the dialects' own admin logins (AnyChat's `/api/admin/auth/login`) are
     /// tied to it. The default (and a server without an admin token): never.

@@ -15,6 +15,7 @@ pub mod ws;
 pub use backend::FrameStream;
 pub use backend::{Backend, PushSession, SessionEvent};
 pub use ops::admin::{AdminUser, UserPage, UserQuery};
+pub use ops::admin::{AuditEntry, AuditPage, AuditQuery};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

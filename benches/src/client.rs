@@ -135,6 +135,16 @@ pub async fn create_group(
     name: &str,
     members: Vec<UserId>,
 ) -> anyhow::Result<ConversationId> {
+    Ok(create_group_at(conn, name, members).await?.0)
+}
+
+/// [`create_group`], also returning the group's head when created: the entries the server
+/// wrote into it (its `Created` event), which come before anything sent to it.
+pub async fn create_group_at(
+    conn: &mut Conn,
+    name: &str,
+    members: Vec<UserId>,
+) -> anyhow::Result<(ConversationId, u64)> {
     let r = conn
         .call(Request::CreateGroup {
             name: GroupName::try_from(name)?,
@@ -142,7 +152,7 @@ pub async fn create_group(
         })
         .await?;
     match r {
-        Response::Conversation(c) => Ok(c.id),
+        Response::Conversation(c) => Ok((c.id, c.head.get())),
         other => Err(anyhow!("expected ConversationInfo, got {other:?}")),
     }
 }

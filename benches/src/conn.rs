@@ -129,6 +129,9 @@ pub struct Connector {
 pub struct Resumable {
     tls: Option<tokio_rustls::TlsConnector>,
     quic: Option<quinn::ClientConfig>,
+    /// Resumed connections send their first requests as early data (0-RTT), when the ticket
+    /// allows it. Over QUIC, early data the server refuses fails the connection (no fallback).
+    zero_rtt: bool,
 }
 
 impl std::fmt::Debug for Connector {
@@ -250,19 +253,24 @@ impl Connector {
             .expect("the hashing semaphore is never closed")
     }
 
-    /// A fresh session cache for one client (see [`Resumable`]).
-    pub fn resumable(&self) -> anyhow::Result<Resumable> {
+    /// A fresh session cache for one client (see [`Resumable`]); with `zero_rtt`, resumed
+    /// connections send their first requests as early data.
+    pub fn resumable(&self, zero_rtt: bool) -> anyhow::Result<Resumable> {
         let own = |config: &Arc<rustls::ClientConfig>| {
             let mut config = (**config).clone();
             config.resumption = rustls::client::Resumption::store(Arc::new(
                 rustls::client::ClientSessionMemoryCache::new(1),
             ));
+            config.enable_early_data = zero_rtt;
             Arc::new(config)
         };
-        let mut r = Resumable::default();
+        let mut r = Resumable {
+            zero_rtt,
+            ..Resumable::default()
+        };
         match (self.transport, &self.tls_config, &self.quic_transport) {
             (Transport::Tls, Some(config), _) => {
-                r.tls = Some(tokio_rustls::TlsConnector::from(own(config)));
+                r.tls = Some(tokio_rustls::TlsConnector::from(own(config)).early_data(zero_rtt));
             }
             (Transport::Quic, Some(config), Some(transport)) => {
                 r.quic = Some(quic_client(&own(config), transport)?);
@@ -296,7 +304,7 @@ impl Connector {
     /// Opens a connection and completes the transport handshake (TCP, TLS, QUIC, or the
     /// WebSocket upgrade).
     pub async fn connect(&self) -> anyhow::Result<Conn> {
-        self.open(self.tls.as_ref(), None).await
+        self.open(self.tls.as_ref(), None, false).await
     }
 
     /// Like [`Connector::connect`], with `client`'s own TLS sessions (resumed when it has one).
@@ -304,6 +312,7 @@ impl Connector {
         self.open(
             client.tls.as_ref().or(self.tls.as_ref()),
             client.quic.as_ref(),
+            client.zero_rtt,
         )
         .await
     }
@@ -312,6 +321,7 @@ impl Connector {
         &self,
         tls: Option<&tokio_rustls::TlsConnector>,
         quic: Option<&quinn::ClientConfig>,
+        zero_rtt: bool,
     ) -> anyhow::Result<Conn> {
         match self.transport {
             Transport::Tcp => {
@@ -332,11 +342,19 @@ impl Connector {
                     .quic
                     .get(i)
                     .ok_or_else(|| anyhow!("no QUIC endpoint"))?;
-                let conn = match quic {
+                let connecting = match quic {
                     Some(config) => ep.connect_with(config.clone(), self.addr, "localhost")?,
                     None => ep.connect(self.addr, "localhost")?,
-                }
-                .await?;
+                };
+                // 0-RTT: the stream and what is written first leave before the handshake ends.
+                let conn = if zero_rtt {
+                    match connecting.into_0rtt() {
+                        Ok((conn, _accepted)) => conn,
+                        Err(connecting) => connecting.await?,
+                    }
+                } else {
+                    connecting.await?
+                };
                 let (send, recv) = conn.open_bi().await?;
                 Ok(Conn::new(Box::new(recv), Box::new(send), Some(conn)))
             }

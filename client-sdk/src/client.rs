@@ -40,6 +40,8 @@ struct Inner {
     login: watch::Receiver<LoginResult>,
     shutdown: CancellationToken,
     request_timeout: Duration,
+    /// The QUIC endpoint (for [`Client::rebind`]); `None` on TCP and TLS.
+    quic: Option<quinn::Endpoint>,
 }
 
 impl Client {
@@ -56,6 +58,7 @@ impl Client {
         config.validate()?;
         let request = credentials.request(config.device.clone())?;
         let connector = Connector::new(&config)?;
+        let quic = connector.quic_endpoint();
         let stream = connector.connect().await?;
         let mut link = Link::new(stream, config.request_timeout);
         let login = match link.login(request, config.request_timeout).await {
@@ -97,6 +100,7 @@ impl Client {
                 login: login_rx,
                 shutdown,
                 request_timeout,
+                quic,
             }),
         };
         Ok((client, Events::new(events_rx)))
@@ -320,6 +324,23 @@ impl Client {
         let mut login = self.inner.login.clone();
         // The task holds the sender: `changed` fails once it has ended.
         while login.changed().await.is_ok() {}
+    }
+
+    /// Moves a QUIC client to a new UDP socket (a new local port), as a phone does when it
+    /// switches networks; returns the new local address. The connection migrates (QUIC
+    /// connection migration): the session, its login and its pushes carry on, with no reconnect.
+    /// Over TCP and TLS a connection cannot change address: this is an error there (those
+    /// reconnect instead, with a token login).
+    pub fn rebind(&self) -> Result<std::net::SocketAddr, ClientError> {
+        let endpoint = self.inner.quic.as_ref().ok_or_else(|| {
+            ClientError::Config("rebind needs the QUIC transport (TCP and TLS reconnect)".into())
+        })?;
+        crate::transport::rebind(endpoint).map_err(|e| {
+            let addr = endpoint
+                .local_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+            ClientError::connect(addr, e)
+        })
     }
 
     /// Whether the connection task has ended.

@@ -42,6 +42,8 @@ pub(crate) fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, Clien
             .with_no_client_auth(),
     };
     config.alpn_protocols = vec![ALPN.to_vec()];
+    // 0-RTT on resumed connections when the server's ticket allows it (see transport.rs).
+    config.enable_early_data = true;
     Ok(config)
 }
 

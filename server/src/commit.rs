@@ -5,17 +5,28 @@
 //! makes it durable with one fdatasync, and only then answers every sender and hands the new
 //! messages to the fan-out. Being the only writer is what makes per-conversation seqs gapless
 //! without locks.
+//!
+//! A failed write or sync fails the batch it was for; what happens next depends on the class of
+//! the failure ([`crate::store::StoreHealth`]): a full disk (or another failed write) refuses
+//! every further batch at once with a retryable answer until the store's health thread finds
+//! the disk writable again, then writes resume by themselves; a failed fsync or a failed sled
+//! needs a restart, and says so. The check before each batch is one atomic load.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parley_protocol::frames::{Message, SendAck};
+use parley_protocol::frames::{ErrorInfo, Message, SendAck};
 use parley_protocol::ids::SessionId;
+use parley_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::clock::now_ms;
-use crate::store::{CommitItem, Committed, IdReused, Store, StoreError};
+use crate::store::{classify, CommitItem, Committed, Degraded, IdReused, Stage, Store, StoreError};
+
+/// How long a client is told to wait before retrying a write refused for a full disk: the
+/// health thread probes the disk this often.
+pub const DEGRADED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a send was not committed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,9 +37,35 @@ pub enum CommitError {
     /// The store failed; nothing of this batch is acknowledged.
     #[error("store failure")]
     Store,
+    /// The store does not take writes now (a full disk, or a failure that needs a restart);
+    /// nothing of this batch is stored.
+    #[error("store degraded: {}", .0.class())]
+    Degraded(Degraded),
     /// The committer has stopped (shutdown).
     #[error("committer stopped")]
     Stopped,
+}
+
+impl CommitError {
+    /// What a client is told when its write failed in the store: a full disk is `RATE_LIMITED`
+    /// with `retry_after_ms` (the client's action for it, wait and retry, is the right one, and
+    /// every client already follows it); a store that needs a restart is `INTERNAL`, saying so.
+    /// Other variants have answers of their own (`CONFLICT`, `SHUTTING_DOWN`).
+    pub fn client_error(&self) -> ErrorInfo {
+        match self {
+            CommitError::Degraded(d) if !d.restart_required() => ErrorInfo::new(
+                ErrorCode::RateLimited,
+                "the server cannot store anything right now (its disk is full or failing); \
+                 try again shortly",
+            )
+            .with_retry_after(DEGRADED_RETRY_AFTER),
+            CommitError::Degraded(_) => ErrorInfo::new(
+                ErrorCode::Internal,
+                "the server's storage failed; it takes no writes until its operator restarts it",
+            ),
+            _ => ErrorInfo::new(ErrorCode::Internal, "internal error"),
+        }
+    }
 }
 
 /// Why [`Committer::try_submit`] did not queue an entry.
@@ -120,8 +157,8 @@ impl CommitStats {
 
 enum Msg {
     Commit(CommitRequest),
-    /// Answer (true) once every store write made before this message is durable.
-    Barrier(oneshot::Sender<bool>),
+    /// Answer once every store write made before this message is durable.
+    Barrier(oneshot::Sender<Result<(), CommitError>>),
     /// Commit what is queued before this, then exit.
     Stop,
 }
@@ -157,9 +194,13 @@ impl Committer {
         let stats = Arc::new(CommitStats::default());
         let thread_stats = stats.clone();
         let work = move || {
+            // Under the recorder the caller runs this in (the committer's thread).
+            store.health().register_metrics();
             let snapshots = Snapshots::spawn(store.clone(), thread_stats.clone());
+            let watch = HealthWatch::spawn(store.clone());
             run(store, rx, max_batch, fanout, &thread_stats, &snapshots);
             snapshots.stop();
+            watch.stop();
         };
         (Committer { tx, stats }, work)
     }
@@ -198,11 +239,7 @@ impl Committer {
             .send(Msg::Barrier(tx))
             .await
             .map_err(|_| CommitError::Stopped)?;
-        match rx.await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(CommitError::Store),
-            Err(_) => Err(CommitError::Stopped),
-        }
+        rx.await.unwrap_or(Err(CommitError::Stopped))
     }
 
     /// Asks the thread to exit once everything queued so far is committed.
@@ -215,7 +252,6 @@ impl Committer {
 /// entries) runs on a thread of its own, so the committer keeps committing meanwhile.
 struct Snapshots {
     tx: Option<std::sync::mpsc::SyncSender<()>>,
-    failed: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -223,15 +259,13 @@ impl Snapshots {
     fn spawn(store: Store, stats: Arc<CommitStats>) -> Snapshots {
         // One request waiting at most: requests while one runs fold into it.
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-        let failed = Arc::new(AtomicBool::new(false));
-        let flag = failed.clone();
         let thread = std::thread::Builder::new()
             .name("snapshots".into())
             .spawn(move || {
                 while rx.recv().is_ok() {
                     if let Err(e) = stats.full_sync(&store) {
-                        tracing::error!(error = %e, "snapshot failed; refusing further sends");
-                        flag.store(true, Ordering::SeqCst);
+                        // The committer refuses every batch from now on (its state check).
+                        sync_failed(&store, &e, "snapshot");
                         return;
                     }
                 }
@@ -244,20 +278,20 @@ impl Snapshots {
                 (None, None)
             }
         };
-        Snapshots { tx, failed, thread }
+        Snapshots { tx, thread }
     }
 
-    /// Asks for a snapshot (a no-op if one is already waiting). False if one has failed.
-    fn request(&self, store: &Store, stats: &CommitStats) -> bool {
-        if self.failed.load(Ordering::SeqCst) {
-            return false;
-        }
+    /// Asks for a snapshot (a no-op if one is already waiting). A failure degrades the store.
+    fn request(&self, store: &Store, stats: &CommitStats) {
         match &self.tx {
             Some(tx) => {
                 let _ = tx.try_send(());
-                true
             }
-            None => stats.full_sync(store).is_ok(),
+            None => {
+                if let Err(e) = stats.full_sync(store) {
+                    sync_failed(store, &e, "snapshot");
+                }
+            }
         }
     }
 
@@ -269,6 +303,97 @@ impl Snapshots {
     }
 }
 
+/// A failure of [`Store::sync`] (`what`: a snapshot, a barrier's sync): after it, nothing more
+/// may be acknowledged until a restart ([`classify`]: a failed fsync, or sled refusing writes).
+fn sync_failed(store: &Store, e: &StoreError, what: &str) {
+    let class = classify(e, Stage::Sync).unwrap_or(Degraded::EngineFailed);
+    tracing::error!(error = %e, class = class.class(), "{what} failed");
+    store.health().fail(class, e);
+}
+
+/// The store's health thread: it writes the space reserve at start, then every
+/// [`DEGRADED_RETRY_AFTER`] checks whether sled has recorded an I/O error of its own (sled
+/// then refuses every write: a restart is needed), whether free space fell below the low-water
+/// mark ([`crate::store::StoreHealth::check_space`]) and, while the store is degraded by a full
+/// disk or a failed write, probes the data directory ([`crate::store::StoreHealth::probe`]).
+/// Once the probe succeeds it cuts whatever a failed batch left
+/// ([`Store::settle_failed_write`]), makes every write so far durable ([`Store::sync`]), and
+/// lets writes resume.
+struct HealthWatch {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HealthWatch {
+    fn spawn(store: Store) -> HealthWatch {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("store-health".into())
+            .spawn(move || {
+                if let Err(e) = store.health().keep_reserve() {
+                    tracing::warn!(error = %e, "could not write the data directory's space reserve");
+                }
+                // Only a disconnect (the committer stopping) ends the wait early.
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(DEGRADED_RETRY_AFTER)
+                {
+                    watch_once(&store);
+                }
+            });
+        match thread {
+            Ok(t) => HealthWatch {
+                tx: Some(tx),
+                thread: Some(t),
+            },
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    "no store-health thread: a full disk will need a restart to recover from"
+                );
+                HealthWatch {
+                    tx: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn watch_once(store: &Store) {
+    let health = store.health();
+    if let Some(e) = store.engine_error() {
+        health.fail(Degraded::EngineFailed, &e);
+        return;
+    }
+    match health.state() {
+        None => return health.check_space(),
+        Some(d) if !d.restart_required() => {}
+        Some(_) => return,
+    }
+    if let Err(e) = health.probe() {
+        // Still full: say nothing more (the state change was logged once).
+        tracing::debug!(error = %e, "store probe: still unwritable");
+        return;
+    }
+    if let Err(e) = store.settle_failed_write() {
+        tracing::debug!(error = %e, "store probe: the failed batch could not be cut yet");
+        return;
+    }
+    match store.sync() {
+        Ok(()) => {
+            health.recover();
+        }
+        Err(e) => sync_failed(store, &e, "the sync after a full disk"),
+    }
+}
+
 fn run(
     store: Store,
     mut rx: mpsc::Receiver<Msg>,
@@ -277,11 +402,11 @@ fn run(
     stats: &CommitStats,
     snapshots: &Snapshots,
 ) {
-    let mut failed = false;
     let mut batch: Vec<CommitRequest> = Vec::with_capacity(max_batch);
-    let mut barriers: Vec<oneshot::Sender<bool>> = Vec::new();
+    let mut barriers: Vec<oneshot::Sender<Result<(), CommitError>>> = Vec::new();
     let mut stopping = false;
     let histograms = Histograms::new();
+    let health = store.health();
     while !stopping {
         match rx.blocking_recv() {
             Some(Msg::Commit(first)) => batch.push(first),
@@ -299,17 +424,11 @@ fn run(
                 Err(_) => break,
             }
         }
-        if !failed && snapshots.failed.load(Ordering::SeqCst) {
-            failed = true;
-        }
-        if failed {
-            // After a failed fsync the state of the file is unknown: acknowledge nothing more.
-            for r in batch.drain(..) {
-                let _ = r.reply.send(Err(CommitError::Store));
-            }
-            for b in barriers.drain(..) {
-                let _ = b.send(false);
-            }
+        if let Some(state) = health.state() {
+            // Full disk: refused at once, retryable, until the health thread finds space. After
+            // a failed fsync the state of the file is unknown: acknowledge nothing more. A
+            // barrier is refused too (its sync would write sled, which a full disk poisons).
+            refuse(&mut batch, &mut barriers, CommitError::Degraded(state));
             continue;
         }
         match commit(&store, &batch, stats, &histograms) {
@@ -318,13 +437,14 @@ fn run(
                 // sync (an empty batch of barriers syncs too). The batch's messages are durable
                 // whatever happens here.
                 if !barriers.is_empty() {
-                    let synced = stats.full_sync(&store);
-                    if let Err(e) = &synced {
-                        tracing::error!(error = %e, "sync failed; refusing further writes");
-                        failed = true;
-                    }
+                    let synced = stats.full_sync(&store).map_err(|e| {
+                        sync_failed(&store, &e, "a barrier's sync");
+                        health
+                            .state()
+                            .map_or(CommitError::Store, CommitError::Degraded)
+                    });
                     for b in barriers.drain(..) {
-                        let _ = b.send(synced.is_ok());
+                        let _ = b.send(synced.clone());
                     }
                 }
                 let mut fresh = Vec::with_capacity(outcomes.len());
@@ -360,35 +480,56 @@ fn run(
                     tracing::debug!("fan-out stopped; pushes skipped (clients catch up by sync)");
                 }
                 // The periodic snapshot runs beside the committer: on no ack's path.
-                if !failed && store.snapshot_due() && !snapshots.request(&store, stats) {
-                    failed = true;
+                if health.state().is_none() && store.snapshot_due() {
+                    snapshots.request(&store, stats);
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; refusing further sends");
-                failed = true;
-                for r in batch.drain(..) {
-                    let _ = r.reply.send(Err(CommitError::Store));
-                }
-                for b in barriers.drain(..) {
-                    let _ = b.send(false);
-                }
+            Err((e, stage)) => {
+                // The batch fails whatever the class: nothing of it was acknowledged.
+                let why = match classify(&e, stage) {
+                    Some(class) => CommitError::Degraded(health.fail(class, &e)),
+                    None => {
+                        // Nothing was written (e.g. a damaged record met while checking a
+                        // retry): this batch fails, the next one is tried as usual.
+                        tracing::error!(error = %e, "commit failed; this batch is refused");
+                        CommitError::Store
+                    }
+                };
+                refuse(&mut batch, &mut barriers, why);
             }
         }
     }
     tracing::debug!("committer stopped");
 }
 
+/// Answers every entry and barrier of a batch that was not committed with `why`.
+fn refuse(
+    batch: &mut Vec<CommitRequest>,
+    barriers: &mut Vec<oneshot::Sender<Result<(), CommitError>>>,
+    why: CommitError,
+) {
+    for r in batch.drain(..) {
+        let _ = r.reply.send(Err(why.clone()));
+    }
+    for b in barriers.drain(..) {
+        let _ = b.send(Err(why.clone()));
+    }
+}
+
+/// Writes and syncs one batch; a failure comes with the stage it happened in, which decides
+/// its class ([`classify`]).
 fn commit(
     store: &Store,
     batch: &[CommitRequest],
     stats: &CommitStats,
     histograms: &Histograms,
-) -> Result<Vec<Result<Committed, IdReused>>, StoreError> {
+) -> Result<Vec<Result<Committed, IdReused>>, (StoreError, Stage)> {
     let started = Instant::now();
-    let (outcomes, pending) = store.commit_batch(batch, now_ms())?;
+    let (outcomes, pending) = store
+        .commit_batch(batch, now_ms())
+        .map_err(|e| (e, Stage::Write))?;
     let written = Instant::now();
-    store.make_durable(pending)?;
+    store.make_durable(pending).map_err(|e| (e, Stage::Sync))?;
     let synced = Instant::now();
     let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     stats.batches.fetch_add(1, Ordering::Relaxed);

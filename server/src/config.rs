@@ -215,6 +215,11 @@ pub struct TlsConfig {
     pub cert: Option<PathBuf>,
     /// Private key, PEM.
     pub key: Option<PathBuf>,
+    /// 0-RTT for returning TLS and QUIC clients (docs/protocol.md, "Early data (0-RTT)"): how
+    /// many single-use resumption tickets the server keeps, per transport (about 250 bytes
+    /// each, one per connected device). 0, the default, turns early data off and keeps the
+    /// stateless tickets, which cost no server memory.
+    pub early_data_tickets: usize,
 }
 
 /// Limits.

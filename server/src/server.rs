@@ -44,6 +44,10 @@ pub enum StartError {
     /// (`transport/supervise.rs`).
     #[error("{0}")]
     Listener(String),
+    /// The store failed while the server ran, or could not be made durable at shutdown; the
+    /// message names the failure (docs/durability.md, "Full disk and failed fsync").
+    #[error("{0}")]
+    StoreFailed(String),
 }
 
 /// The addresses actually bound (port 0 resolved).
@@ -137,10 +141,14 @@ impl Server {
         cfg.validate()?;
         std::fs::create_dir_all(&cfg.data_dir)?;
         let material = tls::load_or_create(&cfg)?;
-        let rustls = tls::server_config(&material)?;
+        let rustls = tls::server_config(&material, cfg.tls.early_data_tickets)?;
         // The session's heartbeat owns liveness (and says GoAway); QUIC's own idle timeout is
         // only a backstop for connections whose session never started.
-        let quic_cfg = tls::quic_config(&material, cfg.heartbeat.timeout * 2)?;
+        let quic_cfg = tls::quic_config(
+            &material,
+            cfg.heartbeat.timeout * 2,
+            cfg.tls.early_data_tickets,
+        )?;
         let store = Store::open(&cfg.data_dir, cfg.store.cache_mib << 20)?;
         // The store against the message log (store/verify.rs): refuse to serve a damaged one.
         store.verify_references()?;
@@ -346,6 +354,16 @@ impl Server {
         listeners.close();
         // The store is open and every listener is up.
         ops.readiness.set_ready();
+        // From now on a store that refuses writes makes the server unready until it recovers.
+        let readiness = ops.readiness.clone();
+        core.store.health().on_change(move |state| {
+            use parley_admin_http::ops::StoreState;
+            readiness.set_store(match state {
+                None => StoreState::Ok,
+                Some(d) if d.restart_required() => StoreState::Failed,
+                Some(_) => StoreState::Degraded,
+            })
+        });
 
         shutdown.cancelled().await;
         ops.readiness.set_draining();
@@ -365,9 +383,29 @@ impl Server {
         let _ = tokio::task::spawn_blocking(move || committer_thread.join()).await;
         let _ = fanout.await;
         let store = core.store.clone();
-        tokio::task::spawn_blocking(move || store.sync())
+        let synced = tokio::task::spawn_blocking(move || store.sync())
             .await
-            .map_err(std::io::Error::other)??;
+            .map_err(std::io::Error::other)?;
+        // Stopping while the store is degraded: name the real cause, not the final sync's
+        // symptom (docs/durability.md, "Full disk and failed fsync").
+        let health = core.store.health();
+        let restart = health.state().is_some_and(|d| d.restart_required());
+        match (synced, health.shutdown_report()) {
+            (Ok(()), None) => {}
+            // A full disk whose final sync still worked stops cleanly, with a warning.
+            (Ok(()), Some(report)) if !restart => tracing::warn!("stopping while {report}"),
+            (Ok(()), Some(report)) => return Err(StartError::StoreFailed(report)),
+            (Err(e), None) => {
+                return Err(StartError::StoreFailed(format!(
+                    "the final sync of the store at shutdown failed: {e}"
+                )))
+            }
+            (Err(e), Some(report)) => {
+                return Err(StartError::StoreFailed(format!(
+                    "{report}; the final sync at shutdown failed too: {e}"
+                )))
+            }
+        }
         for ep in &quic_endpoints {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ep.wait_idle()).await;
         }

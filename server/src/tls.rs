@@ -119,41 +119,79 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Stateless session tickets (encrypted with keys that rotate every six hours), so every client
-/// can resume, however many: a reconnecting device skips the certificate and its signature, the
-/// costliest part of a handshake (in a reconnect storm, most of the server's work). rustls'
-/// default instead keeps the last 256 sessions in server memory.
-fn resumable(cfg: &mut rustls::ServerConfig) -> Result<(), TlsError> {
-    cfg.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+/// Largest early data (0-RTT) a TLS-over-TCP client may send: a token login and a sync request
+/// fit many times over. QUIC has no such number (RFC 9001 requires `u32::MAX`); its stream flow
+/// control bounds what a client sends before the handshake completes.
+pub const TLS_EARLY_DATA_BYTES: u32 = 16 * 1024;
+
+/// Session resumption, so a reconnecting device skips the certificate and its signature, the
+/// costliest part of a handshake (in a reconnect storm, most of the server's work).
+///
+/// With `early_data_tickets == 0`: stateless tickets (encrypted with keys that rotate every six
+/// hours), so every client can resume, however many, at no memory cost. rustls' default instead
+/// keeps the last 256 sessions in server memory.
+///
+/// Otherwise early data (0-RTT) is on, and rustls accepts it only with stateful resumption: the
+/// server keeps up to `early_data_tickets` tickets (oldest evicted first), and a ticket is taken
+/// out of the store when a client uses it. Each ticket therefore resumes once: a replayed first
+/// flight finds no ticket and falls back to a full handshake, its early data discarded. What
+/// may ride in early data at all is decided by `transport::early` (docs/protocol.md).
+fn resumable(cfg: &mut rustls::ServerConfig, early_data_tickets: usize) -> Result<(), TlsError> {
+    if early_data_tickets == 0 {
+        cfg.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        cfg.max_early_data_size = 0;
+    } else {
+        cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(early_data_tickets);
+        // The answer to an early login leaves with the server's handshake flight (0.5-RTT):
+        // without this, it would wait for the client's Finished and 0-RTT would save nothing.
+        // Safe: no client certificates are used, and only the holder of the client's key share
+        // can read it.
+        cfg.send_half_rtt_data = true;
+    }
     // One ticket per connection: each reconnect brings the next.
     cfg.send_tls13_tickets = 1;
     Ok(())
 }
 
-/// rustls server configuration for TLS over TCP, offering ALPN `parley/1`.
-pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// rustls server configuration for TLS over TCP, offering ALPN `parley/1`; early data is
+/// accepted when `early_data_tickets > 0` (see [`resumable`]).
+pub fn server_config(
+    m: &TlsMaterial,
+    early_data_tickets: usize,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(m.certs.clone(), m.key.clone_key())?;
     cfg.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
-    resumable(&mut cfg)?;
+    resumable(&mut cfg, early_data_tickets)?;
+    if early_data_tickets > 0 {
+        cfg.max_early_data_size = TLS_EARLY_DATA_BYTES;
+    }
     Ok(Arc::new(cfg))
 }
 
-/// quinn server configuration (TLS 1.3 only, ALPN `parley/1`).
+/// quinn server configuration (TLS 1.3 only, ALPN `parley/1`), with 0-RTT when
+/// `early_data_tickets > 0` (see [`resumable`]).
+///
+/// Connection migration (RFC 9000 section 9) stays on, quinn's default: a client whose address
+/// changes (a phone moving between networks) keeps its connection, and with it its session.
+/// Nothing in the server is keyed by a QUIC peer's address after the handshake (the address in
+/// a session's log span is the one it connected from).
 pub fn quic_config(
     m: &TlsMaterial,
     idle_timeout: std::time::Duration,
+    early_data_tickets: usize,
 ) -> Result<quinn::ServerConfig, TlsError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(m.certs.clone(), m.key.clone_key())?;
     tls.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
-    tls.max_early_data_size = 0;
-    resumable(&mut tls)?;
+    resumable(&mut tls, early_data_tickets)?;
+    // QUIC allows only 0 or u32::MAX (RFC 9001 section 4.6.1).
+    tls.max_early_data_size = if early_data_tickets > 0 { u32::MAX } else { 0 };
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -173,6 +211,7 @@ pub fn quic_config(
             .map_err(|_| TlsError::Quic("idle timeout out of range".into()))?,
     ));
     server.transport_config(Arc::new(transport));
+    server.migration(true);
     Ok(server)
 }
 
@@ -192,8 +231,10 @@ mod tests {
         );
         let on_disk = std::fs::read_to_string(dir.path().join("tls/cert.sha256")).unwrap();
         assert_eq!(on_disk.trim(), first.fingerprint);
-        server_config(&first).unwrap();
-        quic_config(&first, std::time::Duration::from_secs(10)).unwrap();
+        for tickets in [0, 16] {
+            server_config(&first, tickets).unwrap();
+            quic_config(&first, std::time::Duration::from_secs(10), tickets).unwrap();
+        }
     }
 
     #[test]

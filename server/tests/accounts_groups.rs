@@ -118,7 +118,19 @@ async fn group_membership_changes(t: Transport) {
         )
         .await
         .unwrap();
-    assert_eq!(next_message(&mut bob_ev).await.seq, Seq(1));
+    // Seq 1 is the group's `Created` event (naming its first members), seq 2 the message.
+    let created = next_message(&mut bob_ev).await;
+    assert_eq!(
+        (created.seq, created.event.as_deref()),
+        (
+            Seq(1),
+            Some(&ConversationEvent::Created {
+                name: "team".into(),
+                members: vec![alice.user_id(), bob.user_id()],
+            })
+        )
+    );
+    assert_eq!(next_message(&mut bob_ev).await.seq, Seq(2));
 
     // Only the owner adds members; carol sees the group from her join on, not the history.
     let err = bob
@@ -130,7 +142,7 @@ async fn group_membership_changes(t: Transport) {
         .change_members(group.id, vec![carol.user_id()], vec![])
         .await
         .unwrap();
-    // The change is an entry of the group's log (seq 2), pushed to every member.
+    // The change is an entry of the group's log (seq 3), pushed to every member.
     let joined = ConversationEvent::Membership {
         added: vec![carol.user_id()],
         removed: vec![],
@@ -139,7 +151,7 @@ async fn group_membership_changes(t: Transport) {
         let m = next_message(events).await;
         assert_eq!(
             (m.seq, m.sender, m.content_type),
-            (Seq(2), alice.user_id(), ContentType::System)
+            (Seq(3), alice.user_id(), ContentType::System)
         );
         assert_eq!(m.event.as_deref(), Some(&joined));
     }
@@ -160,7 +172,7 @@ async fn group_membership_changes(t: Transport) {
         .unwrap();
     assert_eq!(
         (info.visible_from, info.head, info.members.len()),
-        (Seq(2), Seq(3), 3)
+        (Seq(3), Seq(4), 3)
     );
 
     // Typing is relayed, not stored.
@@ -186,9 +198,9 @@ async fn group_membership_changes(t: Transport) {
         _ => None,
     })
     .await;
-    assert_eq!((m.seq, m.event.as_deref()), (Seq(4), Some(&left)));
+    assert_eq!((m.seq, m.event.as_deref()), (Seq(5), Some(&left)));
     let m = wait_for(&mut bob_ev, |e| match e {
-        Event::Message(m) if m.event.is_some() && m.seq == Seq(4) => Some(m.clone()),
+        Event::Message(m) if m.event.is_some() && m.seq == Seq(5) => Some(m.clone()),
         _ => None,
     })
     .await;
@@ -239,7 +251,8 @@ async fn conversation_list(t: Transport) {
         seen,
         vec![
             (direct.id, ConversationKind::Direct, Seq(1), 1),
-            (group.id, ConversationKind::Group, Seq(0), 0),
+            // Its only entry: the `Created` event.
+            (group.id, ConversationKind::Group, Seq(1), 1),
         ]
     );
     let mine = alice.list_conversations().await.unwrap();
@@ -262,7 +275,8 @@ async fn foreign_epoch_resets_sync(t: Transport) {
     let page = |epoch| {
         Request::Sync(SyncRequest {
             epoch,
-            positions: vec![(group.id, Seq(1))],
+            // Seq 1 is the group's `Created` event, seq 2 the message.
+            positions: vec![(group.id, Seq(2))],
             limit: 0,
             from_conversation: None,
         })
@@ -278,7 +292,7 @@ async fn foreign_epoch_resets_sync(t: Transport) {
     };
     assert!(other.reset);
     assert_eq!(other.epoch, epoch);
-    assert_eq!(other.messages.len(), 1);
+    assert_eq!(other.messages.len(), 2);
     s.stop().await;
 }
 both_transports!(epoch, foreign_epoch_resets_sync);

@@ -88,13 +88,18 @@ async fn group_of_three_same_order(t: Transport) {
         send_all(bob.clone(), "bob"),
         send_all(carol.clone(), "carol")
     );
-    // Each member receives everyone else's messages, in increasing seq order; together with its
-    // own acks that is exactly 1..=60.
+    // Each member receives the group's `Created` event (seq 1), then everyone else's messages,
+    // in increasing seq order; together with its own acks that is exactly 2..=61.
     for (own, events) in [
         (&a_acks, &mut a_ev),
         (&b_acks, &mut b_ev),
         (&c_acks, &mut c_ev),
     ] {
+        let created = next_message(events).await;
+        assert_eq!(
+            (created.seq, created.content_type),
+            (Seq(1), ContentType::System)
+        );
         let mut seen = Vec::new();
         for _ in 0..2 * EACH {
             let m = next_message(events).await;
@@ -107,7 +112,7 @@ async fn group_of_three_same_order(t: Transport) {
         );
         let mut all: Vec<Seq> = seen.iter().chain(own.iter()).copied().collect();
         all.sort();
-        assert_eq!(all, (1..=3 * EACH as u64).map(Seq).collect::<Vec<_>>());
+        assert_eq!(all, (2..=3 * EACH as u64 + 1).map(Seq).collect::<Vec<_>>());
     }
     s.stop().await;
 }

@@ -1005,11 +1005,71 @@ async fn files_go_up_and_down_through_signed_urls() {
         None,
     )
     .await;
-    // What the core cannot do, said plainly.
-    c.expect(501, Method::GET, "/files", &[], "", &alice, None)
+
+    // Listed for its uploader only, newest first, paged.
+    let listed = c
+        .expect(
+            0,
+            Method::GET,
+            "/files",
+            &[],
+            "?page=1&pageSize=10",
+            &alice,
+            None,
+        )
+        .await;
+    let d = listed.data();
+    assert_eq!(
+        (
+            d["total"].as_u64(),
+            d["page"].as_u64(),
+            d["pageSize"].as_u64()
+        ),
+        (Some(1), Some(1), Some(10))
+    );
+    assert_eq!(d["files"][0]["fileId"], file_id.as_str());
+    assert_eq!(d["files"][0]["file_name"], "data.bin");
+    let beyond = c
+        .expect(
+            0,
+            Method::GET,
+            "/files",
+            &[],
+            "?page=2&pageSize=10",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(beyond.data()["files"], json!([]));
+    assert_eq!(beyond.data()["total"], 1);
+    let none = c
+        .expect(0, Method::GET, "/files", &[], "", &bob, None)
+        .await;
+    assert_eq!(
+        (
+            none.data()["total"].as_u64(),
+            none.data()["files"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    c.expect(400, Method::GET, "/files", &[], "?page=x", &alice, None)
         .await;
     c.expect(
-        501,
+        400,
+        Method::GET,
+        "/files",
+        &[],
+        "?page=100000&pageSize=100",
+        &alice,
+        None,
+    )
+    .await;
+    c.expect(401, Method::GET, "/files", &[], "", "", None)
+        .await;
+
+    // Deleted by its uploader: its info, its link and the link's bytes are gone.
+    c.expect(
+        0,
         Method::DELETE,
         "/files/{fileId}",
         &[&file_id],
@@ -1018,6 +1078,26 @@ async fn files_go_up_and_down_through_signed_urls() {
         None,
     )
     .await;
+    for template in ["/files/{fileId}", "/files/{fileId}/download"] {
+        c.expect(404, Method::GET, template, &[&file_id], "", &alice, None)
+            .await;
+    }
+    let res = c.raw(Method::GET, &format!("{}{url}", c.base), None).await;
+    assert_eq!(res.status().as_u16(), 404, "a link made before the delete");
+    c.expect(
+        404,
+        Method::DELETE,
+        "/files/{fileId}",
+        &[&file_id],
+        "",
+        &alice,
+        None,
+    )
+    .await;
+    let after = c
+        .expect(0, Method::GET, "/files", &[], "", &alice, None)
+        .await;
+    assert_eq!(after.data()["total"], 0);
 }
 
 #[tokio::test]
@@ -1294,19 +1374,7 @@ async fn calls_carry_their_state() {
     )
     .await;
 
-    // No meetings here, said plainly.
-    c.expect(
-        501,
-        Method::POST,
-        "/rtc/meetings",
-        &[],
-        "",
-        &alice,
-        Some(json!({"title": "t"})),
-    )
-    .await;
-    c.expect(501, Method::GET, "/rtc/meetings", &[], "", &alice, None)
-        .await;
+    // Meetings: compat_anychat_meet.rs.
     c.expect(401, Method::GET, "/rtc/meetings", &[], "", "", None)
         .await;
 }
@@ -1640,7 +1708,71 @@ async fn the_admin_logs_in_bans_and_disbands() {
         Some(json!({"status": 0})),
     )
     .await;
-    c.expect(501, Method::GET, "/admin/audit-logs", &[], "", &admin, None)
+    // The audit log: what was done above, newest first, with targets in the dialect's ids.
+    let audit = c
+        .expect(0, Method::GET, "/admin/audit-logs", &[], "", &admin, None)
+        .await;
+    let logs = audit.data()["logs"].as_array().unwrap().clone();
+    let seen: Vec<(&str, &str, &str)> = logs
+        .iter()
+        .map(|l| {
+            assert_eq!(l["adminId"], admin_id.as_str());
+            assert!(l["createdAt"].as_str().unwrap().ends_with('Z'), "{l}");
+            (
+                l["action"].as_str().unwrap(),
+                l["targetId"].as_str().unwrap(),
+                l["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("disband_group", gid.as_str(), "DISBANDED"),
+            ("disband_group", gid.as_str(), "ok"),
+            ("unban", bob_id.as_str(), "ok"),
+            ("ban", bob_id.as_str(), "ok"),
+        ]
+    );
+    assert_eq!(audit.data()["total"], 4);
+    let bans = c
+        .expect(
+            0,
+            Method::GET,
+            "/admin/audit-logs",
+            &[],
+            &format!("?action=ban&adminId={admin_id}&page=1&pageSize=1"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(bans.data()["total"], 1);
+    assert_eq!(bans.data()["logs"][0]["targetType"], "user");
+    let second = c
+        .expect(
+            0,
+            Method::GET,
+            "/admin/audit-logs",
+            &[],
+            "?page=2&pageSize=3",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(second.data()["logs"][0]["action"], "ban");
+    let nobody = c
+        .expect(
+            0,
+            Method::GET,
+            "/admin/audit-logs",
+            &[],
+            "?adminId=someone",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(nobody.data()["total"], 0);
+    c.expect(401, Method::GET, "/admin/audit-logs", &[], "", &bob, None)
         .await;
 
     // Logout: the token stops working.

@@ -606,8 +606,9 @@ async fn register_login_profile_friends_conversations_and_chat() {
     assert_eq!(m["data"]["sender"]["username"], "alice");
     assert_eq!(m["data"]["sender"]["avatarUrl"], url);
     let ack = ws_send(&mut bob_ws, &group, "hello team", "b-1").await;
-    // Per conversation: the group's first entry is the description set at its creation.
-    assert_eq!(ack["seqId"], 2, "seqIds are per conversation");
+    // Per conversation: the group's first entries are its `Created` event and the description
+    // set at its creation.
+    assert_eq!(ack["seqId"], 3, "seqIds are per conversation");
     let m = alice_ws.next("new-message").await;
     assert_eq!(m["data"]["content"], "hello team");
     assert_eq!(m["data"]["sender"]["id"], bob_id.as_str());

@@ -56,7 +56,8 @@ async fn order_pins_mutes_hiding_badge_and_paging() {
         [group, with_carol, with_bob],
         "newest activity first"
     );
-    assert_eq!(page.total_unread, 4);
+    // b1, b2, c1, g1 and the group's `Created` event.
+    assert_eq!(page.total_unread, 5);
     assert_eq!(page.total, 3);
     let last = page.conversations[2].last_message.as_ref().unwrap();
     assert_eq!(last.content, "b2");
@@ -136,4 +137,57 @@ async fn order_pins_mutes_hiding_badge_and_paging() {
         .await
         .unwrap();
     assert_eq!(alice.conversation_page(0, 0).await.unwrap().total_unread, 0);
+}
+
+/// However many conversations and however large their last entries, a page fits in
+/// `limits.max_sync_bytes` of encoded infos; `limit` 0 means "as many as fit", and paging by
+/// `offset` reaches every conversation once (issue 15: pages bounded by their encoded size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_bounded_by_their_encoded_size() {
+    let s = TestServer::start().await;
+    let budget = parley_server::config::Config::for_tests(std::path::Path::new("."))
+        .limits
+        .max_sync_bytes as usize;
+    let (alice, _a) = s.register(T, "alice").await;
+    let big = bytes::Bytes::from(vec![b'x'; 60_000]);
+    let mut convs = Vec::new();
+    // 20 conversations whose last entries are 60 kB each: 1.2 MB, over the 1 MiB budget.
+    for i in 0..20 {
+        let (peer, _e) = s.register(T, &format!("peer{i}")).await;
+        let conv = peer
+            .open_direct(PeerRef::User(alice.user_id()))
+            .await
+            .unwrap()
+            .id;
+        peer.send(conv, ContentType::Text, big.clone())
+            .await
+            .unwrap();
+        convs.push(conv);
+        peer.close().await;
+    }
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    while seen.len() < convs.len() {
+        let page = alice.conversation_page(0, seen.len() as u32).await.unwrap();
+        assert_eq!(page.total, 20);
+        assert!(!page.conversations.is_empty(), "a page holds at least one");
+        let infos: usize = page
+            .conversations
+            .iter()
+            .map(|c| c.last_message.as_ref().map_or(0, |m| m.content.len()))
+            .sum();
+        assert!(
+            infos <= budget,
+            "page {pages}: {infos} bytes of last entries, over the {budget}-byte budget"
+        );
+        seen.extend(page.conversations.iter().map(|c| c.id));
+        pages += 1;
+        assert!(pages <= 20, "paging does not end");
+    }
+    assert!(pages >= 2, "1.2 MB of last entries cannot fit in one page");
+    seen.sort();
+    convs.sort();
+    assert_eq!(seen, convs, "every conversation once");
+    alice.close().await;
+    s.stop().await;
 }

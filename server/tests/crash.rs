@@ -31,8 +31,8 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use parley_client::{Client, ClientError, Transport};
 use parley_protocol::frames::{
-    AddPolicy, ContentType, Message, PeerRef, Request, Response, SendAck, SendRequest,
-    SettingsChange, SyncRequest,
+    AddPolicy, ContentType, ConversationEvent, Message, PeerRef, Request, Response, SendAck,
+    SendRequest, SettingsChange, SyncRequest,
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, MessageId, Seq, UserId};
 use parley_server::store::IDEMPOTENCY_WINDOW;
@@ -261,6 +261,9 @@ async fn read_back(server: &ServerProcess, world: &World, label: &str) -> Snapsh
                 m.seq
             );
             *at = m.seq;
+            if matches!(m.event.as_deref(), Some(ConversationEvent::Created { .. })) {
+                continue; // the group's first entry, written by the server at its creation
+            }
             conversations.entry(m.conversation).or_default().push(m);
         }
         for info in response.conversations {

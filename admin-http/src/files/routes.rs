@@ -3,12 +3,14 @@
 //! | method | path                                   | what                                  |
 //! |--------|----------------------------------------|---------------------------------------|
 //! | POST   | `/im/v1/files`                         | upload: multipart, or a raw body      |
+//! | GET    | `/im/v1/files?limit=&offset=`          | the caller's files, newest first      |
 //! | POST   | `/im/v1/files/uploads`                 | start a resumable upload              |
 //! | GET    | `/im/v1/files/uploads/{id}`            | where it stands                       |
 //! | PUT    | `/im/v1/files/uploads/{id}?offset=N`   | append a chunk at `N`                 |
 //! | POST   | `/im/v1/files/uploads/{id}/complete`   | finish: the file is registered        |
 //! | DELETE | `/im/v1/files/uploads/{id}`            | abandon                               |
 //! | GET    | `/im/v1/files/{id}`                    | download (`Range`, `If-None-Match`)   |
+//! | DELETE | `/im/v1/files/{id}`                    | delete one of the caller's files      |
 //! | GET    | `/im/v1/files/{id}/thumbnail`          | an image's thumbnail                  |
 //! | GET    | `/im/v1/files/{id}/meta`               | metadata                              |
 
@@ -35,7 +37,7 @@ type Shared = State<Arc<dyn Backend>>;
 /// blob store enforces `[files] max_bytes`).
 pub fn router(backend: Arc<dyn Backend>) -> Router {
     Router::new()
-        .route("/im/v1/files", post(upload))
+        .route("/im/v1/files", post(upload).get(list_files))
         .route(
             "/im/v1/files/uploads",
             post(create_upload).layer(DefaultBodyLimit::max(16 * 1024)),
@@ -45,7 +47,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
             get(upload_status).put(append).delete(cancel_upload),
         )
         .route("/im/v1/files/uploads/{id}/complete", post(complete_upload))
-        .route("/im/v1/files/{id}", get(download))
+        .route("/im/v1/files/{id}", get(download).delete(delete_file))
         .route("/im/v1/files/{id}/thumbnail", get(thumbnail))
         .route("/im/v1/files/{id}/meta", get(meta))
         .layer(DefaultBodyLimit::disable())
@@ -423,4 +425,81 @@ pub(crate) async fn meta(
     let who = caller(&*backend, &headers).await?;
     let info = get_file(&*backend, who, &id).await?;
     Ok(Json(FileView::from(info)).into_response())
+}
+
+/// `?limit=&offset=` of the file list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    limit: u32,
+    #[serde(default)]
+    offset: u32,
+}
+
+/// A page of the caller's files.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FileListView {
+    /// Newest first.
+    files: Vec<FileView>,
+    has_more: bool,
+    /// The caller's files in all.
+    total: u32,
+}
+
+/// `GET /im/v1/files?limit=&offset=`: the files the caller uploaded and has not deleted,
+/// newest first (`limit` 1..=100, default 20; `offset` at most 10000).
+#[utoipa::path(get, path = "/im/v1/files", tag = "files",
+    params(("limit" = Option<u32>, Query, description = "Files per page, 1..=100 (default 20)"),
+           ("offset" = Option<u32>, Query, description = "Files skipped from the newest, at most 10000")),
+    responses((status = 200, body = FileListView)))]
+pub(crate) async fn list_files(
+    State(backend): Shared,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, FileError> {
+    let me = user(&*backend, &headers).await?;
+    let Query(q) = query.map_err(|e| FileError::invalid(e.body_text()))?;
+    let limit =
+        parley_protocol::frames::file_page(q.limit).map_err(|e| FileError::invalid(e.message()))?;
+    let offset = parley_protocol::frames::file_offset(q.offset)
+        .map_err(|e| FileError::invalid(e.message()))?;
+    match backend
+        .execute(Some(me), CoreRequest::ListFiles { limit, offset })
+        .await
+    {
+        CoreResponse::Files {
+            files,
+            has_more,
+            total,
+        } => Ok(Json(FileListView {
+            files: files.into_iter().map(FileView::from).collect(),
+            has_more,
+            total,
+        })
+        .into_response()),
+        CoreResponse::Error(e) => Err(FileError::from_info(e)),
+        _ => Err(FileError::from_info(internal())),
+    }
+}
+
+/// `DELETE /im/v1/files/{id}`: `204` once the file is gone (durably); its bytes go too unless
+/// another file has the same contents. Only the uploader may delete; anyone else gets the same
+/// `404` as for an id that does not exist.
+#[utoipa::path(delete, path = "/im/v1/files/{id}", tag = "files",
+    params(("id" = String, Path, description = "File id")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such file of the caller")))]
+pub(crate) async fn delete_file(
+    State(backend): Shared,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, FileError> {
+    let me = user(&*backend, &headers).await?;
+    let id: FileId = id.parse().map_err(|_| FileError::no_such_file())?;
+    match backend.execute(Some(me), CoreRequest::DeleteFile(id)).await {
+        CoreResponse::Ok => Ok(StatusCode::NO_CONTENT.into_response()),
+        CoreResponse::Error(e) => Err(FileError::from_info(e)),
+        _ => Err(FileError::from_info(internal())),
+    }
 }

@@ -1,5 +1,7 @@
 //! The admin API, `/admin/v1` on the private surface: users (list, search, ban, unban), groups
-//! (disband), announcements to every user, and the running configuration without its secrets.
+//! (disband), announcements to every user, the running configuration without its secrets, and
+//! the audit log of admin actions (`GET /admin/v1/audit-logs`: the core records every ban,
+//! unban, disband and announcement, refused ones included, with time, actor and target).
 //!
 //! Every route sits behind one credential, a bearer token from the configuration
 //! (`[admin] token`), compared in constant time (only a difference in length shows, through
@@ -71,6 +73,52 @@ pub struct UserPage {
     pub users: Vec<AdminUser>,
     /// Where the next page starts (its `after`); `None`: this was the last.
     pub next_after: Option<u64>,
+}
+
+/// Audit entries per page when the request names no `limit`, and at most.
+pub const DEFAULT_AUDIT_PAGE: usize = 50;
+/// Audit entries per page at most.
+pub const MAX_AUDIT_PAGE: usize = 500;
+
+/// What [`Backend::admin_audit_log`] is asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Entries numbered below this (`0`: from the newest).
+    pub before: u64,
+    /// Entries per page, 1..=[`MAX_AUDIT_PAGE`].
+    pub limit: usize,
+    /// Only entries of this action (`ban`, `unban`, `disband_group`, `announce`).
+    pub action: Option<String>,
+    /// Only entries of this actor (`operator`).
+    pub actor: Option<String>,
+}
+
+/// One admin action as the audit log keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its number: later entries have higher ones.
+    pub id: u64,
+    /// When, Unix ms.
+    pub at_ms: u64,
+    /// Who (`operator`: the `[admin] token`).
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what: `user:<id>`, `group:<id>`, `all_users`.
+    pub target: String,
+    /// `ok`, or the error code's name.
+    pub outcome: String,
+    /// More about it (an announcement's text, cut).
+    pub detail: String,
+}
+
+/// One page of the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+    /// The `before` of the next page; `None`: this was the last.
+    pub next_before: Option<u64>,
 }
 
 /// A failed admin request: status, stable code, message.
@@ -180,6 +228,7 @@ pub fn router(
         .route("/groups/{id}/disband", post(disband))
         .route("/announcements", post(announce))
         .route("/config", get(running_config))
+        .route("/audit-logs", get(audit_logs))
         .fallback(|| async { AdminError::not_found("no such admin route") })
         .method_not_allowed_fallback(|| async {
             AdminError::new(
@@ -384,6 +433,86 @@ async fn announce(
     let recipients = s.backend.admin_announce(body.text).await?;
     tracing::info!(recipients, "admin: announcement sent");
     Ok(Json(AnnounceView { recipients }))
+}
+
+/// `GET /admin/v1/audit-logs` parameters (all optional; given as strings, checked here).
+#[derive(Deserialize)]
+struct AuditParams {
+    before: Option<String>,
+    limit: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuditView {
+    id: String,
+    at_ms: u64,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct AuditsView {
+    entries: Vec<AuditView>,
+    /// The `before` of the next page; `null` on the last.
+    next_before: Option<String>,
+}
+
+/// A filter value: empty means none; at most [`MAX_QUERY`] bytes.
+fn filter(what: &str, raw: Option<String>) -> Result<Option<String>, AdminError> {
+    match raw {
+        Some(v) if v.len() > MAX_QUERY => Err(AdminError::invalid(format!(
+            "{what} is at most {MAX_QUERY} bytes"
+        ))),
+        Some(v) if !v.is_empty() => Ok(Some(v)),
+        _ => Ok(None),
+    }
+}
+
+/// `GET /admin/v1/audit-logs?before=&limit=&action=&actor=`: admin actions, newest first.
+async fn audit_logs(
+    State(s): State<AdminState>,
+    Query(p): Query<AuditParams>,
+) -> Answer<AuditsView> {
+    let before = match p.before.as_deref() {
+        None | Some("") => 0,
+        Some(raw) => parse_id("before", raw)?,
+    };
+    let limit = match p.limit.as_deref() {
+        None | Some("") => DEFAULT_AUDIT_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_AUDIT_PAGE).contains(n))
+            .ok_or_else(|| AdminError::invalid(format!("limit must be 1..={MAX_AUDIT_PAGE}")))?,
+    };
+    let query = AuditQuery {
+        before,
+        limit,
+        action: filter("action", p.action)?,
+        actor: filter("actor", p.actor)?,
+    };
+    let page = s.backend.admin_audit_log(query).await?;
+    Ok(Json(AuditsView {
+        entries: page
+            .entries
+            .into_iter()
+            .map(|e| AuditView {
+                id: e.id.to_string(),
+                at_ms: e.at_ms,
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                outcome: e.outcome,
+                detail: e.detail,
+            })
+            .collect(),
+        next_before: page.next_before.map(|n| n.to_string()),
+    }))
 }
 
 async fn running_config(State(s): State<AdminState>) -> Json<serde_json::Value> {

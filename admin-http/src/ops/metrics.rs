@@ -34,6 +34,10 @@ pub const COMMIT_BATCH_SIZE: &str = "parley_commit_batch_size";
 /// Time to make one batch durable (the log's fdatasync and the index update), in seconds
 /// (histogram, recorded by the committer once per batch).
 pub const COMMIT_FSYNC_SECONDS: &str = "parley_commit_fsync_seconds";
+/// 1 while the store is degraded in this `class` (`out_of_space`, `write_failed`: writes are
+/// refused until the server finds the disk writable again; `sync_failed`, `engine_failed`: a
+/// restart is needed), else 0 (gauge, set by the store when its state changes).
+pub const STORE_DEGRADED: &str = "parley_store_degraded";
 /// HTTP requests answered, by `route`, `method` and `status` (counter).
 pub const HTTP_REQUESTS: &str = "parley_http_requests_total";
 /// Time to answer an HTTP request (until the response head; a streamed body goes on after),

@@ -33,9 +33,26 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 const STARTING: u8 = 0;
 const READY: u8 = 1;
 const DRAINING: u8 = 2;
+/// Ready but the store refuses writes until the disk is writable again (it recovers by itself).
+const STORE_DEGRADED: u8 = 3;
+/// Ready but the store refuses writes until a restart.
+const STORE_FAILED: u8 = 4;
+
+/// What the store says about taking writes, for [`Readiness::set_store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreState {
+    /// It takes writes.
+    Ok,
+    /// It refuses writes for now (a full disk) and recovers by itself.
+    Degraded,
+    /// It refuses writes until the server is restarted (a failed fsync, a failed engine).
+    Failed,
+}
 
 /// What `/ready` answers: `503 starting` until the server says it is ready (store open,
-/// listeners up), `200 ready`, then `503 draining` from the moment shutdown begins.
+/// listeners up), `200 ready`, then `503 draining` from the moment shutdown begins. While
+/// ready, a store that refuses writes makes it `503 store_degraded` (a full disk: back to
+/// `ready` by itself once space is freed) or `503 store_failed` (restart required).
 #[derive(Clone, Debug, Default)]
 pub struct Readiness(Arc<AtomicU8>);
 
@@ -53,6 +70,25 @@ impl Readiness {
             .compare_exchange(STARTING, READY, Ordering::SeqCst, Ordering::SeqCst);
     }
 
+    /// The store's state: a degraded or failed store makes a ready server unready until it
+    /// recovers (never while starting or draining). `Failed` is never undone but by a restart.
+    pub fn set_store(&self, state: StoreState) {
+        let (from, to): (&[u8], u8) = match state {
+            StoreState::Ok => (&[STORE_DEGRADED], READY),
+            StoreState::Degraded => (&[READY], STORE_DEGRADED),
+            StoreState::Failed => (&[READY, STORE_DEGRADED], STORE_FAILED),
+        };
+        for &f in from {
+            if self
+                .0
+                .compare_exchange(f, to, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
     /// Shutdown has begun.
     pub fn set_draining(&self) {
         self.0.store(DRAINING, Ordering::SeqCst);
@@ -62,6 +98,8 @@ impl Readiness {
         match self.0.load(Ordering::SeqCst) {
             STARTING => "starting",
             READY => "ready",
+            STORE_DEGRADED => "store_degraded",
+            STORE_FAILED => "store_failed",
             _ => "draining",
         }
     }

@@ -381,6 +381,35 @@ async fn ready_follows_the_lifecycle() {
 }
 
 #[tokio::test]
+async fn ready_follows_the_store() {
+    use super::StoreState;
+    let (app, _, ops) = app(None);
+    let get = || Request::get("/ready").body(Body::empty()).unwrap();
+    let status = |body: &str| format!(r#"{{"status":"{body}"}}"#);
+    ops.readiness.set_store(StoreState::Degraded); // not while starting
+    assert_eq!(call(&app, get()).await.2, status("starting"));
+    ops.readiness.set_ready();
+    ops.readiness.set_store(StoreState::Degraded);
+    let (code, _, body) = call(&app, get()).await;
+    assert_eq!(
+        (code, body),
+        (StatusCode::SERVICE_UNAVAILABLE, status("store_degraded"))
+    );
+    ops.readiness.set_store(StoreState::Ok);
+    assert_eq!(call(&app, get()).await.0, StatusCode::OK);
+    ops.readiness.set_store(StoreState::Failed);
+    ops.readiness.set_store(StoreState::Ok); // only a restart undoes it
+    let (code, _, body) = call(&app, get()).await;
+    assert_eq!(
+        (code, body),
+        (StatusCode::SERVICE_UNAVAILABLE, status("store_failed"))
+    );
+    ops.readiness.set_draining();
+    ops.readiness.set_store(StoreState::Ok);
+    assert_eq!(call(&app, get()).await.2, status("draining"));
+}
+
+#[tokio::test]
 async fn metrics_export_stats_and_http_requests_by_route_template() {
     let (app, _, _) = app(Some(TOKEN));
     // A templated route, and a path that matches nothing.

@@ -59,6 +59,8 @@ pub fn beside() -> OpenApi {
     #[derive(utoipa::OpenApi)]
     #[openapi(paths(
         f::upload,
+        f::list_files,
+        f::delete_file,
         f::create_upload,
         f::upload_status,
         f::append,

@@ -340,6 +340,11 @@ pub enum EventView {
         conversation_id: Id,
         group_name: String,
     },
+    /// The group was created (its first entry).
+    GroupCreated {
+        group_name: String,
+        member_ids: Vec<Id>,
+    },
 }
 
 fn ids(v: Vec<parley_protocol::ids::UserId>) -> Vec<Id> {
@@ -428,6 +433,10 @@ impl From<ConversationEvent> for EventView {
             ConversationEvent::GroupInvite { conversation, name } => EventView::GroupInvite {
                 conversation_id: conversation.into(),
                 group_name: name,
+            },
+            ConversationEvent::Created { name, members } => EventView::GroupCreated {
+                group_name: name,
+                member_ids: ids(members),
             },
         }
     }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::chat::{run_window, Traffic};
 use super::{login_all, machine, register_ids, round3, Common, Target};
-use crate::client::{account_name, create_group, ns_of, token_login};
+use crate::client::{account_name, create_group_at, ns_of, token_login};
 use crate::peer::{self, Expect, PeerConfig, SendPlan, SERVER_MAX_INFLIGHT};
 use crate::stats::SeqSet;
 
@@ -110,7 +110,9 @@ pub async fn run_named(scenario: &str, args: FanoutArgs) -> anyhow::Result<Value
     let mut owner = connector.connect().await?;
     token_login(&mut owner, &ids[0]).await?;
     let others = ids[1..].iter().map(|id| id.user).collect();
-    let conv = create_group(&mut owner, &format!("imload-{scenario}"), others).await?;
+    // The group's log starts with the server's own entries (its `Created` event): seqs up to
+    // `base`. The senders' messages follow.
+    let (conv, base) = create_group_at(&mut owner, &format!("imload-{scenario}"), others).await?;
     let create_group_secs = t.elapsed().as_secs_f64();
     let (members, login_secs) = login_all(&connector, &ids[1..], c.setup_concurrency).await?;
     let setup_secs = setup_started.elapsed().as_secs_f64();
@@ -153,21 +155,29 @@ pub async fn run_named(scenario: &str, args: FanoutArgs) -> anyhow::Result<Value
     let w = run_window(&target, &traffic.counters, start, warmup, duration, tasks).await?;
     let outcomes = &w.outcomes;
 
-    // Every seq acked by some sender, once: the group's log must be exactly 1..=n.
+    // Every seq acked by some sender, once: with the server's entries (1..=base) the group's
+    // log must be exactly 1..=base+n.
     let mut all = SeqSet::default();
+    for s in 1..=base {
+        all.insert(s);
+    }
     let mut seq_conflicts = 0;
     for o in outcomes {
         seq_conflicts += all.union_with(&o.acked);
     }
-    let n = all.len();
+    let n = all.len() - base;
     let mut lost = 0;
     let mut duplicates = 0;
     let mut errors = 0;
     let mut failures = Vec::new();
     let (mut sync_needed, mut recovered, mut timed_out, mut delivered) = (0, 0, 0, 0);
     for o in outcomes {
-        // A member receives everything except what its own connection sent.
-        let expected = o.acked.complement_upto(n);
+        // A member receives everything sent except what its own connection sent.
+        let mut own = o.acked.clone();
+        for s in 1..=base {
+            own.insert(s);
+        }
+        let expected = own.complement_upto(base + n);
         lost += expected.missing_from(&o.seen);
         duplicates += o.seen.duplicates();
         errors += o.errors;

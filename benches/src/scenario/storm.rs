@@ -4,7 +4,7 @@
 //! Clients come in pairs sharing a 1:1 conversation with `--backlog` messages, so each sync has
 //! real history to fetch and the run can check that every client got all of it. Each client
 //! keeps its own TLS session cache, as a device does, so its reconnect resumes the session it
-//! had (`--no-resume`: full handshakes).
+//! had (`--no-resume`: full handshakes; `--zero-rtt`: the token login in early data).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,10 @@ pub struct StormArgs {
     /// Reconnect with full TLS handshakes (clients keep no session tickets).
     #[arg(long)]
     pub no_resume: bool,
+    /// Reconnect with 0-RTT: the token login rides in the first flight (TLS and QUIC; the
+    /// server needs `[tls] early_data_tickets` > 0, e.g. through `--server-config`).
+    #[arg(long, conflicts_with = "no_resume")]
+    pub zero_rtt: bool,
 }
 
 async fn reconnect(
@@ -106,7 +110,7 @@ async fn slice_inner(a: StormArgs, target: &Target, coord: &mut Coord) -> anyhow
             if a.no_resume {
                 Ok(shared.clone())
             } else {
-                connector.resumable()
+                connector.resumable(a.zero_rtt)
             }
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -206,6 +210,9 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
     if a.no_resume {
         extra.push("--no-resume".to_owned());
     }
+    if a.zero_rtt {
+        extra.push("--zero-rtt".to_owned());
+    }
     let a2 = a.clone();
     let mut slices = start_slices(
         "storm",
@@ -260,6 +267,7 @@ pub async fn run(args: StormArgs) -> anyhow::Result<Value> {
             "backlog_per_pair": a.backlog,
             "concurrency_per_worker": a.concurrency,
             "tls_resumption": !a.no_resume,
+            "zero_rtt": a.zero_rtt,
             "smoke": a.common.smoke,
         },
         "all_synced_s": round3(secs),

@@ -163,6 +163,31 @@ pub fn mime_type(raw: &str) -> Result<String, InvalidInput> {
     }
 }
 
+/// Files per `ListFiles` page when the request names no limit.
+pub const DEFAULT_FILE_PAGE: u32 = 20;
+/// Files per `ListFiles` page at most.
+pub const MAX_FILE_PAGE: u32 = 100;
+/// The furthest a `ListFiles` page may start from the newest file (the listing walks the
+/// skipped entries: past this, a request would cost more than a page is worth).
+pub const MAX_FILE_OFFSET: u32 = 10_000;
+
+/// A `ListFiles` limit as asked (`0`: the default), checked.
+pub fn file_page(limit: u32) -> Result<u32, InvalidInput> {
+    match limit {
+        0 => Ok(DEFAULT_FILE_PAGE),
+        1..=MAX_FILE_PAGE => Ok(limit),
+        _ => Err(InvalidInput::new("limit must be 0..=100")),
+    }
+}
+
+/// A `ListFiles` offset, checked.
+pub fn file_offset(offset: u32) -> Result<u32, InvalidInput> {
+    match offset <= MAX_FILE_OFFSET {
+        true => Ok(offset),
+        false => Err(InvalidInput::new("offset must be 0..=10000")),
+    }
+}
+
 /// A file's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // see `FileInfo` in the .proto file
@@ -247,6 +272,33 @@ mod tests {
         }
         for mime in ["text", "a/b/c", "te xt/plain", "/x"] {
             assert!(mime_type(mime).is_err(), "{mime:?}");
+        }
+    }
+
+    #[test]
+    fn list_and_delete_requests_round_trip_and_check_their_bounds() {
+        use crate::frames::{ClientFrame, Request};
+        use crate::ids::RequestId;
+        assert_eq!(file_page(0), Ok(DEFAULT_FILE_PAGE));
+        assert_eq!(file_page(100), Ok(100));
+        assert!(file_page(101).is_err());
+        assert_eq!(file_offset(MAX_FILE_OFFSET), Ok(MAX_FILE_OFFSET));
+        assert!(file_offset(MAX_FILE_OFFSET + 1).is_err());
+        let requests = [
+            Request::ListFiles {
+                limit: 20,
+                offset: 40,
+            },
+            Request::DeleteFile(FileId::from_bytes([3; 16])),
+        ];
+        for request in requests {
+            let frame = ClientFrame {
+                request_id: RequestId::try_from(1).unwrap(),
+                request,
+            };
+            // The encoding is length-prefixed (u32 BE); the decoder takes the body.
+            let body = frame.clone().encode().slice(4..);
+            assert_eq!(ClientFrame::decode(body).unwrap(), frame);
         }
     }
 }

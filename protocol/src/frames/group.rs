@@ -241,6 +241,14 @@ pub enum ConversationEvent {
         /// Removed rather than added.
         removed: bool,
     },
+    /// The group was created by the author (its first entry): its name, and the members it
+    /// started with (the creator first). Changes no state.
+    Created {
+        /// The group's name at creation.
+        name: String,
+        /// The initial members.
+        members: Vec<UserId>,
+    },
     /// The author invited the user into a group, in the invitee's notices.
     GroupInvite {
         /// Which group.
@@ -314,6 +322,9 @@ impl std::fmt::Display for ConversationEvent {
             }
             ConversationEvent::GroupInvite { conversation, name } => {
                 write!(f, "invited into group {conversation} ({name:?})")
+            }
+            ConversationEvent::Created { name, members } => {
+                write!(f, "group {name:?} created with {members:?}")
             }
             ConversationEvent::DeletedForMe { conversation, seqs } => {
                 write!(f, "deleted for me in {conversation}: {seqs:?}")
@@ -394,6 +405,12 @@ impl From<ConversationEvent> for w::ConversationEvent {
                 Kind::DeletedForMe(w::DeletedForMeEvent {
                     conversation_id: conversation.get(),
                     seqs: seqs.into_iter().map(Seq::get).collect(),
+                })
+            }
+            ConversationEvent::Created { name, members } => {
+                Kind::GroupCreated(w::GroupCreatedEvent {
+                    group_name: name,
+                    member_user_ids: members.into_iter().map(u64::from).collect(),
                 })
             }
             ConversationEvent::GroupInvite { conversation, name } => {
@@ -502,6 +519,10 @@ impl TryFrom<w::ConversationEvent> for ConversationEvent {
             Some(Kind::DeletedForMe(d)) => ConversationEvent::DeletedForMe {
                 conversation: crate::ids::ConversationId::try_from(d.conversation_id)?,
                 seqs: d.seqs.into_iter().map(Seq).collect(),
+            },
+            Some(Kind::GroupCreated(g)) => ConversationEvent::Created {
+                name: g.group_name,
+                members: super::response::ids(g.member_user_ids)?,
             },
             Some(Kind::GroupInvite(g)) => ConversationEvent::GroupInvite {
                 conversation: crate::ids::ConversationId::try_from(g.conversation_id)?,

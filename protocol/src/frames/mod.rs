@@ -5,6 +5,7 @@ mod calls;
 mod common;
 mod files;
 mod group;
+mod meetings;
 mod page;
 mod request;
 mod response;
@@ -30,9 +31,14 @@ pub use response::{
 pub use calls::{
     CallAction, CallMedia, CallOutcome, CallPush, CallRecord, CallSignal, MAX_CALL_PAYLOAD_BYTES,
 };
+pub use files::{file_offset, file_page, DEFAULT_FILE_PAGE, MAX_FILE_OFFSET, MAX_FILE_PAGE};
 pub use files::{
     mime_type, FileId, FileInfo, NewFile, UploadToken, DEFAULT_MIME, MAX_FILE_NAME_BYTES,
     MAX_MIME_BYTES,
+};
+pub use meetings::{
+    MeetingInfo, DEFAULT_MEETING_PAGE, MAX_MEETING_PAGE, MAX_MEETING_PARTICIPANTS,
+    MAX_MEETING_PASSWORD_BYTES, MAX_MEETING_TITLE_CHARS,
 };
 pub use page::FRAME_OVERHEAD;
 pub use shared::SharedPush;

@@ -309,8 +309,43 @@ pub enum Request {
     },
     /// A file's metadata, if the caller may read it.
     GetFile(FileId),
+    /// The caller's own files, newest first: `offset` skips that many (at most
+    /// [`MAX_FILE_OFFSET`](super::files::MAX_FILE_OFFSET)), `limit` is
+    /// 1..=[`MAX_FILE_PAGE`](super::files::MAX_FILE_PAGE).
+    ListFiles {
+        limit: u32,
+        offset: u32,
+    },
+    /// Deletes a file of the caller (docs/files.md).
+    DeleteFile(FileId),
     /// Joins the server's world room (made on first use); answered by its `Conversation`.
     JoinWorld,
+    /// Opens a meeting (see `CreateMeeting` in the .proto file); `max_participants` is
+    /// 1..=[`MAX_MEETING_PARTICIPANTS`](super::meetings::MAX_MEETING_PARTICIPANTS).
+    CreateMeeting {
+        title: String,
+        /// Empty: none.
+        password: String,
+        max_participants: u32,
+    },
+    /// Joins an open meeting.
+    JoinMeeting {
+        meeting: u64,
+        password: String,
+    },
+    /// Ends a meeting (its creator only).
+    EndMeeting {
+        meeting: u64,
+    },
+    /// A meeting, open or ended.
+    GetMeeting {
+        meeting: u64,
+    },
+    /// The caller's open meetings, newest first; `limit` is 1..=100.
+    ListMeetings {
+        offset: u32,
+        limit: u32,
+    },
 }
 
 impl Request {
@@ -373,7 +408,14 @@ impl Request {
             Request::ListBlocked => "list_blocked",
             Request::RegisterFile { .. } => "register_file",
             Request::GetFile(_) => "get_file",
+            Request::ListFiles { .. } => "list_files",
+            Request::DeleteFile(_) => "delete_file",
             Request::JoinWorld => "join_world",
+            Request::CreateMeeting { .. } => "create_meeting",
+            Request::JoinMeeting { .. } => "join_meeting",
+            Request::EndMeeting { .. } => "end_meeting",
+            Request::GetMeeting { .. } => "get_meeting",
+            Request::ListMeetings { .. } => "list_meetings",
         }
     }
 
@@ -760,6 +802,30 @@ impl TryFrom<Body> for Request {
                 file: NewFile::new(r.name, &r.mime_type, r.public)?,
             },
             Body::GetFile(g) => Request::GetFile(g.file_id.parse()?),
+            Body::ListFiles(l) => Request::ListFiles {
+                limit: super::files::file_page(l.limit)?,
+                offset: super::files::file_offset(l.offset)?,
+            },
+            Body::DeleteFile(d) => Request::DeleteFile(d.file_id.parse()?),
+            Body::CreateMeeting(c) => Request::CreateMeeting {
+                title: super::meetings::meeting_title(c.title)?,
+                password: super::meetings::meeting_password(c.password)?,
+                max_participants: super::meetings::meeting_size(c.max_participants)?,
+            },
+            Body::JoinMeeting(j) => Request::JoinMeeting {
+                meeting: super::meetings::meeting_id(j.meeting_id)?,
+                password: super::meetings::meeting_password(j.password)?,
+            },
+            Body::EndMeeting(e) => Request::EndMeeting {
+                meeting: super::meetings::meeting_id(e.meeting_id)?,
+            },
+            Body::GetMeeting(g) => Request::GetMeeting {
+                meeting: super::meetings::meeting_id(g.meeting_id)?,
+            },
+            Body::ListMeetings(l) => Request::ListMeetings {
+                offset: l.offset,
+                limit: super::meetings::meeting_page(l.limit)?,
+            },
             _ => return Err(DecodeError::Unexpected("server frame sent by a client")),
         })
     }
@@ -854,6 +920,28 @@ impl From<Request> for Body {
                 limit,
             }),
             Request::GetCall { call } => Body::GetCall(w::GetCall { call_id: call }),
+            Request::CreateMeeting {
+                title,
+                password,
+                max_participants,
+            } => Body::CreateMeeting(w::CreateMeeting {
+                title,
+                password,
+                max_participants,
+            }),
+            Request::JoinMeeting { meeting, password } => Body::JoinMeeting(w::JoinMeeting {
+                meeting_id: meeting,
+                password,
+            }),
+            Request::EndMeeting { meeting } => Body::EndMeeting(w::EndMeeting {
+                meeting_id: meeting,
+            }),
+            Request::GetMeeting { meeting } => Body::GetMeeting(w::GetMeeting {
+                meeting_id: meeting,
+            }),
+            Request::ListMeetings { offset, limit } => {
+                Body::ListMeetings(w::ListMeetings { offset, limit })
+            }
             Request::GetPresence(users) => Body::GetPresence(w::GetPresence {
                 user_ids: users.into_iter().map(u64::from).collect(),
             }),
@@ -1105,6 +1193,10 @@ impl From<Request> for Body {
                 public: file.public,
             }),
             Request::GetFile(id) => Body::GetFile(w::GetFile {
+                file_id: id.to_string(),
+            }),
+            Request::ListFiles { limit, offset } => Body::ListFiles(w::ListFiles { limit, offset }),
+            Request::DeleteFile(id) => Body::DeleteFile(w::DeleteFile {
                 file_id: id.to_string(),
             }),
             Request::Typing { conversation } => Body::Typing(w::Typing {

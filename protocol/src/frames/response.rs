@@ -248,6 +248,20 @@ pub enum Response {
     },
     /// A file's metadata (boxed: responses are held in request futures).
     File(Box<FileInfo>),
+    /// A page of the caller's files, newest first (`ListFiles`).
+    Files {
+        files: Vec<FileInfo>,
+        has_more: bool,
+        total: u32,
+    },
+    /// One meeting (boxed: responses are held in request futures).
+    Meeting(Box<super::meetings::MeetingInfo>),
+    /// A page of the caller's open meetings (`ListMeetings`).
+    Meetings {
+        meetings: Vec<super::meetings::MeetingInfo>,
+        has_more: bool,
+        total: u32,
+    },
 }
 
 /// One of a user's devices, as listed.
@@ -489,6 +503,25 @@ impl From<Response> for Body {
                 has_more,
             }),
             Response::File(f) => Body::FileInfo((*f).into()),
+            Response::Meeting(m) => Body::MeetingInfo((*m).into()),
+            Response::Meetings {
+                meetings,
+                has_more,
+                total,
+            } => Body::MeetingList(w::MeetingList {
+                meetings: meetings.into_iter().map(Into::into).collect(),
+                has_more,
+                total,
+            }),
+            Response::Files {
+                files,
+                has_more,
+                total,
+            } => Body::FileList(w::FileList {
+                files: files.into_iter().map(Into::into).collect(),
+                has_more,
+                total,
+            }),
             Response::Presences(p) => Body::PresenceList(w::PresenceList {
                 presences: p.into_iter().map(Into::into).collect(),
             }),
@@ -787,6 +820,25 @@ fn response(body: Body) -> Result<Response, DecodeError> {
             Response::FriendRequests(r.requests.into_iter().map(Into::into).collect())
         }
         Body::FileInfo(f) => Response::File(Box::new(f.try_into()?)),
+        Body::FileList(l) => Response::Files {
+            files: l
+                .files
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: l.has_more,
+            total: l.total,
+        },
+        Body::MeetingInfo(m) => Response::Meeting(Box::new(m.try_into()?)),
+        Body::MeetingList(l) => Response::Meetings {
+            meetings: l
+                .meetings
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            has_more: l.has_more,
+            total: l.total,
+        },
         _ => return Err(DecodeError::Unexpected("not a response")),
     })
 }

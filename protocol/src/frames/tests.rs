@@ -55,6 +55,21 @@ fn requests_round_trip() {
         Request::OpenDirect(PeerRef::Account(Account::try_from("bob").unwrap())),
         Request::Logout,
         Request::GetCall { call: 12 },
+        Request::CreateMeeting {
+            title: "standup".into(),
+            password: "pw".into(),
+            max_participants: 10,
+        },
+        Request::JoinMeeting {
+            meeting: 7,
+            password: String::new(),
+        },
+        Request::EndMeeting { meeting: 7 },
+        Request::GetMeeting { meeting: 7 },
+        Request::ListMeetings {
+            offset: 3,
+            limit: 20,
+        },
         Request::CreateGroup {
             name: crate::values::GroupName::try_from("team").unwrap(),
             members: vec![UserId::try_from(4).unwrap()],

@@ -24,7 +24,9 @@ impl Core {
     /// and are in memory, so ordering reads no entry), conversations without entries last by
     /// id; hidden ones left out. The user's conversations and cursors come from memory
     /// ([`crate::store::UserIndex`]); only the page's conversations are read in full (with their
-    /// last entry).
+    /// last entry). A page holds at most `limit` conversations (0: no count) and at most
+    /// `limits.max_sync_bytes` of encoded infos (at least one), so it always fits in a frame
+    /// however many conversations the caller is in and however large their last entries.
     pub fn list_conversations(
         &self,
         me: &Identity,
@@ -86,6 +88,8 @@ impl Core {
                     .collect::<Vec<_>>()
             })
             .map_err(internal)?;
+        let budget = self.cfg.limits.max_sync_bytes as usize;
+        let mut used = 0usize;
         let mut page = Vec::with_capacity(chosen.len());
         for (conv, c) in chosen {
             let Ok((members, rec)) = self.membership(conv, me.user) else {
@@ -102,6 +106,11 @@ impl Core {
                 self.store.render(conv, &mut last).map_err(internal)?;
                 info.last_message = last.pop().map(Box::new);
             }
+            let len = info.encoded_len();
+            if used + len > budget && !page.is_empty() {
+                break;
+            }
+            used += len;
             page.push(info);
         }
         Ok(ListPage {

@@ -228,8 +228,9 @@ impl Core {
     }
 
     /// Creates a group owned by the caller. The members given that it may add directly (friends,
-    /// users accepting anyone) are its initial state: they see it from seq 1 and it needs no
-    /// event (there is nothing before it to order against); the others are invited.
+    /// users accepting anyone) are its initial state: they see it from seq 1, and its first
+    /// entry (seq 1) is a `Created` event naming them, so they hear of the group at once
+    /// (pushed, synced); the others are invited.
     pub async fn create_group(
         &self,
         me: &Identity,
@@ -256,6 +257,18 @@ impl Core {
             .create_group(me.user, name, &direct, settings, now_ms())
             .map_err(internal)?;
         self.durable().await?;
+        let mut initial = vec![me.user];
+        initial.extend(&direct);
+        let created = ConversationEvent::Created {
+            name: name.as_str().to_owned(),
+            members: initial,
+        };
+        let pending = self
+            .commit_event(me, None, conv, created, None, Answer::Ok)
+            .await?;
+        if let parley_protocol::frames::Response::Error(e) = pending.await {
+            return Err(e);
+        }
         if !invited.is_empty() {
             self.invite_into_group(me, None, conv, name.as_str(), &invited)
                 .await?;

@@ -130,8 +130,8 @@ impl std::future::Future for Pending {
                     Response::Error(err(ErrorCode::Conflict, e.to_string()))
                 }
                 Ok(Err(CommitError::Stopped)) | Err(_) => Response::Error(shutting_down()),
-                Ok(Err(CommitError::Store)) => {
-                    Response::Error(err(ErrorCode::Internal, "internal error"))
+                Ok(Err(e @ (CommitError::Store | CommitError::Degraded(_)))) => {
+                    Response::Error(e.client_error())
                 }
             })
     }

@@ -3,6 +3,7 @@
 //! transport, the HTTP side and the dialects go through; none of them holds feature logic.
 
 mod admin;
+mod audit;
 mod auth;
 mod calls;
 mod conversation_list;
@@ -14,6 +15,7 @@ mod groups;
 mod hashing;
 mod history;
 mod invites;
+mod meetings;
 mod message_search;
 mod messaging;
 mod offline_push;
@@ -39,9 +41,11 @@ use crate::router::{Hub, Router};
 use crate::store::{Store, StoreError};
 
 pub use admin::{UserSummary, ADMIN_MAX_PAGE};
+pub use audit::{AuditEntry, AuditFilter, MAX_AUDIT_PAGE, OPERATOR};
 pub use auth::LoginOutcome;
 pub use calls::Signalled;
 pub use entries::{Answer, Pending, Submission, Waiting};
+pub use files::FileList;
 pub use files::Files;
 pub(crate) use files::{bears_file, thumbnail_mime};
 pub use groups::Join;
@@ -72,6 +76,8 @@ pub struct Core {
     heartbeat: Arc<HeartbeatConfig>,
     /// Calls in progress.
     calls: calls::Calls,
+    /// Wrong meeting passwords per user (`meetings.rs`).
+    meeting_failures: meetings::Failures,
     /// The full-text index, if search is on.
     pub(crate) search: Option<crate::search::Search>,
     /// The offline-push queue, if a webhook is configured.
@@ -187,6 +193,7 @@ impl Core {
         );
         Core {
             files,
+            meeting_failures: meetings::Failures::default(),
             heartbeat,
             group_rate: std::sync::Mutex::new(group_rate),
             node: NodeId(cfg.node_id),
@@ -263,7 +270,8 @@ impl Core {
     pub(crate) async fn durable(&self) -> CoreResult<()> {
         self.committer.barrier().await.map_err(|e| match e {
             crate::commit::CommitError::Stopped => shutting_down(),
-            _ => err(ErrorCode::Internal, "internal error"),
+            // A full disk: retryable; a store that needs a restart says so.
+            e => e.client_error(),
         })
     }
 

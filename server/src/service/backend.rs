@@ -186,7 +186,15 @@ impl Backend for HttpBackend {
 
     fn set_banned(&self, user: UserId, banned: bool) -> BoxFuture<'static, Result<(), ErrorInfo>> {
         let service = self.service.clone();
-        async move { service.core().set_banned(user, banned).await }.boxed()
+        async move {
+            let core = service.core();
+            let action = if banned { "ban" } else { "unban" };
+            let target = format!("user:{}", user.get());
+            let work = core.set_banned(user, banned);
+            core.audited(crate::core::OPERATOR, action, target, String::new(), work)
+                .await
+        }
+        .boxed()
     }
 
     fn admin_users(
@@ -224,12 +232,32 @@ impl Backend for HttpBackend {
         group: parley_protocol::ids::ConversationId,
     ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
         let service = self.service.clone();
-        async move { service.core().admin_disband_group(group).await }.boxed()
+        async move {
+            let core = service.core();
+            let target = format!("group:{}", group.get());
+            let work = core.admin_disband_group(group);
+            core.audited(
+                crate::core::OPERATOR,
+                "disband_group",
+                target,
+                String::new(),
+                work,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn admin_announce(&self, text: String) -> BoxFuture<'static, Result<u64, ErrorInfo>> {
         let service = self.service.clone();
-        async move { service.core().announce(text).await }.boxed()
+        async move {
+            let core = service.core();
+            let work = core.announce(text.clone());
+            let target = "all_users".to_owned();
+            core.audited(crate::core::OPERATOR, "announce", target, text, work)
+                .await
+        }
+        .boxed()
     }
 
     fn admin_group(
@@ -238,6 +266,43 @@ impl Backend for HttpBackend {
     ) -> BoxFuture<'static, Result<parley_protocol::frames::GroupInfo, ErrorInfo>> {
         let result = self.service.core().admin_group(group);
         async move { result }.boxed()
+    }
+
+    fn admin_audit_log(
+        &self,
+        query: parley_admin_http::AuditQuery,
+    ) -> BoxFuture<'static, Result<parley_admin_http::AuditPage, ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let filter = crate::core::AuditFilter {
+                before: query.before,
+                limit: query.limit,
+                action: query.action,
+                actor: query.actor,
+            };
+            // Walks up to the whole (bounded) log: off the runtime's workers.
+            let scan = tokio::task::spawn_blocking(move || core.audit_log(&filter));
+            let (entries, next_before) = scan.await.map_err(|_| {
+                ErrorInfo::new(parley_protocol::ErrorCode::Internal, "internal error")
+            })??;
+            let entries = entries
+                .into_iter()
+                .map(|(id, r)| parley_admin_http::AuditEntry {
+                    id,
+                    at_ms: r.at_ms,
+                    actor: r.actor,
+                    action: r.action,
+                    target: r.target,
+                    outcome: r.outcome,
+                    detail: r.detail,
+                })
+                .collect();
+            Ok(parley_admin_http::AuditPage {
+                entries,
+                next_before,
+            })
+        }
+        .boxed()
     }
 
     fn admin_credential_matches(&self, given: &str) -> bool {

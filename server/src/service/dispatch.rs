@@ -410,10 +410,53 @@ impl Service {
                 })
             }
             Request::GetFile(id) => now(Response::File(Box::new(core.get_file(Some(me), id)?))),
+            Request::ListFiles { limit, offset } => {
+                let list = core.list_files(me, limit, offset)?;
+                now(Response::Files {
+                    files: list.files,
+                    has_more: list.has_more,
+                    total: list.total,
+                })
+            }
+            Request::DeleteFile(id) => self.deferred(me, move |core, me| async move {
+                core.delete_file(&me, id).await?;
+                Ok(Reply::Now(Response::Ok))
+            }),
             Request::JoinWorld => self.deferred(me, move |core, me| async move {
                 let info = core.join_world(&me, session).await?;
                 Ok(Reply::Now(Response::Conversation(info)))
             }),
+            Request::CreateMeeting {
+                title,
+                password,
+                max_participants,
+            } => self.deferred(me, move |core, me| async move {
+                let m = core
+                    .create_meeting(&me, &title, &password, max_participants)
+                    .await?;
+                Ok(Reply::Now(Response::Meeting(Box::new(m))))
+            }),
+            Request::JoinMeeting { meeting, password } => {
+                self.deferred(me, move |core, me| async move {
+                    let m = core.join_meeting(&me, meeting, &password).await?;
+                    Ok(Reply::Now(Response::Meeting(Box::new(m))))
+                })
+            }
+            Request::EndMeeting { meeting } => self.deferred(me, move |core, me| async move {
+                let m = core.end_meeting(&me, meeting).await?;
+                Ok(Reply::Now(Response::Meeting(Box::new(m))))
+            }),
+            Request::GetMeeting { meeting } => {
+                now(Response::Meeting(Box::new(core.get_meeting(me, meeting)?)))
+            }
+            Request::ListMeetings { offset, limit } => {
+                let (meetings, has_more, total) = core.list_meetings(me, offset, limit)?;
+                now(Response::Meetings {
+                    meetings,
+                    has_more,
+                    total,
+                })
+            }
         })
     }
 
@@ -508,7 +551,8 @@ fn guests_may_not(request: &Request, me: &Identity) -> bool {
         | Request::AddFriend { .. }
         | Request::AnswerFriendRequest { .. }
         | Request::SearchUsers { .. }
-        | Request::ChangePassword { .. } => true,
+        | Request::ChangePassword { .. }
+        | Request::CreateMeeting { .. } => true,
         _ => false,
     }
 }

@@ -221,6 +221,8 @@ impl Store {
                     a.reactions.entry(emoji.clone()).or_default().insert(who);
                 }
             }),
+            // The group exists before its first entry: nothing to apply.
+            ConversationEvent::Created { .. } => Ok(()),
         }
     }
 

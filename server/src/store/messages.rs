@@ -1021,6 +1021,24 @@ impl Store {
         }
         written
     }
+
+    /// After [`Store::commit_batch`] failed: makes sure nothing of the failed batch stays in the
+    /// segment past the writer's end, so the next batch starts where the log is sound.
+    /// `commit_batch` cuts the file itself but cannot report a failed cut; this retries it (the
+    /// store's health thread calls it before it lets writes resume). Ids and seqs need no
+    /// rollback: `commit_batch` moves the writer's end and next id only after a write that
+    /// succeeded, and only `make_durable` publishes heads and records senders' chains, so the
+    /// next batch takes the same seqs and ids, none of which anyone was ever given.
+    /// (A failed write also gave up the segment's allocation ahead of `end`: the cut leaves
+    /// none, and the next batch allocates again.)
+    pub(crate) fn settle_failed_write(&self) -> Result<()> {
+        let mut w = lock(&self.messages.writer);
+        if w.file.metadata()?.len() > w.end {
+            w.file.set_len(w.end)?;
+            w.allocated = w.end;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

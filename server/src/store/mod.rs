@@ -38,6 +38,11 @@
 //! | `deleted`   | user id, conversation id, seq         | empty (deleted for that user)  |
 //! | `files`     | file id (16 bytes)                    | [`files::FileRecord`] (JSON)   |
 //! | `file_grants`| file id, conversation id             | empty (sent there)             |
+//! | `file_owners`| owner id, created ms, file id        | empty ([`files::index`])       |
+//! | `file_hashes`| SHA-256 (hex), file id               | empty ([`files::index`])       |
+//! | `audit`     | entry number                          | [`AuditRecord`] (JSON)         |
+//! | `meetings`  | meeting id                            | [`MeetingRecord`] (JSON)       |
+//! | `meeting_users`| user id, meeting id                | its creation time (u64 BE)     |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
 //!
@@ -68,15 +73,22 @@
 //! above, then sled's `flush` and an `fdatasync` of sled's file through a
 //! handle of our own, so the guarantee does not depend on what a given sled version does inside
 //! `flush`. See `docs/durability.md`.
+//!
+//! A store that meets a full disk or a failed fsync says so through [`Store::health`]
+//! ([`health`]): a full disk refuses writes until space is back, then resumes by itself; a
+//! failed fsync or a failed sled needs a restart.
 
 mod accounts;
+mod audit;
 mod conversations;
 mod cursors;
 mod events;
 pub mod files;
+mod health;
 mod invites;
 mod keys;
 mod log;
+mod meetings;
 mod members;
 mod messages;
 mod social;
@@ -89,10 +101,14 @@ use std::path::{Path, PathBuf};
 use parley_protocol::ids::{ConversationId, Seq};
 
 pub use accounts::{DeviceTokens, PushToken, TokenKind, TokenRecord, UserRecord};
+pub use audit::{AuditRecord, MAX_AUDIT};
 pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
 pub use cursors::Cursors;
 pub use events::{Amendment, CallEntry, JoinRequestRecord};
+pub(crate) use health::{classify, Stage};
+pub use health::{is_out_of_space, Degraded, StoreHealth};
 pub use invites::InviteRecord;
+pub use meetings::MeetingRecord;
 pub use members::Members;
 pub use messages::{CommitItem, Committed, IdReused, PendingBatch, IDEMPOTENCY_WINDOW};
 pub use social::{Prefs, PresenceRecord, ProfileRecord, Relation};
@@ -162,6 +178,8 @@ pub struct Store {
     /// Writes made by commits (see [`Store::writes`]).
     writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     db_file: std::sync::Arc<File>,
+    /// Whether writes are taken ([`health`]).
+    health: std::sync::Arc<StoreHealth>,
     epoch: u64,
     path: PathBuf,
 }
@@ -265,6 +283,7 @@ impl Store {
             member_cache: std::sync::Arc::new(members::MemberCache::default()),
             user_index: std::sync::Arc::new(user_index::UserIndexCache::default()),
             writes: Default::default(),
+            health: std::sync::Arc::new(StoreHealth::new(dir.to_owned())),
             epoch,
             path,
             db,
@@ -360,6 +379,18 @@ impl Store {
             self.db_file.sync_data()?;
             Ok(())
         })
+    }
+
+    /// Whether the store takes writes, and why not ([`health`]).
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
+    }
+
+    /// The I/O error sled recorded if one of its writer threads failed: sled 0.34 then refuses
+    /// every write until it is reopened. One atomic load (`global_error` is public but hidden in
+    /// sled's docs; 0.34 is the pinned line).
+    pub(crate) fn engine_error(&self) -> Option<sled::Error> {
+        self.db.context.global_error().err()
     }
 
     /// A fresh id (users, conversations). Monotonic; may skip numbers after a crash.

@@ -244,6 +244,8 @@ const JSON_TREES: &[&str] = &[
     "calls",
     "push_tokens",
     "files",
+    "audit",
+    "meetings",
 ];
 /// Trees whose values are ids ([`keys::id_value`]).
 const ID_TREES: &[&str] = &["accounts", "direct", "notices"];

@@ -2,6 +2,7 @@
 //! task (under a timeout, never in the accept loop), and hands a byte stream to the session
 //! driver. No feature logic lives here. Transports depend on `session`, never the reverse.
 
+mod early;
 mod quic;
 mod stream;
 mod supervise;

@@ -9,6 +9,12 @@
 //!
 //! The state machine is rustls' own (`process_tls_records`); this module only moves bytes
 //! between it, the socket and the session.
+//!
+//! Early data (0-RTT, only with `tls.early_data_tickets > 0`): the server then answers from
+//! the end of its handshake flight (0.5-RTT), so [`TlsSocket::accept`] returns before the
+//! client's Finished arrives. Until it does, the session may read only the replay-safe frames
+//! at the front of the early data (`early::scan`); the rest waits for the handshake to
+//! complete, and is never read if it does not.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -20,6 +26,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::early;
 use super::stream::{SessionStream, Socket};
 
 /// Bytes read from the socket per call (on the stack, then appended to `incoming`).
@@ -41,6 +48,9 @@ pub struct TlsSocket {
     // session's memory, and every 8 bytes can cross an allocation size class.
     plain_at: u32,
     out_at: u32,
+    /// While the handshake is not complete: end of the plaintext the session may read (the
+    /// replay-safe early frames). Unused afterwards.
+    released: u32,
     /// The peer sent close_notify: reads see the end of the stream.
     peer_closed: bool,
     /// The socket reached end of stream.
@@ -115,6 +125,7 @@ impl TlsSocket {
             incoming: Vec::new(),
             plain: Vec::new(),
             plain_at: 0,
+            released: 0,
             outgoing: Vec::new(),
             out_at: 0,
             peer_closed: false,
@@ -159,12 +170,13 @@ impl TlsSocket {
                     }
                     None
                 }
-                ConnectionState::ReadEarlyData(_) => {
-                    // The configuration accepts no early data.
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "unexpected TLS early data",
-                    ));
+                // rustls offers it only when the configuration accepts early data; what the
+                // session may read of it is decided in `readable`.
+                ConnectionState::ReadEarlyData(mut records) => {
+                    while let Some(record) = records.next_record() {
+                        plain.extend_from_slice(record.map_err(tls_error)?.payload);
+                    }
+                    None
                 }
                 ConnectionState::EncodeTlsData(mut record) => {
                     append(
@@ -257,18 +269,33 @@ impl TlsSocket {
         &self.plain[self.plain_at as usize..]
     }
 
+    /// The part of `unread` the session may read now: all of it once the handshake is
+    /// complete, before that only the replay-safe early frames (`early::scan`).
+    fn readable(&mut self) -> &[u8] {
+        if !self.conn.is_handshaking() {
+            return self.unread();
+        }
+        let from = (self.released as usize).max(self.plain_at as usize);
+        let found = early::scan(&self.plain[from..]);
+        // Early data is bounded by `tls::TLS_EARLY_DATA_BYTES`: it fits a u32.
+        self.released = (from + found.safe) as u32;
+        &self.plain[self.plain_at as usize..self.released as usize]
+    }
+
     /// Encrypted bytes not yet written to the socket.
     fn unsent(&self) -> &[u8] {
         &self.outgoing[self.out_at as usize..]
     }
 
     fn take_plain(&mut self, buf: &mut ReadBuf<'_>) {
-        let n = buf.remaining().min(self.unread().len());
-        buf.put_slice(&self.unread()[..n]);
+        let readable = self.readable();
+        let n = buf.remaining().min(readable.len());
+        buf.put_slice(&readable[..n]);
         self.plain_at += n as u32;
         if self.unread().is_empty() {
             self.plain = Vec::new();
             self.plain_at = 0;
+            self.released = 0;
         }
     }
 }
@@ -281,10 +308,12 @@ impl AsyncRead for TlsSocket {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if !this.unread().is_empty() {
+            if !this.readable().is_empty() {
                 this.take_plain(buf);
                 return Poll::Ready(Ok(()));
             }
+            // Early data still held when the peer leaves is dropped: the handshake never
+            // completed, so it may be a replay.
             if this.peer_closed || this.eof {
                 return Poll::Ready(Ok(()));
             }
@@ -294,7 +323,7 @@ impl AsyncRead for TlsSocket {
             if let Poll::Ready(Err(e)) = this.poll_write_out(cx) {
                 return Poll::Ready(Err(e));
             }
-            if !this.unread().is_empty() || this.peer_closed {
+            if !this.readable().is_empty() || this.peer_closed {
                 continue;
             }
             ready!(this.poll_fill(cx))?;
@@ -339,7 +368,7 @@ impl AsyncWrite for TlsSocket {
 /// TLS sleeps with rustls' state and keys; the socket leaves the reactor.
 impl SessionStream for TlsSocket {
     fn detach(&mut self) -> Option<io::Result<RawFd>> {
-        if !self.unsent().is_empty() || !self.unread().is_empty() {
+        if !self.unsent().is_empty() || !self.unread().is_empty() || self.conn.is_handshaking() {
             return None;
         }
         self.socket.detach()
@@ -514,7 +543,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let material =
             crate::tls::load_or_create(&crate::config::Config::for_tests(dir.path())).unwrap();
-        let server_cfg = crate::tls::server_config(&material).unwrap();
+        let server_cfg = crate::tls::server_config(&material, 0).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(material.certs[0].clone()).unwrap();
         let mut client_cfg = rustls::ClientConfig::builder_with_provider(Arc::new(

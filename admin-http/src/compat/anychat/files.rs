@@ -13,6 +13,11 @@
 //! 3. `POST /files/{fileId}/complete` registers the bytes as the caller's file and answers the
 //!    file, whose `fileId` is now the file's own id (AnyChat's SDK takes it from this answer).
 //!
+//! `GET /files?page=&pageSize=` lists the caller's files, newest first (`ListFiles`), and
+//! `DELETE /files/{fileId}` deletes one of them (`DeleteFile`: only its uploader may; anyone
+//! else gets `404`). After a delete, the file's info, download link and signed content URL
+//! all answer `404`.
+//!
 //! `GET /files/{fileId}/download?expiresMinutes=` answers a signed `downloadUrl` (default 60
 //! minutes, at most a day) for a file the caller may read; the link streams the bytes to whoever
 //! holds it until it expires, and access is checked again when it is used (a user who lost
@@ -492,9 +497,9 @@ async fn content(
 
 // ---- listing and deleting -----------------------------------------------------------------------
 
-/// `GET /files?fileType=&page=&pageSize=` query (either casing).
+/// `GET /files?fileType=&page=&pageSize=` query (either casing; numbers as text, checked).
 #[derive(Deserialize, Default)]
-#[allow(dead_code)] // accepted: see `list`
+#[allow(dead_code)] // `file_type` is accepted and not applied: see `list`
 struct ListQuery {
     #[serde(alias = "file_type", rename = "fileType")]
     file_type: Option<String>,
@@ -503,28 +508,55 @@ struct ListQuery {
     page_size: Option<String>,
 }
 
-/// `GET /files`: the core keeps no index of a user's files, so it cannot list them: `code: 501`
-/// (docs/dialect-anychat.md).
-async fn list(Me(_me): Me, Query(_q): Query<ListQuery>) -> Reply {
-    Err(AnyError::new(
-        501,
-        "listing files is not supported by this server: keep the fileId that complete answers",
-    ))
+/// A positive page number or size from a query (`None`: absent or empty).
+fn number(what: &str, raw: Option<&str>) -> Result<Option<u32>, AnyError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| AnyError::invalid(format!("{what} must be a number above 0"))),
+    }
 }
 
-/// `DELETE /files/{fileId}`: the core has no file deletion (blobs are shared by content and
-/// files may have been sent in conversations): `404` for what the caller cannot read, else
-/// `code: 501`.
+/// `GET /files?page=&pageSize=`: the caller's files, newest first (`ListFiles`): `{files,
+/// total, page, pageSize}`, `pageSize` 20 by default and at most 100. The core pages by
+/// offset up to 10000 files deep: a page beyond answers `400`. `fileType` is accepted but not
+/// applied (the core lists every type; each file carries its `fileType`).
+async fn list(State(any): State<AnyChat>, Me(me): Me, Query(q): Query<ListQuery>) -> Reply {
+    let page = number("page", q.page.as_deref())?.unwrap_or(1);
+    let size = number("pageSize", q.page_size.as_deref())?
+        .unwrap_or(parley_protocol::frames::DEFAULT_FILE_PAGE)
+        .min(parley_protocol::frames::MAX_FILE_PAGE);
+    let offset = u64::from(page - 1) * u64::from(size);
+    let offset = u32::try_from(offset)
+        .ok()
+        .filter(|o| *o <= parley_protocol::frames::MAX_FILE_OFFSET)
+        .ok_or_else(|| AnyError::invalid("page is too far: at most 10000 files are skipped"))?;
+    let request = Request::ListFiles {
+        limit: size,
+        offset,
+    };
+    match any.call(&me, request).await? {
+        Response::Files { files, total, .. } => {
+            let files: Vec<Value> = files.iter().map(|f| file_view(f, me.user)).collect();
+            ok(json!({"files": files, "total": total, "page": page, "pageSize": size}))
+        }
+        other => Err(super::super::unexpected(&other).into()),
+    }
+}
+
+/// `DELETE /files/{fileId}`: deletes one of the caller's files (`DeleteFile`): its record at
+/// once (reads and downloads answer `404` after), its bytes unless another file has the same
+/// contents. Anyone but the uploader gets `404`, as for an unknown id.
 async fn remove(State(any): State<AnyChat>, Me(me): Me, Path(id): Path<String>) -> Reply {
     let fid = file_id(&id)?;
-    let f = get_file(&any, &me, fid).await?;
-    if f.owner != me.user {
-        return Err(AnyError::forbidden("only the uploader may delete a file"));
+    match any.call(&me, Request::DeleteFile(fid)).await? {
+        Response::Ok => ok(Value::Null),
+        other => Err(super::super::unexpected(&other).into()),
     }
-    Err(AnyError::new(
-        501,
-        "deleting files is not supported by this server",
-    ))
 }
 
 #[cfg(test)]

@@ -17,13 +17,29 @@
 //! Call ids are the core's call ids in decimal strings, as the WebSocket's `livekit.*`
 //! notifications show them.
 //!
-//! Meetings (rooms anyone with the id may join, with a password) do not exist in the core and
-//! need a media server to mean anything: their five routes answer `code: 501`.
+//! Meetings are the core's (`CreateMeeting`, `JoinMeeting`, `EndMeeting`, `GetMeeting`,
+//! `ListMeetings`; docs/protocol.md section 25) and answer the same way: a room name
+//! (`meeting-<roomId>`) and a token of ours (`meeting`-signed, naming the room and the user,
+//! valid [`TOKEN_TTL_SECS`]):
+//! - `POST /rtc/meetings {title, password?, maxParticipants?}` opens one, the caller its creator
+//!   and first participant, and answers it with the creator's token;
+//! - `POST /rtc/meetings/{roomId}/join {password?}` joins an open one with its password, if it
+//!   has one (a wrong one: `code: 403`; an ended or full one: `409`), answering the token;
+//! - `POST /rtc/meetings/{roomId}/end`: the creator only (`403` for anyone else);
+//! - `GET /rtc/meetings/{roomId}`: any meeting whose id the caller has, open or ended (its
+//!   participants are shown to its participants only);
+//! - `GET /rtc/meetings?page=&pageSize=`: the open meetings the caller created or joined, newest
+//!   first. AnyChat listed every active room of the server; we list the caller's own, since a
+//!   room's id is what lets one in.
+//!
+//! Room ids are the core's meeting ids (random, 63 bits) in decimal strings; an id that is not
+//! one is `404`. Meetings not ended a day after they opened end by themselves (the core's rule).
 
 use axum::extract::State;
 use axum::routing::{get, post, MethodRouter};
 use parley_protocol::frames::{
-    CallAction, CallMedia, CallOutcome, CallRecord, CallSignal, PeerRef, Request, Response,
+    CallAction, CallMedia, CallOutcome, CallRecord, CallSignal, MeetingInfo, PeerRef, Request,
+    Response,
 };
 use parley_protocol::ids::{ConversationId, UserId};
 use parley_protocol::session::Identity;
@@ -31,7 +47,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::AnyError;
-use super::extract::{self, Body, IdIn, Me, Path, Query};
+use super::extract::{self, Body, IdIn, MaybeBody, Me, Path, Query};
 use super::files::{now_secs, sign};
 use super::views::{self, ok, Kind, Reply};
 use super::AnyChat;
@@ -45,11 +61,11 @@ pub(super) fn table() -> Vec<(&'static str, &'static str, MethodRouter<AnyChat>)
         ("POST", "/rtc/calls/{callId}/join", post(join_call)),
         ("POST", "/rtc/calls/{callId}/reject", post(reject_call)),
         ("POST", "/rtc/calls/{callId}/end", post(end_call)),
-        ("GET", "/rtc/meetings", get(no_meetings)),
-        ("POST", "/rtc/meetings", post(no_meetings)),
-        ("GET", "/rtc/meetings/{roomId}", get(no_meetings)),
-        ("POST", "/rtc/meetings/{roomId}/join", post(no_meetings)),
-        ("POST", "/rtc/meetings/{roomId}/end", post(no_meetings)),
+        ("GET", "/rtc/meetings", get(list_meetings)),
+        ("POST", "/rtc/meetings", post(create_meeting)),
+        ("GET", "/rtc/meetings/{roomId}", get(meeting)),
+        ("POST", "/rtc/meetings/{roomId}/join", post(join_meeting)),
+        ("POST", "/rtc/meetings/{roomId}/end", post(end_meeting)),
     ]
 }
 
@@ -349,10 +365,157 @@ async fn call(State(any): State<AnyChat>, Me(me): Me, Path(id): Path<String>) ->
     ok(view)
 }
 
-/// The meeting routes: no meetings here.
-async fn no_meetings(Me(_me): Me) -> Reply {
-    Err(AnyError::new(
-        501,
-        "meetings are not supported by this server (it runs no media server)",
-    ))
+/// A room id as AnyChat shows it: the core's meeting id in decimal.
+fn room_id(meeting: u64) -> String {
+    meeting.to_string()
+}
+
+fn parse_room(raw: &str) -> Result<u64, AnyError> {
+    match raw.trim().parse::<u64>() {
+        Ok(v) if v != 0 => Ok(v),
+        _ => Err(AnyError::not_found("no such meeting")),
+    }
+}
+
+fn meeting_room(meeting: u64) -> String {
+    format!("meeting-{}", room_id(meeting))
+}
+
+/// A token of ours for `user` in `meeting`: `<roomId>.<userId>.<expiry>.<signature>`, signed
+/// apart from call tokens (the first signed field says which).
+fn meeting_token(meeting: u64, user: UserId) -> String {
+    let (m, u) = (room_id(meeting), views::user_id(user));
+    let e = (now_secs() + TOKEN_TTL_SECS).to_string();
+    let s = sign(&["meeting", &m, &u, &e]);
+    format!("{m}.{u}.{e}.{s}")
+}
+
+/// A meeting as AnyChat shows it.
+fn meeting_view(m: &MeetingInfo) -> Value {
+    let participants: Vec<String> = m.participants.iter().map(|u| views::user_id(*u)).collect();
+    json!({
+        "roomId": room_id(m.id),
+        "roomName": meeting_room(m.id),
+        "title": m.title,
+        "creatorId": views::user_id(m.creator),
+        "hasPassword": m.has_password,
+        "maxParticipants": m.max_participants,
+        "participants": participants,
+        "participantCount": m.participant_count,
+        "status": if m.ended_at_ms == 0 { "active" } else { "ended" },
+        "createdAt": views::secs(m.created_at_ms),
+        "endedAt": views::secs(m.ended_at_ms),
+    })
+}
+
+/// The meeting in a core answer.
+fn meeting_of(response: Response) -> Result<MeetingInfo, AnyError> {
+    match response {
+        Response::Meeting(m) => Ok(*m),
+        other => Err(super::super::unexpected(&other).into()),
+    }
+}
+
+/// `m` with `me`'s room token.
+fn with_token(m: &MeetingInfo, me: UserId) -> Value {
+    let mut view = meeting_view(m);
+    view["token"] = json!(meeting_token(m.id, me));
+    view["expiresIn"] = json!(TOKEN_TTL_SECS);
+    view
+}
+
+/// `POST /rtc/meetings` body.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateMeetingBody {
+    title: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default, alias = "max_participants")]
+    max_participants: Option<u32>,
+}
+
+/// `POST /rtc/meetings`: opens a meeting; the creator's token.
+async fn create_meeting(
+    State(any): State<AnyChat>,
+    Me(me): Me,
+    Body(body): Body<CreateMeetingBody>,
+) -> Reply {
+    let request = Request::CreateMeeting {
+        title: body.title,
+        password: body.password.unwrap_or_default(),
+        max_participants: body.max_participants.unwrap_or(0),
+    };
+    let m = meeting_of(any.call(&me, request).await?)?;
+    ok(with_token(&m, me.user))
+}
+
+/// `POST /rtc/meetings/{roomId}/join` body (optional).
+#[derive(Deserialize, Default)]
+struct JoinMeetingBody {
+    #[serde(default)]
+    password: Option<String>,
+}
+
+/// `POST /rtc/meetings/{roomId}/join`: joins with the password, if the meeting has one.
+async fn join_meeting(
+    State(any): State<AnyChat>,
+    Me(me): Me,
+    Path(id): Path<String>,
+    MaybeBody(body): MaybeBody<JoinMeetingBody>,
+) -> Reply {
+    let request = Request::JoinMeeting {
+        meeting: parse_room(&id)?,
+        password: body.password.unwrap_or_default(),
+    };
+    let m = meeting_of(any.call(&me, request).await?)?;
+    ok(with_token(&m, me.user))
+}
+
+/// `POST /rtc/meetings/{roomId}/end`: the creator ends it.
+async fn end_meeting(State(any): State<AnyChat>, Me(me): Me, Path(id): Path<String>) -> Reply {
+    let request = Request::EndMeeting {
+        meeting: parse_room(&id)?,
+    };
+    let m = meeting_of(any.call(&me, request).await?)?;
+    ok(json!({"roomId": room_id(m.id), "status": "ended", "endedAt": views::secs(m.ended_at_ms)}))
+}
+
+/// `GET /rtc/meetings/{roomId}`.
+async fn meeting(State(any): State<AnyChat>, Me(me): Me, Path(id): Path<String>) -> Reply {
+    let request = Request::GetMeeting {
+        meeting: parse_room(&id)?,
+    };
+    ok(meeting_view(&meeting_of(any.call(&me, request).await?)?))
+}
+
+/// `GET /rtc/meetings?page=&pageSize=`: the caller's open meetings, newest first.
+async fn list_meetings(
+    State(any): State<AnyChat>,
+    Me(me): Me,
+    Query(q): Query<PageQuery>,
+) -> Reply {
+    let page = q.page.unwrap_or(1).max(1);
+    let size = extract::limit(q.page_size, DEFAULT_CALL_PAGE, MAX_CALL_PAGE);
+    let offset = (page - 1).saturating_mul(size);
+    let request = Request::ListMeetings {
+        offset,
+        limit: size,
+    };
+    let (meetings, more, total) = match any.call(&me, request).await? {
+        Response::Meetings {
+            meetings,
+            has_more,
+            total,
+        } => (meetings, has_more, total),
+        other => return Err(super::super::unexpected(&other).into()),
+    };
+    let list: Vec<Value> = meetings.iter().map(meeting_view).collect();
+    ok(json!({
+        "meetings": list,
+        "total": total,
+        "page": page,
+        "pageSize": size,
+        "hasMore": more,
+    }))
 }

@@ -366,6 +366,7 @@ fn describe(e: &ConversationEvent) -> Option<String> {
         ConversationEvent::Role { user, .. } => format!("the role of {} changed", user_id(*user)),
         ConversationEvent::Mute { .. } => "a mute changed".to_owned(),
         ConversationEvent::Disband => "the group was disbanded".to_owned(),
+        ConversationEvent::Created { name, .. } => format!("the group {name} was created"),
         _ => return None,
     })
 }

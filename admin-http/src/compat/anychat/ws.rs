@@ -427,6 +427,24 @@ fn render_event(
                 )
             }
         }
+        // A new group's first entry: its members other than the creator were put in it by the
+        // creator (`group.invited`, as for members added later); the creator's other devices
+        // see who it started with.
+        ConversationEvent::Created { name, members } => {
+            if m.sender != me {
+                notification(
+                    "group.invited",
+                    json!({"groupId": group, "inviterId": operator, "groupName": name,
+                           "memberIds": users(members), "created": true}),
+                )
+            } else {
+                notification(
+                    "group.member_joined",
+                    json!({"groupId": group, "userIds": users(members), "operatorId": operator,
+                           "groupName": name, "created": true}),
+                )
+            }
+        }
         ConversationEvent::GroupProfile(c) => {
             let mut data = json!({"groupId": group, "operatorId": operator});
             if let Some(name) = &c.name {

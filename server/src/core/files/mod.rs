@@ -10,7 +10,10 @@
 //! Everyone else gets `NOT_FOUND` with the same message as for an id that does not exist, so a
 //! file's existence cannot be probed.
 
+mod owned;
 mod thumbs;
+
+pub use owned::FileList;
 
 pub(crate) use thumbs::thumbnail_mime;
 
@@ -75,6 +78,8 @@ pub struct Files {
     eager: Arc<AtomicUsize>,
     /// Resumable uploads a request is writing or completing right now (one at a time each).
     busy: Arc<Mutex<HashSet<String>>>,
+    /// Per-content locks between registering and deleting files (`owned`).
+    locks: owned::BlobLocks,
 }
 
 /// Holds a resumable upload for one request; dropping it lets the next one in.
@@ -104,6 +109,7 @@ impl Files {
                 thumb_permits: Arc::new(Semaphore::new(1)),
                 eager: Arc::new(AtomicUsize::new(0)),
                 busy: Arc::default(),
+                locks: owned::BlobLocks::default(),
             }),
             Err(e) => {
                 tracing::error!(error = %e, dir = %dir.display(), "files are off: cannot open the files directory");
@@ -199,6 +205,9 @@ impl Core {
             }
         }
         .ok_or_else(|| err(ErrorCode::NotFound, "no such upload"))?;
+        // Placing the blob and recording the file are one step for a concurrent delete of a
+        // file with the same bytes (`owned`): it must not remove the blob in between.
+        let lock = files.locks.lock(&staged.sha256).await;
         // Renames, fsyncs and reading an image's header are blocking file IO.
         let blobs = files.blobs.clone();
         let sha = staged.sha256.clone();
@@ -229,6 +238,7 @@ impl Core {
         };
         let id = FileId::from_bytes(rand::random());
         self.store.put_file(id, &record).map_err(internal)?;
+        drop(lock);
         self.durable().await?;
         if image.is_some() {
             self.thumbnail_soon(&record.sha256);

@@ -155,6 +155,27 @@ impl BlobDir {
         Ok(path)
     }
 
+    /// Removes the blob `sha256` and its thumbnail (blocking), once no file refers to it. The
+    /// directory is fsync'd: a removal that was answered stays done. A blob already gone is
+    /// not an error.
+    pub fn remove(&self, sha256: &str) -> Result<(), BlobError> {
+        let path = self.blob_path(sha256).ok_or(BlobError::NotFound)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                if let Some(parent) = path.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        if let Some(thumb) = self.thumb_path(sha256) {
+            // Derived: if it stays (a crash), it is harmless and made again if ever needed.
+            let _ = std::fs::remove_file(thumb);
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` as the thumbnail of `sha256` (blocking): a temporary file, fsync'd,
     /// renamed into place.
     pub fn put_thumb(&self, sha256: &str, bytes: &[u8]) -> Result<PathBuf, BlobError> {

@@ -1,14 +1,16 @@
-//! Files: their metadata and access grants in sled (two trees), their contents in
-//! content-addressed blobs on disk ([`blobs`]), never in sled.
+//! Files: their metadata and access grants in sled (two trees, plus the two indexes of
+//! [`index`]), their contents in content-addressed blobs on disk ([`blobs`]), never in sled.
 //!
 //! | tree          | key                          | value                  |
 //! |---------------|------------------------------|------------------------|
 //! | `files`       | file id (16 bytes)           | [`FileRecord`] (JSON)  |
 //! | `file_grants` | file id, conversation id     | empty                  |
+//! | `file_owners`, `file_hashes` | see [`index`] | empty                  |
 //!
 //! A grant says the file was sent in a message of that conversation: its members may read it.
 
 pub mod blobs;
+pub mod index;
 
 use parley_protocol::frames::{FileId, FileInfo};
 use parley_protocol::ids::{ConversationId, UserId};
@@ -73,8 +75,10 @@ impl Store {
         Ok(self.db.open_tree("file_grants")?)
     }
 
-    /// Records a new file (not durable until the next [`Store::sync`]).
+    /// Records a new file, with its index entries first ([`index`]; not durable until the
+    /// next [`Store::sync`]).
     pub fn put_file(&self, id: FileId, record: &FileRecord) -> Result<()> {
+        self.index_file(id, record)?;
         self.files_tree()?.insert(id.bytes(), json(record))?;
         Ok(())
     }
