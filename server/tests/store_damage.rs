@@ -64,9 +64,12 @@ async fn populated(messages: usize) -> tempfile::TempDir {
 /// What starting a server on `dir` says: `Ok` if it started (then it is stopped again).
 async fn start(dir: &Path) -> Result<(), String> {
     match Server::bind(Config::for_tests(dir)).await {
+        // Started, then shut down at once, as a stopped server: its threads (the committer,
+        // the store's health thread) have let the data directory go when this returns.
         Ok(server) => {
-            drop(server);
-            Ok(())
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            shutdown.cancel();
+            server.run(shutdown).await.map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     }
