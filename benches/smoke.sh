@@ -75,7 +75,7 @@ if command -v wrk >/dev/null && command -v jq >/dev/null && command -v curl >/de
   echo "== benches/http/rest-send.sh http://$http"
   USERS=4 CONNECTIONS=4 THREADS=1 DURATION=1s bash benches/http/rest-send.sh "http://$http"
   echo "== benches/http/download.sh http://$http"
-  SIZE_MIB=4 RUNS=1 WORK_DIR="$out" bash benches/http/download.sh "http://$http" "$out/http-server"
+  IMLOAD="$imload" SIZE_MIB=4 RUNS=1 WORK_DIR="$out" bash benches/http/download.sh "http://$http" "$out/http-server"
   kill "$http_pid"
   wait "$http_pid" || true
 else
