@@ -72,6 +72,10 @@ pub struct SendPlan {
 pub struct PeerConfig {
     /// The conversation it sends to and receives from.
     pub conv: ConversationId,
+    /// Seqs up to this are the server's own entries (a group's `Created` event), not sends:
+    /// they are not counted as deliveries, so a peer that happens to receive one does not
+    /// count it toward the sends it waits for.
+    pub server_entries: u64,
     /// Store epoch (for sync after `SyncNeeded`).
     pub epoch: u64,
     /// Sending, if this peer sends.
@@ -297,7 +301,12 @@ impl Loop {
             {
                 self.sync_pending = None;
                 let conv = self.cfg.conv;
-                for m in page.messages.iter().filter(|m| m.conversation == conv) {
+                let skip = self.cfg.server_entries;
+                for m in page
+                    .messages
+                    .iter()
+                    .filter(|m| m.conversation == conv && m.seq.get() > skip)
+                {
                     // Sync repeats what pushes already brought: only new seqs count.
                     if !self.out.seen.contains(m.seq.get()) && self.out.seen.insert(m.seq.get()) {
                         self.out.recovered_by_sync += 1;
@@ -318,7 +327,7 @@ impl Loop {
                 self.cfg.counters.errors.fetch_add(1, Ordering::Relaxed);
             }
             ServerFrame::Push(Push::Message(m)) => {
-                if m.conversation != self.cfg.conv {
+                if m.conversation != self.cfg.conv || m.seq.get() <= self.cfg.server_entries {
                     return;
                 }
                 if self.out.seen.insert(m.seq.get()) {

@@ -58,6 +58,7 @@ pub async fn run(args: CatchupArgs) -> anyhow::Result<Value> {
     let t_send = Instant::now();
     let cfg = PeerConfig {
         conv,
+        server_entries: 0,
         epoch: sender.epoch,
         send: Some(SendPlan {
             rate: 0.0,

@@ -208,6 +208,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<Value> {
         expect.senders_left.store(1, Ordering::Release);
         let cfg = |send| PeerConfig {
             conv: convs[i],
+            server_entries: 0,
             epoch: sid.epoch,
             send,
             expect: expect.clone(),

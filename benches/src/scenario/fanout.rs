@@ -140,6 +140,7 @@ pub async fn run_named(scenario: &str, args: FanoutArgs) -> anyhow::Result<Value
         });
         let cfg = PeerConfig {
             conv,
+            server_entries: base,
             epoch: id.epoch,
             send,
             expect: expect.clone(),

@@ -125,6 +125,7 @@ pub async fn run(args: GrowArgs) -> anyhow::Result<Value> {
                 .store(1, std::sync::atomic::Ordering::Release);
             let cfg = PeerConfig {
                 conv: peers[i].1,
+                server_entries: 0,
                 epoch: s.epoch,
                 send: Some(SendPlan {
                     rate: 0.0,
