@@ -24,8 +24,8 @@ pub use request::{
     SyncRequest, MAX_PROFILES, MAX_TOKEN_BYTES,
 };
 pub use response::{
-    ConversationInfo, DeviceEntry, ErrorInfo, Limits, LoginResult, MembershipChange, Message, Push,
-    Receipt, Response, SendAck, ServerFrame, SyncResponse,
+    ConversationInfo, DeviceEntry, ErrorInfo, Limits, LoginResult, MembershipChange, Message,
+    MessageHead, Push, Receipt, Response, SendAck, ServerFrame, SyncResponse,
 };
 
 pub use calls::{

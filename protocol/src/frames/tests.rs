@@ -132,6 +132,30 @@ fn server_frames_round_trip() {
         ..msg.clone()
     };
     assert_eq!(Message::from_bytes(&event.to_bytes()).unwrap(), event);
+    // The head decode reads the same ids and position as the full one, events included.
+    for m in [&msg, &event] {
+        let head = Message::head_from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(
+            (head.id, head.conversation, head.seq, head.sender),
+            (m.id, m.conversation, m.seq, m.sender)
+        );
+    }
+    assert!(Message::head_from_bytes(&[0xff]).is_err());
+    // Out of tag order (not how prost writes) it decodes the same.
+    let mut reordered = vec![0x20, 9, 0x18, 3, 0x10, 2, 0x08, 1];
+    reordered.extend_from_slice(&[0x3a, 1, b'x']);
+    let head = Message::head_from_bytes(&reordered).unwrap();
+    assert_eq!(
+        (
+            head.id.get(),
+            head.conversation.get(),
+            head.seq.get(),
+            head.sender.get()
+        ),
+        (1, 2, 3, 9)
+    );
+    // A zero (absent) id is refused either way.
+    assert!(Message::head_from_bytes(&[0x10, 2, 0x18, 3, 0x20, 9]).is_err());
     for frame in [
         ServerFrame::Push(Push::Message(msg.clone())),
         ServerFrame::Push(Push::Message(event)),
@@ -195,6 +219,7 @@ proptest::proptest! {
     #[test]
     fn decoders_never_panic(bytes in proptest::collection::vec(0u8..=255, 0..256)) {
         let _ = ClientFrame::decode(Bytes::from(bytes.clone()));
+        let _ = Message::head_from_bytes(&bytes);
         let _ = ServerFrame::decode(Bytes::from(bytes));
     }
 }

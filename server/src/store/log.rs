@@ -25,7 +25,7 @@
 //! what follows.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -271,30 +271,37 @@ impl Segments {
     }
 
     /// Reads every record from `from` (the start of a batch) to the end of the log, in order,
-    /// calling `f(pos, record)` for the records of each complete batch. A torn or unterminated
-    /// last batch is cut off the file (and the cut synced) if it starts at or after `durable`
-    /// (the position the last snapshot recorded, up to which everything was complete); damage
-    /// anywhere else is an error. With `cut` false (an offline check) nothing is cut: a torn
-    /// last batch is only reported, through `torn`. Returns the position after the last
+    /// calling `f(pos, prev, body)` for the records of each complete batch. A torn or
+    /// unterminated last batch is cut off the file (and the cut synced) if it starts at or after
+    /// `durable` (the position the last snapshot recorded, up to which everything was complete);
+    /// damage anywhere else is an error. With `cut` false (an offline check) nothing is cut: a
+    /// torn last batch is only reported, through `torn`. Returns the position after the last
     /// complete batch.
     #[cfg(test)]
-    pub fn scan(&self, from: u64, f: impl FnMut(u64, Record) -> Result<()>) -> Result<u64> {
+    pub fn scan(&self, from: u64, f: impl FnMut(u64, u64, &[u8]) -> Result<()>) -> Result<u64> {
         self.scan_checked(from, from, true, &mut |_, _| {}, f)
     }
 
     /// [`Segments::scan`] with its options (see there): `torn(segment, offset)` is told of a
     /// torn last batch.
+    ///
+    /// Records are parsed in place in a window of the segment read with large positioned reads
+    /// (no copy per record, no allocation per record): at 10 M messages the open reads 1.5 GB,
+    /// and a copy and an allocation per record cost as much as the checksums.
     pub fn scan_checked(
         &self,
         from: u64,
         durable: u64,
         cut: bool,
         torn: &mut dyn FnMut(u32, u64),
-        mut f: impl FnMut(u64, Record) -> Result<()>,
+        mut f: impl FnMut(u64, u64, &[u8]) -> Result<()>,
     ) -> Result<u64> {
         let (first, mut offset) = split(from);
         let last = self.last();
         let mut segment = first;
+        let mut buf = Vec::new();
+        // The records of the batch being read: (offset, previous position, body length).
+        let mut batch: Vec<(u64, u64, usize)> = Vec::new();
         loop {
             let file = self.file(segment)?;
             let len = file.metadata()?.len();
@@ -304,17 +311,18 @@ impl Segments {
                      the message log is shorter than what was acknowledged"
                 )));
             }
-            let mut reader = BufReader::with_capacity(1 << 20, ReadAt::new(&file, offset));
-            let mut batch: Vec<(u64, Record)> = Vec::new();
+            let mut window = Window::new(&file, len, offset, std::mem::take(&mut buf));
+            batch.clear();
             let mut batch_start = offset;
             let bad = loop {
                 if offset == len {
                     break (!batch.is_empty()).then(|| "no end mark".to_owned());
                 }
-                let mut header = [0u8; HEADER];
-                if let Err(e) = reader.read_exact(&mut header) {
-                    break Some(format!("header: {e}"));
-                }
+                // Everything from the batch's start stays in the window until its end mark.
+                let Some(header) = window.get(batch_start, offset, HEADER)? else {
+                    break Some("header: the segment ends inside it".to_owned());
+                };
+                let header: [u8; HEADER] = header.try_into().unwrap_or([0xff; HEADER]);
                 let (body_len, sum, prev) = parse_header(&header);
                 if batch.is_empty() && header == [0u8; HEADER] {
                     // Zeros where a batch would start: if nothing but zeros follows, this is
@@ -331,9 +339,13 @@ impl Segments {
                     if sum != checksum(prev, &[]) || prev != pos(segment, batch_start) {
                         break Some("end mark".to_owned());
                     }
-                    for (at, record) in batch.drain(..) {
-                        f(at, record)?;
+                    for &(at, prev, n) in &batch {
+                        let body = window
+                            .get(batch_start, at + HEADER as u64, n)?
+                            .ok_or_else(|| corrupt("a batch's record left the read window"))?;
+                        f(pos(segment, at), prev, body)?;
                     }
+                    batch.clear();
                     offset += HEADER as u64;
                     batch_start = offset;
                     continue;
@@ -341,17 +353,16 @@ impl Segments {
                 if body_len > MAX_BODY {
                     break Some(format!("length {body_len}"));
                 }
-                let mut body = vec![0u8; body_len];
-                if let Err(e) = reader.read_exact(&mut body) {
-                    break Some(format!("body: {e}"));
-                }
-                if checksum(prev, &body) != sum {
+                let Some(body) = window.get(batch_start, offset + HEADER as u64, body_len)? else {
+                    break Some("body: the segment ends inside it".to_owned());
+                };
+                if checksum(prev, body) != sum {
                     break Some("checksum".to_owned());
                 }
-                batch.push((pos(segment, offset), Record { prev, body }));
+                batch.push((offset, prev, body_len));
                 offset += (HEADER + body_len) as u64;
             };
-            drop(reader);
+            buf = window.into_buffer();
             if let Some(why) = bad {
                 let damage = if segment != last {
                     Some("not in the last segment")
@@ -430,23 +441,69 @@ fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usi
     Ok(got)
 }
 
-/// `Read` over a file from an offset, with positioned reads (the file's cursor is not shared).
-struct ReadAt<'a> {
+/// Bytes read when the window over a segment moves on: large reads, few system calls.
+const WINDOW: usize = 4 << 20;
+
+/// A window over a segment's bytes `[base, base + filled)`, read ahead with positioned reads
+/// (the file's cursor is not shared), so that records are parsed where they lie.
+struct Window<'a> {
     file: &'a File,
-    offset: u64,
+    /// The segment's length.
+    len: u64,
+    buf: Vec<u8>,
+    base: u64,
+    filled: usize,
 }
 
-impl<'a> ReadAt<'a> {
-    fn new(file: &'a File, offset: u64) -> Self {
-        ReadAt { file, offset }
+impl<'a> Window<'a> {
+    fn new(file: &'a File, len: u64, at: u64, buf: Vec<u8>) -> Self {
+        Window {
+            file,
+            len,
+            buf,
+            base: at,
+            filled: 0,
+        }
     }
-}
 
-impl Read for ReadAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.offset)?;
-        self.offset += n as u64;
-        Ok(n)
+    /// The `n` bytes at `at`, keeping everything from `keep` (at most `at`) in the window;
+    /// `None` if the segment ends before them.
+    fn get(&mut self, keep: u64, at: u64, n: usize) -> Result<Option<&[u8]>> {
+        let end = at + n as u64;
+        if end > self.len {
+            return Ok(None);
+        }
+        if end > self.base + self.filled as u64 {
+            // Move the kept bytes to the front, make room for the request (a record can be
+            // larger than the window), and read as much of the segment as fits.
+            let drop = usize::try_from(keep - self.base).unwrap_or(usize::MAX);
+            self.buf.copy_within(drop..self.filled, 0);
+            self.filled -= drop;
+            self.base = keep;
+            let need = usize::try_from(end - self.base).unwrap_or(usize::MAX);
+            if self.buf.len() < need.max(WINDOW) {
+                self.buf.resize(need.max(WINDOW), 0);
+            }
+            let room = usize::try_from(self.len - self.base)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            let got = read_at_most(
+                self.file,
+                &mut self.buf[self.filled..room],
+                self.base + self.filled as u64,
+            )?;
+            self.filled += got;
+            if self.filled < need {
+                // The file is shorter than its length said: treat as its end.
+                return Ok(None);
+            }
+        }
+        let from = usize::try_from(at - self.base).unwrap_or(usize::MAX);
+        Ok(Some(&self.buf[from..from + n]))
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 }
 
@@ -475,8 +532,8 @@ mod tests {
 
     fn collect(segments: &Segments, from: u64) -> Result<(Scanned, u64)> {
         let mut out = Vec::new();
-        let end = segments.scan(from, |p, r| {
-            out.push((p, r.prev, r.body));
+        let end = segments.scan(from, |p, prev, body| {
+            out.push((p, prev, body.to_vec()));
             Ok(())
         })?;
         Ok((out, end))
@@ -665,7 +722,7 @@ mod tests {
         let segments = Segments::open(dir.path()).unwrap();
         append(&segments, 0, &[(NO_POS, b"one")]);
         assert!(matches!(
-            segments.scan(pos(0, 10_000), |_, _| Ok(())),
+            segments.scan(pos(0, 10_000), |_, _, _| Ok(())),
             Err(StoreError::Corrupt { .. })
         ));
     }

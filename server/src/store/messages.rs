@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 
-use parley_protocol::frames::{ConversationEvent, Message, SendRequest};
+use parley_protocol::frames::{ConversationEvent, Message, MessageHead, SendRequest};
 use parley_protocol::ids::{ConversationId, DeviceId, MessageId, Seq, UserId};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -350,7 +350,13 @@ struct Replay {
 /// snapshot's position must equal the heads that snapshot recorded in `idx` (so a damaged or
 /// foreign index is found), and the records after the snapshot are replayed: their checkpoints
 /// and state-changing events collected. A torn last batch is cut if `cut`.
+///
+/// The records after the snapshot are decoded whole. Those before it are decoded only as far as
+/// the chains need (ids, conversation, seq: [`Message::head_from_bytes`]) when opening; an
+/// offline check (`cut` false) decodes every record whole, so that it also finds a record whose
+/// checksum holds but which no longer decodes as a message.
 fn replay(segments: &Segments, idx: &sled::Tree, cut: bool) -> Result<Replay> {
+    let deep = !cut;
     let (from, snapshot_next_id) = match idx.get(REPLAY_FROM)? {
         Some(v) => keys::decode_pair(&v, "messages")?,
         None => (0, 1),
@@ -419,37 +425,49 @@ fn replay(segments: &Segments, idx: &sled::Tree, cut: bool) -> Result<Replay> {
         from,
         cut,
         &mut |segment, offset| torn = Some((segment, offset)),
-        |pos, record| {
+        |pos, prev, record| {
             if !compared && pos >= from {
                 compare(&r)?;
                 r.next_id = snapshot_next_id;
                 compared = true;
             }
-            let (prev_sent, body) = split_body(&record.body)?;
-            let msg = Message::from_bytes(body).map_err(corrupt)?;
-            let head = r.heads.get(&msg.conversation).copied().unwrap_or(NO_HEAD);
-            if Some(msg.seq.get()) != head.seq.get().checked_add(1) || record.prev != head.pos {
+            let (prev_sent, body) = split_body(record)?;
+            let full = if deep || pos >= from {
+                Some(Message::from_bytes(body).map_err(corrupt)?)
+            } else {
+                None
+            };
+            let m = match &full {
+                Some(msg) => MessageHead {
+                    id: msg.id,
+                    conversation: msg.conversation,
+                    seq: msg.seq,
+                    sender: msg.sender,
+                },
+                None => Message::head_from_bytes(body).map_err(corrupt)?,
+            };
+            let head = r.heads.get(&m.conversation).copied().unwrap_or(NO_HEAD);
+            if Some(m.seq.get()) != head.seq.get().checked_add(1) || prev != head.pos {
                 return Err(corrupt(format!(
                     "conversation {} seq {} follows seq {} in the log",
-                    msg.conversation, msg.seq, head.seq
+                    m.conversation, m.seq, head.seq
                 )));
             }
-            if prev_sent != r.sent_heads.get(&msg.sender).copied().unwrap_or(NO_POS) {
+            if prev_sent != r.sent_heads.get(&m.sender).copied().unwrap_or(NO_POS) {
                 return Err(corrupt(format!(
                     "message {} breaks the chain of sender {}",
-                    msg.id, msg.sender
+                    m.id, m.sender
                 )));
             }
-            r.heads.insert(msg.conversation, Head { seq: msg.seq, pos });
-            r.sent_heads.insert(msg.sender, pos);
+            r.heads.insert(m.conversation, Head { seq: m.seq, pos });
+            r.sent_heads.insert(m.sender, pos);
             r.next_id = r.next_id.max(
-                msg.id
-                    .get()
+                m.id.get()
                     .checked_add(1)
                     .ok_or_else(|| corrupt("message id out of range"))?,
             );
             r.records += 1;
-            if pos >= from {
+            if let (Some(msg), true) = (full, pos >= from) {
                 index_message(&mut r.index, &msg, pos);
                 r.dirty.insert(msg.conversation);
                 r.dirty_senders.insert(msg.sender);
