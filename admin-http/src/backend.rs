@@ -131,18 +131,114 @@ pub trait Backend: Send + Sync + 'static {
         admin_unsupported()
     }
 
-    /// Whether `given` is the operator's admin credential (`[admin] token`), compared in
-    /// constant time: the dialects' own admin logins (AnyChat's `/api/admin/auth/login`) are
-    /// tied to it. The default (and a server without an admin token): never.
-    fn admin_credential_matches(&self, given: &str) -> bool {
-        let _ = given;
-        false
-    }
-
     /// The running configuration with its secrets redacted (what `GET /admin/v1/config`
     /// shows), for the dialects' admin views. The default: none.
     fn running_config(&self) -> Option<serde_json::Value> {
         None
+    }
+
+    /// Admin accounts (docs/operations.md): the admin `actor` if it may act now (the operator
+    /// always; an account if it exists, is enabled and its token is younger than its last
+    /// disabling). Surfaces that sign admin tokens call it on every request: `AUTH_FAILED`
+    /// means the token no longer works. The default refuses.
+    fn admin_check(
+        &self,
+        actor: crate::AdminActor,
+    ) -> BoxFuture<'static, Result<crate::AdminAccount, ErrorInfo>> {
+        let _ = actor;
+        admin_unsupported()
+    }
+
+    /// Admin accounts: a password login (`admin` with the `[admin] token` is the operator),
+    /// hashed and throttled per source like user logins (`peer`). `AUTH_FAILED` for a wrong
+    /// name or password, `FORBIDDEN` for a disabled account. The default refuses.
+    fn admin_login(
+        &self,
+        username: String,
+        password: String,
+        peer: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Result<crate::AdminAccount, ErrorInfo>> {
+        let _ = (username, password, peer);
+        admin_unsupported()
+    }
+
+    /// Admin accounts: every admin, the operator (id 1, `admin`) first. The default refuses.
+    fn admin_accounts(
+        &self,
+        actor: crate::AdminActor,
+    ) -> BoxFuture<'static, Result<Vec<crate::AdminAccount>, ErrorInfo>> {
+        let _ = actor;
+        admin_unsupported()
+    }
+
+    /// Admin accounts: creates one (`role` `super_admin` or `admin`; a super admin's action,
+    /// audited). The default refuses.
+    fn admin_create(
+        &self,
+        actor: crate::AdminActor,
+        account: crate::NewAdmin,
+        peer: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Result<crate::AdminAccount, ErrorInfo>> {
+        let _ = (actor, account, peer);
+        admin_unsupported()
+    }
+
+    /// Admin accounts: enables or disables one (a super admin's action, audited; disabling
+    /// stops its tokens). The default refuses.
+    fn admin_set_enabled(
+        &self,
+        actor: crate::AdminActor,
+        id: u64,
+        enabled: bool,
+    ) -> BoxFuture<'static, Result<crate::AdminAccount, ErrorInfo>> {
+        let _ = (actor, id, enabled);
+        admin_unsupported()
+    }
+
+    /// Runtime settings: the configuration values an admin may change while the server runs,
+    /// with their current values. The default: none.
+    fn admin_settings(&self) -> Vec<crate::RuntimeSetting> {
+        Vec::new()
+    }
+
+    /// Runtime settings: sets one (validated, stored, applied at once, audited). `NOT_FOUND`
+    /// for a key the configuration lacks, `FORBIDDEN` for a read-only one, `INVALID_ARGUMENT`
+    /// for a bad value. The default refuses.
+    fn admin_set_setting(
+        &self,
+        actor: crate::AdminActor,
+        key: String,
+        value: String,
+    ) -> BoxFuture<'static, Result<crate::RuntimeSetting, ErrorInfo>> {
+        let _ = (actor, key, value);
+        admin_unsupported()
+    }
+
+    /// [`Backend::set_banned`] by the admin `actor` (checked and audited as that admin). The
+    /// default: the operator's is `set_banned`; others are refused.
+    fn admin_set_banned(
+        &self,
+        actor: crate::AdminActor,
+        user: UserId,
+        banned: bool,
+    ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        match actor {
+            crate::AdminActor::Operator => self.set_banned(user, banned),
+            _ => admin_unsupported(),
+        }
+    }
+
+    /// [`Backend::admin_disband_group`] by the admin `actor` (checked and audited as that
+    /// admin). The default: the operator's is `admin_disband_group`; others are refused.
+    fn admin_disband_group_as(
+        &self,
+        actor: crate::AdminActor,
+        group: parley_protocol::ids::ConversationId,
+    ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        match actor {
+            crate::AdminActor::Operator => self.admin_disband_group(group),
+            _ => admin_unsupported(),
+        }
     }
 
     /// Opens an in-process session for `identity`: it receives the pushes every other session of

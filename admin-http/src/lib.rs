@@ -14,6 +14,7 @@ pub mod ws;
 
 pub use backend::FrameStream;
 pub use backend::{Backend, PushSession, SessionEvent};
+pub use ops::admin::{AdminAccount, AdminActor, NewAdmin, RuntimeSetting};
 pub use ops::admin::{AdminUser, UserPage, UserQuery};
 pub use ops::admin::{AuditEntry, AuditPage, AuditQuery};
 

@@ -311,6 +311,9 @@ pub struct AuthConfig {
     /// Refresh token lifetime of iOS and Android clients (longer: phones stay logged in).
     #[serde(with = "humantime_serde")]
     pub mobile_refresh_ttl: Duration,
+    /// Whether new accounts may register (a runtime setting: an admin may change it while the
+    /// server runs, and the stored change then overrides this; core/settings.rs).
+    pub registration_open: bool,
 }
 
 /// Store tuning.
@@ -489,6 +492,7 @@ impl Default for AuthConfig {
             web_refresh_ttl: Duration::from_secs(24 * 3600),
             mobile_access_ttl: Duration::from_secs(2 * 3600),
             mobile_refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            registration_open: true,
         }
     }
 }

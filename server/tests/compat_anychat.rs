@@ -15,270 +15,21 @@
 //! (Groups, files, calls and admin: compat_anychat_b.rs.)
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
+#[path = "common/anychat.rs"]
+mod any_client;
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
+use any_client::{Any, User};
 use common::{next_message, TestServer, WAIT};
 use futures::{SinkExt, StreamExt};
 use parley_admin_http::compat::anychat;
-use parley_admin_http::compat::contract::{AsyncContract, Component, Contract};
 use parley_client::Transport;
 use parley_protocol::frames::ContentType;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-/// The contract's response envelope.
-const ENVELOPE: &str = "github_com_anychat_server_pkg_response.Response";
-
-/// An AnyChat client of one server; every answer is checked against the contract.
-struct Any {
-    http: reqwest::Client,
-    base: String,
-    root: String,
-    ws: String,
-    contract: Arc<Contract>,
-    envelope: Arc<Component>,
-}
-
-/// An answer: status and JSON body.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> u64 {
-        self.body["code"].as_u64().unwrap_or(u64::MAX)
-    }
-
-    fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-}
-
-/// A registered user: its token, id and phone number.
-struct User {
-    token: String,
-    id: String,
-    refresh: String,
-}
-
-impl Any {
-    fn new(s: &TestServer) -> Any {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Any {
-            http: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
-            base: format!("http://{}/compat/anychat/api/v1", s.http),
-            root: format!("http://{}/compat/anychat", s.http),
-            ws: format!("ws://{}/compat/anychat/api/v1/ws", s.http),
-            contract: Arc::new(Contract::from_yaml(anychat::OPENAPI).expect("the contract loads")),
-            envelope: Arc::new(Component::from_yaml(anychat::OPENAPI, ENVELOPE).expect("loads")),
-        }
-    }
-
-    /// Calls `method template` (a path of the contract, or one of the extra routes when
-    /// `documented` is false) with `params` in the path and `query` after it, and checks the
-    /// answer against the contract.
-    #[allow(clippy::too_many_arguments)]
-    async fn call_as(
-        &self,
-        documented: bool,
-        method: Method,
-        template: &str,
-        params: &[&str],
-        query: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut path = template.to_owned();
-        for p in params {
-            let start = path.find('{').expect("a parameter to fill");
-            let end = path[start..].find('}').unwrap() + start;
-            path.replace_range(start..=end, p);
-        }
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}{query}", self.base));
-        if !token.is_empty() {
-            req = req.bearer_auth(token);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
-        // The envelope always: `{code, message, data}`, `data` present even when null.
-        self.envelope.check(&body).unwrap_or_else(|e| panic!("{e}"));
-        assert!(body.get("data").is_some(), "{body}");
-        let code = body["code"].as_u64().expect("a numeric code");
-        match code {
-            0 => {
-                assert_eq!((status, body["message"].as_str()), (200, Some("success")));
-            }
-            500 | 503 => assert_eq!(u64::from(status), code, "{body}"),
-            _ => assert_eq!(status, 200, "failures travel with HTTP 200: {body}"),
-        }
-        if documented {
-            // Failures: the schema of the status the code names, where documented.
-            let as_status = if code == 0 { status } else { code as u16 };
-            if let Err(e) = self
-                .contract
-                .check(method.as_str(), template, as_status, &body)
-            {
-                assert!(
-                    code != 0 && e.contains("undocumented error status"),
-                    "the answer breaks the contract: {e}"
-                );
-            }
-        }
-        Answer { status, body }
-    }
-
-    /// [`Any::call_as`] of a documented operation, expecting `code`.
-    #[allow(clippy::too_many_arguments)]
-    async fn expect(
-        &self,
-        code: u64,
-        method: Method,
-        template: &str,
-        params: &[&str],
-        query: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        let a = self
-            .call_as(true, method, template, params, query, token, body)
-            .await;
-        assert_eq!(a.code(), code, "{template}: {}", a.body);
-        a
-    }
-
-    /// An extra route (beyond the contract), expecting `code`.
-    async fn extra(
-        &self,
-        code: u64,
-        method: Method,
-        template: &str,
-        params: &[&str],
-        query: &str,
-        token: &str,
-    ) -> Answer {
-        let a = self
-            .call_as(false, method, template, params, query, token, None)
-            .await;
-        assert_eq!(a.code(), code, "{template}: {}", a.body);
-        a
-    }
-
-    /// Registers the phone number `phone` (and `nickname`).
-    async fn register(&self, phone: &str, nickname: &str) -> User {
-        let body = json!({
-            "phoneNumber": phone, "password": "password123", "verifyCode": "123456",
-            "nickname": nickname, "deviceType": "iOS", "deviceId": format!("dev-{phone}"),
-        });
-        let a = self
-            .expect(0, Method::POST, "/auth/register", &[], "", "", Some(body))
-            .await;
-        let d = a.data();
-        assert_eq!(d["user"]["phone"], phone);
-        assert_eq!(d["user"]["nickname"], nickname);
-        assert_eq!(d["user"]["userId"], d["userId"]);
-        assert!(d["expiresIn"].as_u64().unwrap() > 0);
-        User {
-            token: d["accessToken"].as_str().unwrap().to_owned(),
-            id: d["userId"].as_str().unwrap().to_owned(),
-            refresh: d["refreshToken"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    /// Opens `token`'s WebSocket.
-    async fn socket(&self, token: &str) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", self.ws))
-            .await
-            .unwrap();
-        Ws {
-            ws,
-            frames: Arc::new(AsyncContract::from_yaml(anychat::ASYNCAPI).expect("loads")),
-        }
-    }
-}
-
-/// An AnyChat WebSocket; every frame it receives is checked against the asyncapi document.
-struct Ws {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    frames: Arc<AsyncContract>,
-}
-
-impl Ws {
-    async fn send(&mut self, frame: Value) {
-        self.ws
-            .send(WsMessage::Text(frame.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    /// The next text frame, validated (`message.error`, the real gateway's frame beyond the
-    /// document, by its own shape).
-    async fn next(&mut self) -> Value {
-        loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("the socket is open")
-                .unwrap();
-            let WsMessage::Text(text) = m else { continue };
-            let v: Value = serde_json::from_str(text.as_str()).unwrap();
-            match v["type"].as_str() {
-                Some("message.error") => {
-                    let p = &v["payload"];
-                    assert!(p["code"].is_u64() && p["message"].is_string(), "{v}");
-                    assert!(p["localId"].is_string(), "{v}");
-                }
-                _ => self.frames.check(&v).unwrap_or_else(|e| panic!("{e}")),
-            }
-            return v;
-        }
-    }
-
-    /// The next frame that `pred` accepts (others are skipped, still validated).
-    async fn until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
-        loop {
-            let v = self.next().await;
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    /// The next `notification` of `kind`.
-    async fn notification(&mut self, kind: &str) -> Value {
-        let v = self
-            .until(|v| v["type"] == "notification" && v["payload"]["notificationType"] == kind)
-            .await;
-        v["payload"]["data"].clone()
-    }
-
-    /// Sends `content` to `conversation` and waits for its ack (or error).
-    async fn say(&mut self, conversation: &str, kind: &str, content: &str, local: &str) -> Value {
-        self.send(json!({"type": "message.send", "payload": {
-            "conversationId": conversation, "conversationType": kind,
-            "contentType": "text", "content": content, "localId": local,
-        }}))
-        .await;
-        self.until(|v| {
-            (v["type"] == "message.sent" || v["type"] == "message.error")
-                && v["payload"]["localId"] == local
-        })
-        .await
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_of_the_contract_has_a_route() {
@@ -358,7 +109,7 @@ async fn register_login_refresh_password_and_logout() {
         .unwrap();
     assert_eq!(health["status"], "ok");
 
-    let alice = any.register("13800138000", "Alice").await;
+    let alice = any.register_phone("13800138000", "Alice").await;
     // By e-mail, with the SDK's missing clientVersion and device fields.
     let body = json!({"email": "Bob@Example.com", "password": "password123", "verifyCode": "1"});
     let a = any
@@ -593,8 +344,8 @@ async fn register_login_refresh_password_and_logout() {
 async fn profile_settings_search_and_qrcodes() {
     let s = TestServer::start().await;
     let any = Any::new(&s);
-    let alice = any.register("13800138001", "Alice").await;
-    let bob = any.register("13800138002", "Bobby").await;
+    let alice = any.register_phone("13800138001", "Alice").await;
+    let bob = any.register_phone("13800138002", "Bobby").await;
 
     let a = any
         .expect(0, Method::GET, "/users/me", &[], "", &alice.token, None)
@@ -818,9 +569,9 @@ async fn profile_settings_search_and_qrcodes() {
 async fn friends_requests_remarks_and_the_blacklist() {
     let s = TestServer::start().await;
     let any = Any::new(&s);
-    let alice = any.register("13800138011", "Alice").await;
-    let bob = any.register("13800138012", "Bob").await;
-    let carol = any.register("13800138013", "Carol").await;
+    let alice = any.register_phone("13800138011", "Alice").await;
+    let bob = any.register_phone("13800138012", "Bob").await;
+    let carol = any.register_phone("13800138013", "Carol").await;
     let mut bob_ws = any.socket(&bob.token).await;
 
     // Alice asks Bob (the `toUserId` alias); Bob is told, and sees it received.
@@ -952,8 +703,7 @@ async fn friends_requests_remarks_and_the_blacklist() {
     assert_eq!(a.data()["total"], 0);
     // Answering a request nobody made is refused.
     let a = any
-        .call_as(
-            true,
+        .call(
             Method::PUT,
             "/friends/requests/{id}",
             &[&rid],
@@ -1083,8 +833,8 @@ fn decimal(user: &User) -> Value {
 async fn private_chat_over_the_websocket_sessions_and_sync() {
     let s = TestServer::start().await;
     let any = Any::new(&s);
-    let alice = any.register("13800138021", "Alice").await;
-    let bob = any.register("13800138022", "Bob").await;
+    let alice = any.register_phone("13800138021", "Alice").await;
+    let bob = any.register_phone("13800138022", "Bob").await;
     // Friends first (the server's default add policy may ask for it).
     any.expect(
         0,
@@ -1485,7 +1235,7 @@ async fn private_chat_over_the_websocket_sessions_and_sync() {
         .any(|x| x["sessionId"] == conv.as_str()));
 
     // Strangers and unknown ids.
-    let eve = any.register("13800138029", "Eve").await;
+    let eve = any.register_phone("13800138029", "Eve").await;
     any.expect(
         404,
         Method::GET,
@@ -1538,9 +1288,9 @@ async fn private_chat_over_the_websocket_sessions_and_sync() {
 async fn group_chat_notifications_and_socket_rules() {
     let s = TestServer::start().await;
     let any = Any::new(&s);
-    let alice = any.register("13800138031", "Alice").await;
-    let bob = any.register("13800138032", "Bob").await;
-    let carol = any.register("13800138033", "Carol").await;
+    let alice = any.register_phone("13800138031", "Alice").await;
+    let bob = any.register_phone("13800138032", "Bob").await;
+    let carol = any.register_phone("13800138033", "Carol").await;
     let mut b_ws = any.socket(&bob.token).await;
     let mut c_ws = any.socket(&carol.token).await;
 
@@ -1642,7 +1392,7 @@ async fn group_chat_notifications_and_socket_rules() {
     );
 
     // A non-member cannot send to the group.
-    let dave = any.register("13800138034", "Dave").await;
+    let dave = any.register_phone("13800138034", "Dave").await;
     let mut d_ws = any.socket(&dave.token).await;
     let f = d_ws.say(&group, "group", "hi", "d-1").await;
     assert_eq!(
@@ -1709,7 +1459,7 @@ async fn group_chat_notifications_and_socket_rules() {
 async fn an_anychat_user_chats_with_a_native_client_and_sees_its_recall() {
     let s = TestServer::start().await;
     let any = Any::new(&s);
-    let frank = any.register("13800138041", "Frank").await;
+    let frank = any.register_phone("13800138041", "Frank").await;
     let (native, mut events) = s.register(Transport::Tls, "nina").await;
 
     // Frank finds Nina by her account name and writes to her by her user id.

@@ -9,175 +9,14 @@
 //! password checked by the core, only the creator ends one, a full or ended one refuses joins.
 #![allow(clippy::unwrap_used)] // tests fail loudly on any unexpected error
 
+#[path = "common/anychat.rs"]
+mod any_client;
 mod common;
 
-use std::sync::Arc;
-
-use common::{TestServer, WAIT};
-use futures::StreamExt;
-use parley_admin_http::compat::anychat;
-use parley_admin_http::compat::contract::{AsyncContract, Component, Contract};
+use any_client::Any;
+use common::TestServer;
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-/// An AnyChat client of one server; every answer is checked against the contract.
-struct Any {
-    http: reqwest::Client,
-    /// `http://HOST:PORT/compat/anychat/api/v1`
-    base: String,
-    /// `ws://HOST:PORT/compat/anychat/api/v1/ws`
-    ws: String,
-    contract: Arc<Contract>,
-    envelope: Arc<Component>,
-}
-
-#[derive(Debug)]
-struct Answer {
-    body: Value,
-}
-
-impl Answer {
-    fn data(&self) -> &Value {
-        &self.body["data"]
-    }
-}
-
-fn fill(template: &str, params: &[&str]) -> String {
-    let mut path = template.to_owned();
-    for p in params {
-        let start = path.find('{').expect("a parameter to fill");
-        let end = path[start..].find('}').unwrap() + start;
-        path.replace_range(start..=end, p);
-    }
-    path
-}
-
-impl Any {
-    fn new(s: &TestServer) -> Any {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Any {
-            http: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
-            base: format!("http://{}/compat/anychat/api/v1", s.http),
-            ws: format!("ws://{}/compat/anychat/api/v1/ws", s.http),
-            contract: Arc::new(Contract::from_yaml(anychat::OPENAPI).expect("the contract")),
-            envelope: Arc::new(
-                Component::from_yaml(
-                    anychat::OPENAPI,
-                    "github_com_anychat_server_pkg_response.Response",
-                )
-                .expect("the envelope schema"),
-            ),
-        }
-    }
-
-    /// Calls the contract's operation `method template`, checks the answer against the
-    /// contract, and expects `code` (0: success).
-    #[allow(clippy::too_many_arguments)] // one call site per operation reads best spelled out
-    async fn expect(
-        &self,
-        code: i64,
-        method: Method,
-        template: &str,
-        params: &[&str],
-        query: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> Answer {
-        let url = format!("{}{}{query}", self.base, fill(template, params));
-        let mut req = self.http.request(method.clone(), url);
-        if !token.is_empty() {
-            req = req.bearer_auth(token);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
-        let got = body["code"].as_i64().expect("every answer has a code");
-        let checked = match (status, got) {
-            (200, 0) => {
-                assert_eq!(body["message"], "success", "{body}");
-                self.contract.check(method.as_str(), template, 200, &body)
-            }
-            _ => {
-                assert!(status == 200 || status >= 500, "{status} {body}");
-                assert!(body["data"].is_null(), "{body}");
-                let documented = u16::try_from(got)
-                    .map_err(|_| format!("code {got}"))
-                    .and_then(|c| self.contract.check(method.as_str(), template, c, &body));
-                match documented {
-                    Err(e) if !e.contains("an undocumented error status") => Err(e),
-                    _ => self.envelope.check(&body),
-                }
-            }
-        };
-        if let Err(e) = checked {
-            panic!("the answer breaks the contract: {e}");
-        }
-        assert_eq!(got, code, "{method} {template}: {body}");
-        Answer { body }
-    }
-
-    /// Registers the user with this e-mail name: its access token and user id.
-    async fn register(&self, name: &str) -> (String, String) {
-        let body = json!({
-            "email": format!("{name}@example.com"),
-            "password": "password123",
-            "verifyCode": "000000",
-            "nickname": name,
-            "deviceType": "web",
-        });
-        let a = self
-            .expect(0, Method::POST, "/auth/register", &[], "", "", Some(body))
-            .await;
-        let d = a.data();
-        (
-            d["accessToken"].as_str().unwrap().to_owned(),
-            d["userId"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Opens `token`'s WebSocket.
-    async fn socket(&self, token: &str) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("{}?token={token}", self.ws))
-            .await
-            .unwrap();
-        Ws {
-            ws,
-            frames: Arc::new(AsyncContract::from_yaml(anychat::ASYNCAPI).expect("loads")),
-        }
-    }
-}
-
-/// An AnyChat WebSocket; every frame it receives is checked against the asyncapi document.
-struct Ws {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    frames: Arc<AsyncContract>,
-}
-
-impl Ws {
-    /// The data of the next `notification` of `kind` (other frames are skipped, still
-    /// validated).
-    async fn notification(&mut self, kind: &str) -> Value {
-        loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("the socket is open")
-                .unwrap();
-            let WsMessage::Text(text) = m else { continue };
-            let v: Value = serde_json::from_str(text.as_str()).unwrap();
-            self.frames.check(&v).unwrap_or_else(|e| panic!("{e}"));
-            if v["type"] == "notification" && v["payload"]["notificationType"] == kind {
-                return v["payload"]["data"].clone();
-            }
-        }
-    }
-}
 
 /// The room token's fields: room id, user id, expiry, signature.
 fn token_parts(data: &Value) -> Vec<String> {
@@ -202,9 +41,9 @@ fn room_ids(list: &Value) -> Vec<String> {
 async fn meetings_are_opened_joined_with_their_password_and_ended_by_their_creator() {
     let s = TestServer::start().await;
     let c = Any::new(&s);
-    let (alice, alice_id) = c.register("alice").await;
-    let (bob, bob_id) = c.register("bob").await;
-    let (carol, _) = c.register("carol").await;
+    let (alice, alice_id) = c.register_email("alice").await;
+    let (bob, bob_id) = c.register_email("bob").await;
+    let (carol, _) = c.register_email("carol").await;
     let (post, get) = (Method::POST, Method::GET);
 
     // Bad input: no title, a blank one, a negative size. No token: 401.
@@ -486,8 +325,8 @@ async fn meetings_are_opened_joined_with_their_password_and_ended_by_their_creat
 async fn a_new_group_tells_its_members_at_once() {
     let s = TestServer::start().await;
     let c = Any::new(&s);
-    let (alice, alice_id) = c.register("alice").await;
-    let (bob, bob_id) = c.register("bob").await;
+    let (alice, alice_id) = c.register_email("alice").await;
+    let (bob, bob_id) = c.register_email("bob").await;
     let mut alice_ws = c.socket(&alice).await;
     let mut bob_ws = c.socket(&bob).await;
 

@@ -18,7 +18,7 @@ use parley_protocol::frames::{
 };
 use parley_protocol::ids::{ClientMsgId, ConversationId, DeviceId, RequestId, Seq};
 use parley_protocol::FrameCodec;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const DEVICE: &str = "phone";
@@ -134,11 +134,51 @@ impl<R: AsyncRead + Unpin> Frames<R> {
     }
 }
 
+/// The first visit's flight, after a full handshake: the token login, then a ping, by whose
+/// answer the resumption ticket is in.
+fn first_visit(token: &str) -> Bytes {
+    [
+        token_login(token),
+        frame(3, Request::Ping { client_time_ms: 1 }),
+    ]
+    .concat()
+    .into()
+}
+
+/// Reads the answers to [`first_visit`]: the login, then the ping's.
+async fn first_visit_answered(read: impl AsyncRead + Unpin) {
+    let mut frames = Frames::new(read);
+    logged_in(frames.response(1).await);
+    frames.response(3).await;
+}
+
+/// The returning device's flight, written before the handshake completes: the token login
+/// and a send of `text`.
+fn early_flight(token: &str, conv: ConversationId, text: &'static str) -> Bytes {
+    [token_login(token), send(conv, text)].concat().into()
+}
+
+/// Reads the answers to an accepted [`early_flight`] of "early-hello": the login, and the send
+/// acknowledged as the conversation's first message, which Bob receives.
+async fn early_flight_answered(read: impl AsyncRead + Unpin, bob_ev: &mut parley_client::Events) {
+    let mut frames = Frames::new(read);
+    logged_in(frames.response(1).await);
+    let ack = match frames.response(2).await {
+        Response::SendAck(a) => a,
+        other => panic!("send acknowledged: {other:?}"),
+    };
+    assert_eq!(ack.seq, Seq(1));
+    let got = next_message(bob_ev).await;
+    assert_eq!(got.content, Bytes::from_static(b"early-hello"));
+}
+
 fn logged_in(r: Response) {
     assert!(matches!(r, Response::Login(_)), "login answered: {r:?}");
 }
 
-fn tls_client(s: &TestServer) -> tokio_rustls::TlsConnector {
+/// The client TLS configuration of both transports: TLS 1.3 only, the server's certificate
+/// trusted, Parley's ALPN, early data enabled.
+fn client_tls(s: &TestServer) -> rustls::ClientConfig {
     let pem = std::fs::read(&s.cert).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut &pem[..]) {
@@ -153,49 +193,56 @@ fn tls_client(s: &TestServer) -> tokio_rustls::TlsConnector {
     .with_no_client_auth();
     cfg.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
     cfg.enable_early_data = true;
-    tokio_rustls::TlsConnector::from(Arc::new(cfg)).early_data(true)
+    cfg
 }
 
-/// A first, full handshake: the token login, then a ping, by which time the ticket is in.
-async fn tls_first_visit<IO: AsyncRead + AsyncWrite + Unpin>(
-    tls: &mut tokio_rustls::client::TlsStream<IO>,
-    token: &str,
-) {
-    tls.write_all(&token_login(token)).await.unwrap();
-    tls.write_all(&frame(3, Request::Ping { client_time_ms: 1 }))
-        .await
-        .unwrap();
+fn tls_client(s: &TestServer) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(Arc::new(client_tls(s))).early_data(true)
+}
+
+/// A TLS connection to `addr` (the server, or a proxy in front of it), offering 0-RTT when
+/// `connector` holds a ticket for it.
+async fn tls_connect(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let localhost = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(localhost, tcp).await.unwrap()
+}
+
+/// The TLS tests' start: the [`Setup`], and a connector that holds a ticket from a first
+/// visit (a full handshake, the token login and a ping).
+async fn tls_returning(s: &TestServer) -> (Setup, tokio_rustls::TlsConnector) {
+    let setup = setup(s).await;
+    let connector = tls_client(s);
+    let mut tls = tls_connect(&connector, s.tls).await;
+    tls.write_all(&first_visit(&setup.token)).await.unwrap();
     tls.flush().await.unwrap();
-    let mut frames = Frames::new(&mut *tls);
-    logged_in(frames.response(1).await);
-    frames.response(3).await;
+    first_visit_answered(&mut tls).await;
     assert!(!tls.get_ref().1.is_early_data_accepted());
+    tls.shutdown().await.unwrap();
+    (setup, connector)
 }
 
-fn localhost() -> rustls::pki_types::ServerName<'static> {
-    rustls::pki_types::ServerName::try_from("localhost").unwrap()
+/// Waits until the server's stat `name` satisfies `done` (`what` names the wait).
+async fn until_stat(s: &TestServer, name: &str, done: impl Fn(u64) -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(stat(s, name).await) {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_a_returning_device_logs_in_with_0rtt() {
     let s = server().await;
-    let Setup {
-        token,
-        conv,
-        bob,
-        mut bob_ev,
-    } = setup(&s).await;
-    let connector = tls_client(&s);
-    let tcp = TcpStream::connect(s.tls).await.unwrap();
-    let mut tls = connector.connect(localhost(), tcp).await.unwrap();
-    tls_first_visit(&mut tls, &token).await;
-    tls.shutdown().await.unwrap();
+    let (mut setup, connector) = tls_returning(&s).await;
 
     // The return: login and a send written before the handshake completes.
-    let tcp = TcpStream::connect(s.tls).await.unwrap();
-    let mut tls = connector.connect(localhost(), tcp).await.unwrap();
+    let mut tls = tls_connect(&connector, s.tls).await;
     assert!(tls.get_mut().1.early_data().is_some(), "0-RTT offered");
-    tls.write_all(&[token_login(&token), send(conv, "early-hello")].concat())
+    tls.write_all(&early_flight(&setup.token, setup.conv, "early-hello"))
         .await
         .unwrap();
     tls.flush().await.unwrap();
@@ -203,16 +250,8 @@ async fn tls_a_returning_device_logs_in_with_0rtt() {
         tls.get_ref().1.is_early_data_accepted(),
         "the server took the early data"
     );
-    let mut frames = Frames::new(&mut tls);
-    logged_in(frames.response(1).await);
-    let ack = match frames.response(2).await {
-        Response::SendAck(a) => a,
-        other => panic!("send acknowledged: {other:?}"),
-    };
-    assert_eq!(ack.seq, Seq(1));
-    let got = next_message(&mut bob_ev).await;
-    assert_eq!(got.content, Bytes::from_static(b"early-hello"));
-    bob.close().await;
+    early_flight_answered(&mut tls, &mut setup.bob_ev).await;
+    setup.bob.close().await;
     s.stop().await;
 }
 
@@ -222,17 +261,7 @@ async fn tls_a_returning_device_logs_in_with_0rtt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_a_send_in_early_data_waits_for_the_handshake() {
     let s = server().await;
-    let Setup {
-        token,
-        conv,
-        bob,
-        mut bob_ev,
-    } = setup(&s).await;
-    let connector = tls_client(&s);
-    let tcp = TcpStream::connect(s.tls).await.unwrap();
-    let mut tls = connector.connect(localhost(), tcp).await.unwrap();
-    tls_first_visit(&mut tls, &token).await;
-    tls.shutdown().await.unwrap();
+    let (mut setup, connector) = tls_returning(&s).await;
 
     // A proxy that passes the client's bytes and swallows the server's.
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -251,10 +280,9 @@ async fn tls_a_send_in_early_data_waits_for_the_handshake() {
     });
     let logins = stat(&s, "logins_total").await;
     let online = stat(&s, "sessions_online").await;
-    let tcp = TcpStream::connect(proxy_addr).await.unwrap();
-    let mut tls = connector.connect(localhost(), tcp).await.unwrap();
+    let mut tls = tls_connect(&connector, proxy_addr).await;
     assert!(tls.get_mut().1.early_data().is_some(), "0-RTT offered");
-    tls.write_all(&[token_login(&token), send(conv, "replayed")].concat())
+    tls.write_all(&early_flight(&setup.token, setup.conv, "replayed"))
         .await
         .unwrap();
     // Flushing puts the early data on the wire, then waits for a handshake that never comes.
@@ -263,49 +291,27 @@ async fn tls_a_send_in_early_data_waits_for_the_handshake() {
         tls
     });
     // The early login runs (the server counts it) ...
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while stat(&s, "logins_total").await == logins {
-        assert!(tokio::time::Instant::now() < deadline, "early login ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_stat(&s, "logins_total", |n| n != logins, "early login ran").await;
     // ... and then the connection is gone before the handshake could complete.
     stuck.abort();
     pass.abort();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while stat(&s, "sessions_online").await > online {
-        assert!(tokio::time::Instant::now() < deadline, "session ended");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_stat(&s, "sessions_online", |n| n <= online, "session ended").await;
     // Nothing was stored: the next message in the conversation is the first.
     let (alice, _ev) = s.login(Transport::Tls, "alice", "laptop").await;
     let ack = alice
-        .send(conv, ContentType::Text, Bytes::from_static(b"after"))
+        .send(setup.conv, ContentType::Text, Bytes::from_static(b"after"))
         .await
         .unwrap();
     assert_eq!(ack.seq, Seq(1), "the early send never ran");
-    let got = next_message(&mut bob_ev).await;
+    let got = next_message(&mut setup.bob_ev).await;
     assert_eq!(got.content, Bytes::from_static(b"after"));
     alice.close().await;
-    bob.close().await;
+    setup.bob.close().await;
     s.stop().await;
 }
 
 fn quic_endpoint(s: &TestServer) -> quinn::Endpoint {
-    let pem = std::fs::read(&s.cert).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &pem[..]) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13])
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    tls.alpn_protocols = vec![parley_protocol::ALPN.to_vec()];
-    tls.enable_early_data = true;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(s)).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     endpoint
@@ -314,12 +320,7 @@ fn quic_endpoint(s: &TestServer) -> quinn::Endpoint {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quic_a_returning_device_logs_in_with_0rtt() {
     let s = server().await;
-    let Setup {
-        token,
-        conv,
-        bob,
-        mut bob_ev,
-    } = setup(&s).await;
+    let mut setup = setup(&s).await;
     let endpoint = quic_endpoint(&s);
 
     // First visit: a full handshake; the ticket arrives after it.
@@ -330,14 +331,11 @@ async fn quic_a_returning_device_logs_in_with_0rtt() {
     };
     let conn = connecting.await.unwrap();
     let (mut send_half, recv) = conn.open_bi().await.unwrap();
-    send_half.write_all(&token_login(&token)).await.unwrap();
     send_half
-        .write_all(&frame(3, Request::Ping { client_time_ms: 1 }))
+        .write_all(&first_visit(&setup.token))
         .await
         .unwrap();
-    let mut frames = Frames::new(recv);
-    logged_in(frames.response(1).await);
-    frames.response(3).await;
+    first_visit_answered(recv).await;
     conn.close(0u32.into(), b"bye");
 
     // The return: the stream, the login and a send, all before the handshake completes.
@@ -347,21 +345,13 @@ async fn quic_a_returning_device_logs_in_with_0rtt() {
         .unwrap_or_else(|_| panic!("a resumption ticket allows 0-RTT"));
     let (mut send_half, recv) = conn.open_bi().await.unwrap();
     send_half
-        .write_all(&[token_login(&token), send(conv, "early-hello")].concat())
+        .write_all(&early_flight(&setup.token, setup.conv, "early-hello"))
         .await
         .unwrap();
     assert!(accepted.await, "the server took the 0-RTT data");
-    let mut frames = Frames::new(recv);
-    logged_in(frames.response(1).await);
-    let ack = match frames.response(2).await {
-        Response::SendAck(a) => a,
-        other => panic!("send acknowledged: {other:?}"),
-    };
-    assert_eq!(ack.seq, Seq(1));
-    let got = next_message(&mut bob_ev).await;
-    assert_eq!(got.content, Bytes::from_static(b"early-hello"));
+    early_flight_answered(recv, &mut setup.bob_ev).await;
     conn.close(0u32.into(), b"bye");
-    bob.close().await;
+    setup.bob.close().await;
     s.stop().await;
 }
 

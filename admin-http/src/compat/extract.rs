@@ -13,7 +13,10 @@ use parley_protocol::session::Identity;
 
 use crate::Backend;
 
-/// The remote address, where the server records it (for login throttling).
+/// The remote address of the HTTP connection, where the listener records it: password attempts
+/// are throttled per source address (docs/security.md). Headers such as `X-Forwarded-For` are
+/// not trusted: a client could name any address in them.
+#[derive(Debug, Clone, Copy)]
 pub struct Peer(pub Option<SocketAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {

@@ -1,7 +1,11 @@
 //! The admin API, `/admin/v1` on the private surface: users (list, search, ban, unban), groups
 //! (disband), announcements to every user, the running configuration without its secrets, and
 //! the audit log of admin actions (`GET /admin/v1/audit-logs`: the core records every ban,
-//! unban, disband and announcement, refused ones included, with time, actor and target).
+//! unban, disband and announcement, refused ones included, with time, actor and target),
+//! admin accounts (`GET`/`POST /admin/v1/admins`, `PUT /admin/v1/admins/{id}/status`) and the
+//! runtime settings (`GET /admin/v1/settings`, `PUT /admin/v1/settings/{key}`: the few values
+//! an admin may change while the server runs, kept in the store). Here the caller is always
+//! the operator (admin 1); admin accounts act through a dialect's admin login (AnyChat's).
 //!
 //! Every route sits behind one credential, a bearer token from the configuration
 //! (`[admin] token`), compared in constant time (only a difference in length shows, through
@@ -19,7 +23,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use parley_protocol::frames::ErrorInfo;
 use parley_protocol::ids::{ConversationId, UserId};
@@ -119,6 +123,86 @@ pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// The `before` of the next page; `None`: this was the last.
     pub next_before: Option<u64>,
+}
+
+/// Who runs an admin operation ([`Backend::admin_check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminActor {
+    /// The `[admin] token` (admin 1, `admin`): `/admin/v1`, or a dialect's admin login with it.
+    Operator,
+    /// An admin account, by a token issued to it at `issued_ms` (Unix ms).
+    Account {
+        /// The admin's id (2 up).
+        id: u64,
+        /// When its token was issued (a token older than the account's last disabling fails).
+        issued_ms: u64,
+    },
+}
+
+impl AdminActor {
+    /// The actor of admin `id` (1: the operator) by a token issued at `issued_ms`.
+    pub fn of(id: u64, issued_ms: u64) -> AdminActor {
+        match id {
+            1 => AdminActor::Operator,
+            id => AdminActor::Account { id, issued_ms },
+        }
+    }
+
+    /// How the audit log names it: `operator` or `admin:<id>`.
+    pub fn audit_name(&self) -> String {
+        match self {
+            AdminActor::Operator => "operator".to_owned(),
+            AdminActor::Account { id, .. } => format!("admin:{id}"),
+        }
+    }
+}
+
+/// An admin as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminAccount {
+    /// Its id (1: the operator).
+    pub id: u64,
+    /// Its login name.
+    pub username: String,
+    /// `super_admin` or `admin`.
+    pub role: String,
+    /// Whether it may act.
+    pub enabled: bool,
+    /// Creation time, Unix ms (0: the operator).
+    pub created_ms: u64,
+}
+
+/// What [`Backend::admin_create`] makes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewAdmin {
+    /// Login name: 1..=64 ASCII letters, digits, `_`, `-`, `.`.
+    pub username: String,
+    /// 8..=1024 bytes.
+    pub password: String,
+    /// `super_admin` or `admin` (empty: `admin`).
+    pub role: String,
+}
+
+impl std::fmt::Debug for NewAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAdmin")
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration value an admin may change while the server runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuntimeSetting {
+    /// Its key, dotted as the configuration (`auth.registration_open`).
+    pub key: String,
+    /// Its current value, as text.
+    pub value: String,
+    /// `bool` or `integer`.
+    pub kind: String,
+    /// What it changes.
+    pub description: String,
 }
 
 /// A failed admin request: status, stable code, message.
@@ -229,6 +313,10 @@ pub fn router(
         .route("/announcements", post(announce))
         .route("/config", get(running_config))
         .route("/audit-logs", get(audit_logs))
+        .route("/admins", get(list_admins).post(create_admin))
+        .route("/admins/{id}/status", put(admin_status))
+        .route("/settings", get(list_settings))
+        .route("/settings/{key}", put(set_setting))
         .fallback(|| async { AdminError::not_found("no such admin route") })
         .method_not_allowed_fallback(|| async {
             AdminError::new(
@@ -513,6 +601,157 @@ async fn audit_logs(
             .collect(),
         next_before: page.next_before.map(|n| n.to_string()),
     }))
+}
+
+#[derive(Serialize)]
+struct AdminView {
+    id: String,
+    username: String,
+    role: String,
+    enabled: bool,
+    created_ms: u64,
+}
+
+fn admin_view(a: AdminAccount) -> AdminView {
+    AdminView {
+        id: a.id.to_string(),
+        username: a.username,
+        role: a.role,
+        enabled: a.enabled,
+        created_ms: a.created_ms,
+    }
+}
+
+#[derive(Serialize)]
+struct AdminsView {
+    admins: Vec<AdminView>,
+}
+
+/// `GET /admin/v1/admins`: every admin, the operator (`1`, `admin`) first.
+async fn list_admins(State(s): State<AdminState>) -> Answer<AdminsView> {
+    let admins = s.backend.admin_accounts(AdminActor::Operator).await?;
+    Ok(Json(AdminsView {
+        admins: admins.into_iter().map(admin_view).collect(),
+    }))
+}
+
+/// `POST /admin/v1/admins` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAdminBody {
+    username: String,
+    password: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /admin/v1/admins {username, password, role?}`: a new admin account (audited).
+async fn create_admin(
+    State(s): State<AdminState>,
+    body: Result<Json<CreateAdminBody>, JsonRejection>,
+) -> Answer<AdminView> {
+    let Json(body) = body?;
+    let account = NewAdmin {
+        username: body.username,
+        password: body.password,
+        role: body.role,
+    };
+    let made = s
+        .backend
+        .admin_create(AdminActor::Operator, account, None)
+        .await?;
+    Ok(Json(admin_view(made)))
+}
+
+/// `PUT /admin/v1/admins/{id}/status` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminStatusBody {
+    enabled: bool,
+}
+
+/// `PUT /admin/v1/admins/{id}/status {enabled}`: disabling stops the admin's tokens (audited).
+async fn admin_status(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    body: Result<Json<AdminStatusBody>, JsonRejection>,
+) -> Answer<AdminView> {
+    let id = parse_id("admin id", &id)?;
+    let Json(body) = body?;
+    let changed = s
+        .backend
+        .admin_set_enabled(AdminActor::Operator, id, body.enabled)
+        .await?;
+    Ok(Json(admin_view(changed)))
+}
+
+#[derive(Serialize)]
+struct SettingView {
+    key: String,
+    value: String,
+    kind: String,
+    description: String,
+}
+
+fn setting_view(r: RuntimeSetting) -> SettingView {
+    SettingView {
+        key: r.key,
+        value: r.value,
+        kind: r.kind,
+        description: r.description,
+    }
+}
+
+#[derive(Serialize)]
+struct SettingsView {
+    settings: Vec<SettingView>,
+}
+
+/// `GET /admin/v1/settings`: the runtime settings and their values.
+async fn list_settings(State(s): State<AdminState>) -> Json<SettingsView> {
+    Json(SettingsView {
+        settings: s
+            .backend
+            .admin_settings()
+            .into_iter()
+            .map(setting_view)
+            .collect(),
+    })
+}
+
+/// `PUT /admin/v1/settings/{key}` body: `value` as a string, a boolean or a number.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingBody {
+    value: serde_json::Value,
+}
+
+/// `PUT /admin/v1/settings/{key} {value}`: applied at once, kept across restarts, audited.
+async fn set_setting(
+    State(s): State<AdminState>,
+    Path(key): Path<String>,
+    body: Result<Json<SettingBody>, JsonRejection>,
+) -> Answer<SettingView> {
+    let Json(body) = body?;
+    if key.len() > MAX_QUERY {
+        return Err(AdminError::invalid(format!(
+            "key is at most {MAX_QUERY} bytes"
+        )));
+    }
+    let value = match body.value {
+        serde_json::Value::String(v) => v,
+        v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_)) => v.to_string(),
+        _ => {
+            return Err(AdminError::invalid(
+                "value must be a string, a boolean or a number",
+            ))
+        }
+    };
+    let set = s
+        .backend
+        .admin_set_setting(AdminActor::Operator, key, value)
+        .await?;
+    Ok(Json(setting_view(set)))
 }
 
 async fn running_config(State(s): State<AdminState>) -> Json<serde_json::Value> {

@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 use super::metrics::Metrics;
 use super::{apps, Ops, Readiness};
+use crate::{AdminAccount, AdminActor, NewAdmin, RuntimeSetting};
 use crate::{AdminUser, Backend, PushSession, Stats, UserPage, UserQuery};
 
 const TOKEN: &str = "0123456789abcdef-admin";
@@ -36,6 +37,10 @@ struct Double {
     bans: Mutex<Vec<(u64, bool)>>,
     queries: Mutex<Vec<UserQuery>>,
     announced: Mutex<Vec<String>>,
+    /// `(actor, key, value)` of setting changes asked for.
+    settings_set: Mutex<Vec<(AdminActor, String, String)>>,
+    /// `(actor, username, role)` of admins made.
+    admins_made: Mutex<Vec<(AdminActor, String, String)>>,
 }
 
 fn refuse<T: Send + 'static>(
@@ -111,6 +116,81 @@ impl Backend for Double {
     fn admin_announce(&self, text: String) -> BoxFuture<'static, Result<u64, ErrorInfo>> {
         self.announced.lock().unwrap().push(text);
         ok(3)
+    }
+    fn admin_accounts(
+        &self,
+        _: AdminActor,
+    ) -> BoxFuture<'static, Result<Vec<AdminAccount>, ErrorInfo>> {
+        ok(vec![account(1, "admin")])
+    }
+    fn admin_create(
+        &self,
+        actor: AdminActor,
+        a: NewAdmin,
+        _: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Result<AdminAccount, ErrorInfo>> {
+        if a.username == "taken" {
+            return refuse(ErrorCode::Conflict, "an admin of that name exists");
+        }
+        let made = account(2, &a.username);
+        self.admins_made
+            .lock()
+            .unwrap()
+            .push((actor, a.username, a.role));
+        ok(made)
+    }
+    fn admin_set_enabled(
+        &self,
+        _: AdminActor,
+        id: u64,
+        enabled: bool,
+    ) -> BoxFuture<'static, Result<AdminAccount, ErrorInfo>> {
+        match id {
+            2 => ok(AdminAccount {
+                enabled,
+                ..account(2, "ann")
+            }),
+            1 => refuse(ErrorCode::Forbidden, "the operator"),
+            _ => refuse(ErrorCode::NotFound, "no such admin"),
+        }
+    }
+    fn admin_settings(&self) -> Vec<RuntimeSetting> {
+        vec![setting("auth.registration_open", "true")]
+    }
+    fn admin_set_setting(
+        &self,
+        actor: AdminActor,
+        key: String,
+        value: String,
+    ) -> BoxFuture<'static, Result<RuntimeSetting, ErrorInfo>> {
+        self.settings_set
+            .lock()
+            .unwrap()
+            .push((actor, key.clone(), value.clone()));
+        match key.as_str() {
+            "auth.registration_open" => ok(setting("auth.registration_open", &value)),
+            "admin.announcer" => refuse(ErrorCode::Forbidden, "read-only"),
+            _ => refuse(ErrorCode::NotFound, "no such key"),
+        }
+    }
+}
+
+fn account(id: u64, name: &str) -> AdminAccount {
+    AdminAccount {
+        id,
+        username: name.to_owned(),
+        role: "admin".to_owned(),
+        enabled: true,
+        created_ms: 5,
+    }
+}
+
+fn setting(key: &str, value: &str) -> RuntimeSetting {
+    RuntimeSetting {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        kind: "bool".to_owned(),
+        description: "d".to_owned(),
     }
 }
 
@@ -493,4 +573,120 @@ async fn a_private_address_splits_the_surfaces() {
     let (_, _, body) = call(&private, get("/api/v1/stats")).await;
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["messages_total"], 42);
+}
+
+#[tokio::test]
+async fn admins_and_settings_run_as_the_operator() {
+    let (app, double, _) = app(Some(TOKEN));
+    let (status, _, body) = call(&app, admin("GET", "/admin/v1/admins", None, None)).await;
+    assert_eq!(
+        (status, code_of(&body)),
+        (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED".into())
+    );
+    let (status, _, body) = call(&app, admin("GET", "/admin/v1/admins", Some(TOKEN), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        r#"{"admins":[{"id":"1","username":"admin","role":"admin","enabled":true,"created_ms":5}]}"#
+    );
+    let make = r#"{"username":"ann","password":"ann-password","role":"admin"}"#;
+    let (status, _, body) = call(
+        &app,
+        admin("POST", "/admin/v1/admins", Some(TOKEN), Some(make)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let taken = r#"{"username":"taken","password":"x-password"}"#;
+    let (status, _, body) = call(
+        &app,
+        admin("POST", "/admin/v1/admins", Some(TOKEN), Some(taken)),
+    )
+    .await;
+    assert_eq!(
+        (status, code_of(&body)),
+        (StatusCode::CONFLICT, "CONFLICT".into())
+    );
+    for bad in [
+        r#"{"username":"x"}"#,
+        r#"{"username":"x","password":"y","extra":1}"#,
+    ] {
+        let (status, _, _) = call(
+            &app,
+            admin("POST", "/admin/v1/admins", Some(TOKEN), Some(bad)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(
+        *double.admins_made.lock().unwrap(),
+        vec![(AdminActor::Operator, "ann".to_owned(), "admin".to_owned())]
+    );
+    let off = Some(r#"{"enabled":false}"#);
+    let (status, _, body) = call(
+        &app,
+        admin("PUT", "/admin/v1/admins/2/status", Some(TOKEN), off),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#""enabled":false"#), "{body}");
+    for (path, expected) in [
+        ("/admin/v1/admins/1/status", StatusCode::FORBIDDEN),
+        ("/admin/v1/admins/9/status", StatusCode::NOT_FOUND),
+        ("/admin/v1/admins/x/status", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, _, _) = call(&app, admin("PUT", path, Some(TOKEN), off)).await;
+        assert_eq!(status, expected, "{path}");
+    }
+
+    let (status, _, body) = call(&app, admin("GET", "/admin/v1/settings", Some(TOKEN), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#""key":"auth.registration_open""#), "{body}");
+    let base = "/admin/v1/settings/";
+    for (key, value, expected) in [
+        (
+            "auth.registration_open",
+            r#"{"value":false}"#,
+            StatusCode::OK,
+        ),
+        (
+            "auth.registration_open",
+            r#"{"value":"true"}"#,
+            StatusCode::OK,
+        ),
+        ("admin.announcer", r#"{"value":"x"}"#, StatusCode::FORBIDDEN),
+        ("nope", r#"{"value":1}"#, StatusCode::NOT_FOUND),
+        (
+            "auth.registration_open",
+            r#"{"value":[1]}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "auth.registration_open",
+            r#"{"v":1}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let path = format!("{base}{key}");
+        let (status, _, body) = call(&app, admin("PUT", &path, Some(TOKEN), Some(value))).await;
+        assert_eq!(status, expected, "{key} {value}: {body}");
+    }
+    let asked: Vec<String> = double
+        .settings_set
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(actor, k, v)| {
+            assert_eq!(*actor, AdminActor::Operator);
+            format!("{k}={v}")
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "auth.registration_open=false",
+            "auth.registration_open=true",
+            "admin.announcer=x",
+            "nope=1"
+        ]
+    );
 }

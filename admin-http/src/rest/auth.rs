@@ -186,25 +186,7 @@ fn invalid(e: parley_protocol::InvalidInput) -> ApiError {
     ApiError::invalid(e.message())
 }
 
-/// The remote address of the HTTP connection (if the listener recorded it): password attempts
-/// are hashed and throttled per source address (docs/security.md). Headers such as
-/// `X-Forwarded-For` are not trusted: a client could name any address in them.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<std::net::SocketAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let info = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(Peer(info.map(|c| c.0)))
-    }
-}
+pub use crate::compat::extract::Peer;
 
 async fn log_in(rest: &Rest, peer: Peer, request: Request) -> Result<SessionView, ApiError> {
     let response = rest.call_from(peer.0, request).await?;

@@ -50,7 +50,7 @@ fn secs(d: std::time::Duration) -> u64 {
 impl Core {
     /// Runs a password hash for `source` on the hashing queue, or refuses at once with
     /// `RATE_LIMITED` and a retry advice if there is no room for it (`hashing.rs`).
-    async fn hash_blocking<T: Send + 'static>(
+    pub(super) async fn hash_blocking<T: Send + 'static>(
         &self,
         source: Source,
         f: impl FnOnce() -> T + Send + 'static,
@@ -79,7 +79,7 @@ impl Core {
             })
     }
 
-    fn throttle(&self) -> std::sync::MutexGuard<'_, super::throttle::Throttle> {
+    pub(super) fn throttle(&self) -> std::sync::MutexGuard<'_, super::throttle::Throttle> {
         // Plain counters: a panic elsewhere while holding the lock leaves them usable.
         self.throttle.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -87,7 +87,7 @@ impl Core {
     /// Refuses a password attempt of `source` on `account` while either still has to wait
     /// after earlier failures (`throttle.rs`). Checked before any hashing, so a throttled
     /// attacker costs no CPU.
-    fn check_throttle(&self, source: Source, account: &str) -> CoreResult<()> {
+    pub(super) fn check_throttle(&self, source: Source, account: &str) -> CoreResult<()> {
         let now = tokio::time::Instant::now().into_std();
         match self.throttle().check(source, account, now) {
             None => Ok(()),
@@ -110,7 +110,7 @@ impl Core {
 
     /// `error` for a failed password attempt, counted against `source` and the pair; it
     /// announces the wait that now applies before the next attempt, if any.
-    fn password_failed(
+    pub(super) fn password_failed(
         &self,
         source: Source,
         account: &str,
@@ -145,6 +145,10 @@ impl Core {
         device: Device,
         source: Source,
     ) -> CoreResult<LoginOutcome> {
+        // A runtime setting (settings.rs): an admin may close registration.
+        if !self.settings.registration_open() {
+            return Err(err(ErrorCode::Forbidden, "registration is closed"));
+        }
         self.check_throttle(source, account.as_str())?;
         if self
             .store
@@ -606,5 +610,5 @@ impl Core {
 }
 
 /// An argon2id hash of a random password nobody knows, verified for unknown accounts.
-const DUMMY_HASH: &str =
+pub(super) const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2Ff6Hk8bCcbQO7G9lIYyKwvGx9x6hZ0Zx2tQ0o7rKXw";

@@ -102,7 +102,7 @@ impl Core {
                     "only its sender or a group manager can recall a message",
                 ));
             }
-            let window = self.cfg.limits.recall_window_ms;
+            let window = self.settings.recall_window_ms();
             if now_ms().saturating_sub(msg.server_time_ms) > window {
                 return Err(err(
                     ErrorCode::RecallExpired,

@@ -3,6 +3,7 @@
 //! transport, the HTTP side and the dialects go through; none of them holds feature logic.
 
 mod admin;
+mod admins;
 mod audit;
 mod auth;
 mod calls;
@@ -20,6 +21,7 @@ mod message_search;
 mod messaging;
 mod offline_push;
 mod presence;
+mod settings;
 mod social;
 mod sync;
 mod throttle;
@@ -41,6 +43,7 @@ use crate::router::{Hub, Router};
 use crate::store::{Store, StoreError};
 
 pub use admin::{UserSummary, ADMIN_MAX_PAGE};
+pub use admins::{Actor, AdminInfo, AdminRole};
 pub use audit::{AuditEntry, AuditFilter, MAX_AUDIT_PAGE, OPERATOR};
 pub use auth::LoginOutcome;
 pub use calls::Signalled;
@@ -50,6 +53,7 @@ pub use files::Files;
 pub(crate) use files::{bears_file, thumbnail_mime};
 pub use groups::Join;
 pub use offline_push::OfflinePush;
+pub use settings::SettingInfo;
 pub use social::Befriend;
 pub use sync::sync_unit_bound;
 pub use throttle::Source;
@@ -85,6 +89,8 @@ pub struct Core {
     /// Files (`None`: the files directory could not be opened; logged at start).
     pub(crate) files: Option<Files>,
     push_rx: std::sync::Mutex<Option<mpsc::Receiver<offline_push::Job>>>,
+    /// The runtime settings an admin may change (`settings.rs`).
+    pub(crate) settings: settings::Settings,
     /// Counters for the stats endpoint.
     pub stats: CoreStats,
 }
@@ -191,7 +197,9 @@ impl Core {
                 burst: l.group_adds_burst,
             },
         );
+        let settings = settings::Settings::load(&cfg, &store);
         Core {
+            settings,
             files,
             meeting_failures: meetings::Failures::default(),
             heartbeat,
@@ -260,7 +268,7 @@ impl Core {
             max_inflight_sends: l.max_inflight_sends,
             max_sync_page: l.max_sync_page,
             max_requests_per_second: l.requests_per_second,
-            recall_window_ms: l.recall_window_ms,
+            recall_window_ms: self.settings.recall_window_ms(),
         }
     }
 

@@ -305,15 +305,173 @@ impl Backend for HttpBackend {
         .boxed()
     }
 
-    fn admin_credential_matches(&self, given: &str) -> bool {
-        let config = self.service.core().config();
-        config.admin.token.as_deref().is_some_and(|expected| {
-            parley_admin_http::ops::admin::admin_token_matches(expected, given)
-        })
-    }
-
     fn running_config(&self) -> Option<serde_json::Value> {
         Some(self.service.core().config().redacted())
+    }
+
+    fn admin_check(
+        &self,
+        actor: parley_admin_http::AdminActor,
+    ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
+        let result = self
+            .service
+            .core()
+            .acting_admin(&core_actor(actor))
+            .map(admin_account);
+        async move { result }.boxed()
+    }
+
+    fn admin_login(
+        &self,
+        username: String,
+        password: String,
+        peer: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let source = peer.map_or(crate::core::Source::Unknown, |p| {
+                crate::core::Source::from_ip(p.ip())
+            });
+            core.admin_login(&username, &password, source)
+                .await
+                .map(admin_account)
+        }
+        .boxed()
+    }
+
+    fn admin_accounts(
+        &self,
+        actor: parley_admin_http::AdminActor,
+    ) -> BoxFuture<'static, Result<Vec<parley_admin_http::AdminAccount>, ErrorInfo>> {
+        let result = self
+            .service
+            .core()
+            .admins(&core_actor(actor))
+            .map(|list| list.into_iter().map(admin_account).collect());
+        async move { result }.boxed()
+    }
+
+    fn admin_create(
+        &self,
+        actor: parley_admin_http::AdminActor,
+        account: parley_admin_http::NewAdmin,
+        peer: Option<std::net::SocketAddr>,
+    ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let actor = core_actor(actor);
+            let source = peer.map_or(crate::core::Source::Unknown, |p| {
+                crate::core::Source::from_ip(p.ip())
+            });
+            let role = match account.role.as_str() {
+                "" => "admin",
+                other => other,
+            };
+            let target = format!("admin_name:{}", account.username);
+            let detail = format!("role={role}");
+            let work = async {
+                let role = crate::core::AdminRole::parse(role)?;
+                core.create_admin(&actor, &account.username, account.password, role, source)
+                    .await
+            };
+            core.admin_audited(&actor, "create_admin", target, detail, work)
+                .await
+                .map(admin_account)
+        }
+        .boxed()
+    }
+
+    fn admin_set_enabled(
+        &self,
+        actor: parley_admin_http::AdminActor,
+        id: u64,
+        enabled: bool,
+    ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let actor = core_actor(actor);
+            let action = if enabled {
+                "enable_admin"
+            } else {
+                "disable_admin"
+            };
+            let work = core.set_admin_enabled(&actor, id, enabled);
+            core.admin_audited(&actor, action, format!("admin:{id}"), String::new(), work)
+                .await
+                .map(admin_account)
+        }
+        .boxed()
+    }
+
+    fn admin_settings(&self) -> Vec<parley_admin_http::RuntimeSetting> {
+        self.service
+            .core()
+            .settings()
+            .into_iter()
+            .map(runtime_setting)
+            .collect()
+    }
+
+    fn admin_set_setting(
+        &self,
+        actor: parley_admin_http::AdminActor,
+        key: String,
+        value: String,
+    ) -> BoxFuture<'static, Result<parley_admin_http::RuntimeSetting, ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let actor = core_actor(actor);
+            let name = actor.audit_name();
+            let work = core.set_setting(&name, &key, &value);
+            core.admin_audited(
+                &actor,
+                "set_config",
+                format!("config:{key}"),
+                value.clone(),
+                work,
+            )
+            .await
+            .map(runtime_setting)
+        }
+        .boxed()
+    }
+
+    fn admin_set_banned(
+        &self,
+        actor: parley_admin_http::AdminActor,
+        user: UserId,
+        banned: bool,
+    ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let action = if banned { "ban" } else { "unban" };
+            let target = format!("user:{}", user.get());
+            let work = core.set_banned(user, banned);
+            core.admin_audited(&core_actor(actor), action, target, String::new(), work)
+                .await
+        }
+        .boxed()
+    }
+
+    fn admin_disband_group_as(
+        &self,
+        actor: parley_admin_http::AdminActor,
+        group: parley_protocol::ids::ConversationId,
+    ) -> BoxFuture<'static, Result<(), ErrorInfo>> {
+        let core = self.service.core().clone();
+        async move {
+            let target = format!("group:{}", group.get());
+            let work = core.admin_disband_group(group);
+            core.admin_audited(
+                &core_actor(actor),
+                "disband_group",
+                target,
+                String::new(),
+                work,
+            )
+            .await
+        }
+        .boxed()
     }
 
     fn blobs(&self) -> Option<std::sync::Arc<dyn parley_admin_http::files::Blobs>> {
@@ -342,6 +500,35 @@ impl Backend for HttpBackend {
 
     fn compat(&self) -> parley_admin_http::compat::CompatConfig {
         self.service.core().config().compat.clone()
+    }
+}
+
+/// The core's actor for the HTTP side's.
+fn core_actor(actor: parley_admin_http::AdminActor) -> crate::core::Actor {
+    match actor {
+        parley_admin_http::AdminActor::Operator => crate::core::Actor::Operator,
+        parley_admin_http::AdminActor::Account { id, issued_ms } => {
+            crate::core::Actor::Admin { id, issued_ms }
+        }
+    }
+}
+
+fn admin_account(a: crate::core::AdminInfo) -> parley_admin_http::AdminAccount {
+    parley_admin_http::AdminAccount {
+        id: a.id,
+        username: a.username,
+        role: a.role.as_str().to_owned(),
+        enabled: a.enabled,
+        created_ms: a.created_ms,
+    }
+}
+
+fn runtime_setting(s: crate::core::SettingInfo) -> parley_admin_http::RuntimeSetting {
+    parley_admin_http::RuntimeSetting {
+        key: s.key.to_owned(),
+        value: s.value,
+        kind: s.kind.to_owned(),
+        description: s.description.to_owned(),
     }
 }
 

@@ -306,13 +306,24 @@ impl StoreHealth {
         }
     }
 
+    /// Whether the reserve file is there and whole: at least [`RESERVE_BYTES`] long, and as
+    /// many bytes allocated (a file cut short, or one whose size reached the disk but whose
+    /// blocks did not before a crash, holds less room than it should).
+    fn reserve_whole(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(self.data_dir.join(RESERVE_FILE))
+            .is_ok_and(|m| m.len() >= RESERVE_BYTES && m.blocks() * 512 >= RESERVE_BYTES)
+    }
+
     /// Makes sure the reserve file is there, whole and synced (at start, and by the probe).
+    /// Only a missing or short reserve is written (and fdatasynced): a start with the reserve
+    /// in place reads its metadata and writes nothing.
     pub(crate) fn keep_reserve(&self) -> std::io::Result<()> {
         use std::io::Write;
-        let path = self.data_dir.join(RESERVE_FILE);
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+        if self.reserve_whole() {
             return Ok(());
         }
+        let path = self.data_dir.join(RESERVE_FILE);
         let written = (|| {
             let mut f = std::fs::File::create(&path)?;
             let zeros = vec![0u8; 64 << 10];
@@ -337,9 +348,12 @@ impl StoreHealth {
     /// write: a disk that takes it takes the log's writes again).
     pub(crate) fn probe(&self) -> std::io::Result<()> {
         let free = self.available()?;
-        let reserve_there = std::fs::metadata(self.data_dir.join(RESERVE_FILE))
-            .is_ok_and(|m| m.len() == RESERVE_BYTES);
-        let needed = LOW_WATER + if reserve_there { 0 } else { RESERVE_BYTES };
+        let to_write = if self.reserve_whole() {
+            0
+        } else {
+            RESERVE_BYTES
+        };
+        let needed = LOW_WATER + to_write;
         if free < needed {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::StorageFull,
@@ -408,6 +422,39 @@ mod tests {
             classify(&corrupt, Stage::Sync),
             Some(Degraded::EngineFailed)
         );
+    }
+
+    #[test]
+    fn only_a_missing_or_short_reserve_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RESERVE_FILE);
+        let h = StoreHealth::new(dir.path().to_owned());
+        let written = |len: u64| {
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(bytes.len() as u64, len);
+            bytes.iter().all(|&b| b == 0)
+        };
+        // Missing: written whole, as zeros.
+        h.keep_reserve().unwrap();
+        assert!(written(RESERVE_BYTES));
+        // Whole (here marked by its content): left alone, as at a normal start.
+        std::fs::write(&path, vec![0xa5; RESERVE_BYTES as usize]).unwrap();
+        h.keep_reserve().unwrap();
+        assert!(
+            !written(RESERVE_BYTES),
+            "a whole reserve is not written again"
+        );
+        // Short: written whole again.
+        std::fs::write(&path, vec![0xa5; 1000]).unwrap();
+        h.keep_reserve().unwrap();
+        assert!(written(RESERVE_BYTES));
+        // The right length but no blocks behind it (sparse): written again too.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(RESERVE_BYTES)
+            .unwrap();
+        h.keep_reserve().unwrap();
+        assert!(h.reserve_whole());
     }
 
     #[test]

@@ -42,6 +42,7 @@
 //! | `file_hashes`| SHA-256 (hex), file id               | empty ([`files::index`])       |
 //! | `audit`     | entry number                          | [`AuditRecord`] (JSON)         |
 //! | `meetings`  | meeting id                            | [`MeetingRecord`] (JSON)       |
+//! | `admins`, `admin_names`, `settings` | admin id; admin name; setting key | [`AdminRecord`], admin id, [`SettingRecord`] (admins.rs) |
 //! | `meeting_users`| user id, meeting id                | its creation time (u64 BE)     |
 //!
 //! Numbers in keys are big-endian u64 so range scans run in numeric order.
@@ -79,6 +80,7 @@
 //! failed fsync or a failed sled needs a restart.
 
 mod accounts;
+mod admins;
 mod audit;
 mod conversations;
 mod cursors;
@@ -101,6 +103,7 @@ use std::path::{Path, PathBuf};
 use parley_protocol::ids::{ConversationId, Seq};
 
 pub use accounts::{DeviceTokens, PushToken, TokenKind, TokenRecord, UserRecord};
+pub use admins::{AdminRecord, SettingRecord, FIRST_ADMIN_ID, MAX_ADMINS};
 pub use audit::{AuditRecord, MAX_AUDIT};
 pub use conversations::{ConversationRecord, GroupSettings, MemberRecord, Role};
 pub use cursors::Cursors;

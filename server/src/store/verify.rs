@@ -17,6 +17,8 @@
 //! - **Records.** Every JSON record the store writes is sealed with a crc32
 //!   ([`super::keys::seal`]), ids stored as values too ([`super::keys::id_value`]); reads
 //!   verify them, and `parley check` reads every one.
+//! - **Admin accounts** (`parley check` only): every admin name points at the record of that
+//!   name and every record has its name ([`super::admins`]).
 //!
 //! Any mismatch is [`StoreError::Damaged`], whose message names the damage and what to do.
 
@@ -246,9 +248,11 @@ const JSON_TREES: &[&str] = &[
     "files",
     "audit",
     "meetings",
+    "admins",
+    "settings",
 ];
 /// Trees whose values are ids ([`keys::id_value`]).
-const ID_TREES: &[&str] = &["accounts", "direct", "notices"];
+const ID_TREES: &[&str] = &["accounts", "direct", "notices", "admin_names"];
 
 /// Verifies the data directory `dir` offline (the server must not be running on it): the
 /// identity, every record of the message log, the snapshot, the references between the two,
@@ -343,6 +347,7 @@ fn check_into(dir: &Path, report: &mut CheckReport) -> Result<()> {
         }
         report.verified.push(format!("{name}: {n} records"));
     }
+    report.verified.push(super::admins::verify(&db)?);
     let convs: Vec<u64> = summary.heads.iter().map(|(c, _)| c.get()).collect();
     let senders: Vec<u64> = summary.senders.iter().map(|u| u.get()).collect();
     verify_references(

@@ -87,7 +87,8 @@ const LINK_DEVICE: &str = "anychat-link";
 
 // ---- signatures -------------------------------------------------------------------------------
 
-/// The key of every signature of the dialect (links, call tokens, admin tokens): 32 bytes from
+/// The key of the dialect's link and call-token signatures (admin tokens have their own, in
+/// the router's state: admin.rs): 32 bytes from
 /// the OS's CSPRNG, drawn once per process. Nothing signed survives a restart, which is what
 /// these short-lived links and tokens need.
 fn key() -> &'static [u8; 32] {
@@ -96,7 +97,7 @@ fn key() -> &'static [u8; 32] {
 }
 
 /// HMAC-SHA-256 (RFC 2104) of `message` under `key`.
-fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+pub(super) fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(key);
     let pad = |byte: u8| block.map(|b| b ^ byte);
@@ -129,7 +130,7 @@ pub(super) fn verify(fields: &[&str], signature: &str) -> bool {
     expected.len() == signature.len() && bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -73,6 +73,8 @@ pub struct AnyChat {
     pub(crate) backend: Arc<dyn Backend>,
     /// The one WebSocket of each user: a new one closes the old.
     sockets: super::socket::Sockets,
+    /// Admin tokens: their signing key and the ones signed out (admin.rs).
+    admin: Arc<admin::AdminTokens>,
 }
 
 impl AnyChat {
@@ -80,6 +82,7 @@ impl AnyChat {
         AnyChat {
             backend,
             sockets: super::socket::Sockets::default(),
+            admin: Arc::default(),
         }
     }
 

@@ -129,21 +129,7 @@ impl FromRequestParts<Flutter> for Caller {
     }
 }
 
-/// The peer's address (password attempts are throttled per source address).
-pub struct Peer(pub Option<std::net::SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}
+pub use crate::compat::extract::Peer;
 
 /// Every route of the document, as (method, path below `/v1`, handler): the router is built
 /// from it, and the route-coverage test compares it with the document.

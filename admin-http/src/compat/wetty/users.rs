@@ -2,8 +2,7 @@
 //! profile (with the add-friend rule), and another user's public profile.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Json;
@@ -21,21 +20,7 @@ use super::views;
 use super::{Caller, Wetty, WtError};
 use crate::compat::{call_from, unexpected};
 
-/// The remote address, where the server records it (logins are throttled per address).
-pub struct Peer(pub Option<std::net::SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Peer, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
-    }
-}
+pub use crate::compat::extract::Peer;
 
 /// A JSON body (`400` when it is not one).
 pub fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, WtError> {
