@@ -888,6 +888,48 @@ async fn files_go_up_and_down_through_signed_urls() {
         ),
         (Some(0), Some(0))
     );
+    // By kind: the uploaded bytes are no image, video or audio, so they are a `file`.
+    let files = c
+        .expect(
+            0,
+            Method::GET,
+            "/files",
+            &[],
+            "?fileType=file",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(files.data()["total"], 1);
+    assert_eq!(files.data()["files"][0]["fileId"], file_id.as_str());
+    let images = c
+        .expect(
+            0,
+            Method::GET,
+            "/files",
+            &[],
+            "?fileType=image",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            images.data()["total"].as_u64(),
+            images.data()["files"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    c.expect(
+        400,
+        Method::GET,
+        "/files",
+        &[],
+        "?fileType=pictures",
+        &alice,
+        None,
+    )
+    .await;
     c.expect(400, Method::GET, "/files", &[], "?page=x", &alice, None)
         .await;
     c.expect(

@@ -118,6 +118,35 @@ async fn files_are_listed_newest_first_and_deleted_by_their_uploader_only() {
     let (_, theirs) = send(http.get(base.clone()).bearer_auth(&b)).await;
     assert_eq!(ids(&theirs), vec![bobs.clone()]);
 
+    // One kind only, by the bytes' type: a real PNG is an image, the text files are not.
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbaImage::from_fn(4, 4, |x, y| image::Rgba([x as u8, y as u8, 9, 255]))
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let pic = upload(&http, &base, &a, "pic.png", &png.into_inner()).await;
+    let (status, images) = send(http.get(format!("{base}?kind=image")).bearer_auth(&a)).await;
+    assert_eq!(status, 200, "{images}");
+    assert_eq!(
+        (ids(&images), images["total"].as_u64()),
+        (vec![pic.clone()], Some(1))
+    );
+    let (_, other) = send(
+        http.get(format!("{base}?kind=other&limit=2"))
+            .bearer_auth(&a),
+    )
+    .await;
+    assert_eq!(
+        (other["total"].as_u64(), other["has_more"].as_bool()),
+        (Some(3), Some(true))
+    );
+    assert!(ids(&other).iter().all(|id| mine.contains(id)));
+    let (_, video) = send(http.get(format!("{base}?kind=video")).bearer_auth(&a)).await;
+    assert_eq!(video["total"].as_u64(), Some(0));
+    let (status, _) = send(http.get(format!("{base}?kind=pictures")).bearer_auth(&a)).await;
+    assert_eq!(status, 400);
+    let (status, _) = send(http.delete(format!("{base}/{pic}")).bearer_auth(&a)).await;
+    assert_eq!(status, 204);
+
     // Bad input and no caller.
     let (status, _) = send(http.get(format!("{base}?limit=101")).bearer_auth(&a)).await;
     assert_eq!(status, 400);

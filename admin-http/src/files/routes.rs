@@ -427,7 +427,7 @@ pub(crate) async fn meta(
     Ok(Json(FileView::from(info)).into_response())
 }
 
-/// `?limit=&offset=` of the file list.
+/// `?limit=&offset=&kind=` of the file list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
@@ -435,6 +435,9 @@ pub(crate) struct ListQuery {
     limit: u32,
     #[serde(default)]
     offset: u32,
+    /// `image`, `video`, `audio` or `other`; absent: every file.
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 /// A page of the caller's files.
@@ -447,11 +450,13 @@ pub(crate) struct FileListView {
     total: u32,
 }
 
-/// `GET /im/v1/files?limit=&offset=`: the files the caller uploaded and has not deleted,
-/// newest first (`limit` 1..=100, default 20; `offset` at most 10000).
+/// `GET /im/v1/files?limit=&offset=&kind=`: the files the caller uploaded and has not
+/// deleted, newest first (`limit` 1..=100, default 20; `offset` at most 10000; `kind` one of
+/// `image`, `video`, `audio`, `other`: that kind only, by MIME type).
 #[utoipa::path(get, path = "/im/v1/files", tag = "files",
     params(("limit" = Option<u32>, Query, description = "Files per page, 1..=100 (default 20)"),
-           ("offset" = Option<u32>, Query, description = "Files skipped from the newest, at most 10000")),
+           ("offset" = Option<u32>, Query, description = "Files skipped from the newest, at most 10000"),
+           ("kind" = Option<String>, Query, description = "Only files of this kind: image, video, audio or other (by MIME type)")),
     responses((status = 200, body = FileListView)))]
 pub(crate) async fn list_files(
     State(backend): Shared,
@@ -464,8 +469,22 @@ pub(crate) async fn list_files(
         parley_protocol::frames::file_page(q.limit).map_err(|e| FileError::invalid(e.message()))?;
     let offset = parley_protocol::frames::file_offset(q.offset)
         .map_err(|e| FileError::invalid(e.message()))?;
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(name) => Some(
+            parley_protocol::frames::FileKind::from_name(name)
+                .ok_or_else(|| FileError::invalid("kind must be image, video, audio or other"))?,
+        ),
+    };
     match backend
-        .execute(Some(me), CoreRequest::ListFiles { limit, offset })
+        .execute(
+            Some(me),
+            CoreRequest::ListFiles {
+                limit,
+                offset,
+                kind,
+            },
+        )
         .await
     {
         CoreResponse::Files {

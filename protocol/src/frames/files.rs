@@ -163,6 +163,76 @@ pub fn mime_type(raw: &str) -> Result<String, InvalidInput> {
     }
 }
 
+/// A file's kind, from its MIME type's top-level type (`ListFiles` filters by it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// `image/*`.
+    Image,
+    /// `video/*`.
+    Video,
+    /// `audio/*`.
+    Audio,
+    /// Everything else.
+    Other,
+}
+
+impl FileKind {
+    /// The kind of a MIME type.
+    pub fn of_mime(mime: &str) -> FileKind {
+        match mime.split('/').next().unwrap_or("") {
+            t if t.eq_ignore_ascii_case("image") => FileKind::Image,
+            t if t.eq_ignore_ascii_case("video") => FileKind::Video,
+            t if t.eq_ignore_ascii_case("audio") => FileKind::Audio,
+            _ => FileKind::Other,
+        }
+    }
+
+    /// The kind's one-byte code (as on the wire: 1..=4).
+    pub fn code(self) -> u8 {
+        match self {
+            FileKind::Image => 1,
+            FileKind::Video => 2,
+            FileKind::Audio => 3,
+            FileKind::Other => 4,
+        }
+    }
+
+    /// The kind of a code (`None`: 0, "any kind"; an unknown code is an error).
+    pub fn from_code(code: i32) -> Result<Option<FileKind>, InvalidInput> {
+        match code {
+            0 => Ok(None),
+            1 => Ok(Some(FileKind::Image)),
+            2 => Ok(Some(FileKind::Video)),
+            3 => Ok(Some(FileKind::Audio)),
+            4 => Ok(Some(FileKind::Other)),
+            _ => Err(InvalidInput::new("kind must be 0..=4")),
+        }
+    }
+
+    /// The kind's name, as `GET /im/v1/files?kind=` takes it: `image`, `video`, `audio`,
+    /// `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Image => "image",
+            FileKind::Video => "video",
+            FileKind::Audio => "audio",
+            FileKind::Other => "other",
+        }
+    }
+
+    /// The kind named `name` ([`FileKind::name`]).
+    pub fn from_name(name: &str) -> Option<FileKind> {
+        [
+            FileKind::Image,
+            FileKind::Video,
+            FileKind::Audio,
+            FileKind::Other,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+}
+
 /// Files per `ListFiles` page when the request names no limit.
 pub const DEFAULT_FILE_PAGE: u32 = 20;
 /// Files per `ListFiles` page at most.
@@ -288,6 +358,12 @@ mod tests {
             Request::ListFiles {
                 limit: 20,
                 offset: 40,
+                kind: None,
+            },
+            Request::ListFiles {
+                limit: 5,
+                offset: 0,
+                kind: Some(FileKind::Audio),
             },
             Request::DeleteFile(FileId::from_bytes([3; 16])),
         ];

@@ -33,7 +33,7 @@ pub use calls::{
 };
 pub use files::{file_offset, file_page, DEFAULT_FILE_PAGE, MAX_FILE_OFFSET, MAX_FILE_PAGE};
 pub use files::{
-    mime_type, FileId, FileInfo, NewFile, UploadToken, DEFAULT_MIME, MAX_FILE_NAME_BYTES,
+    mime_type, FileId, FileInfo, FileKind, NewFile, UploadToken, DEFAULT_MIME, MAX_FILE_NAME_BYTES,
     MAX_MIME_BYTES,
 };
 pub use meetings::{

@@ -315,6 +315,8 @@ pub enum Request {
     ListFiles {
         limit: u32,
         offset: u32,
+        /// Only files of this kind; `None`: every file.
+        kind: Option<super::files::FileKind>,
     },
     /// Deletes a file of the caller (docs/files.md).
     DeleteFile(FileId),
@@ -805,6 +807,7 @@ impl TryFrom<Body> for Request {
             Body::ListFiles(l) => Request::ListFiles {
                 limit: super::files::file_page(l.limit)?,
                 offset: super::files::file_offset(l.offset)?,
+                kind: super::files::FileKind::from_code(l.kind)?,
             },
             Body::DeleteFile(d) => Request::DeleteFile(d.file_id.parse()?),
             Body::CreateMeeting(c) => Request::CreateMeeting {
@@ -1195,7 +1198,15 @@ impl From<Request> for Body {
             Request::GetFile(id) => Body::GetFile(w::GetFile {
                 file_id: id.to_string(),
             }),
-            Request::ListFiles { limit, offset } => Body::ListFiles(w::ListFiles { limit, offset }),
+            Request::ListFiles {
+                limit,
+                offset,
+                kind,
+            } => Body::ListFiles(w::ListFiles {
+                limit,
+                offset,
+                kind: kind.map_or(0, |k| i32::from(k.code())),
+            }),
             Request::DeleteFile(id) => Body::DeleteFile(w::DeleteFile {
                 file_id: id.to_string(),
             }),

@@ -410,8 +410,12 @@ impl Service {
                 })
             }
             Request::GetFile(id) => now(Response::File(Box::new(core.get_file(Some(me), id)?))),
-            Request::ListFiles { limit, offset } => {
-                let list = core.list_files(me, limit, offset)?;
+            Request::ListFiles {
+                limit,
+                offset,
+                kind,
+            } => {
+                let list = core.list_files(me, limit, offset, kind)?;
                 now(Response::Files {
                     files: list.files,
                     has_more: list.has_more,

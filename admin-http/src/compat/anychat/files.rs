@@ -13,10 +13,10 @@
 //! 3. `POST /files/{fileId}/complete` registers the bytes as the caller's file and answers the
 //!    file, whose `fileId` is now the file's own id (AnyChat's SDK takes it from this answer).
 //!
-//! `GET /files?page=&pageSize=` lists the caller's files, newest first (`ListFiles`), and
-//! `DELETE /files/{fileId}` deletes one of them (`DeleteFile`: only its uploader may; anyone
-//! else gets `404`). After a delete, the file's info, download link and signed content URL
-//! all answer `404`.
+//! `GET /files?fileType=&page=&pageSize=` lists the caller's files (of one kind, if asked),
+//! newest first (`ListFiles`), and `DELETE /files/{fileId}` deletes one of them (`DeleteFile`:
+//! only its uploader may; anyone else gets `404`). After a delete, the file's info, download
+//! link and signed content URL all answer `404`.
 //!
 //! `GET /files/{fileId}/download?expiresMinutes=` answers a signed `downloadUrl` (default 60
 //! minutes, at most a day) for a file the caller may read; the link streams the bytes to whoever
@@ -500,7 +500,6 @@ async fn content(
 
 /// `GET /files?fileType=&page=&pageSize=` query (either casing; numbers as text, checked).
 #[derive(Deserialize, Default)]
-#[allow(dead_code)] // `file_type` is accepted and not applied: see `list`
 struct ListQuery {
     #[serde(alias = "file_type", rename = "fileType")]
     file_type: Option<String>,
@@ -522,11 +521,25 @@ fn number(what: &str, raw: Option<&str>) -> Result<Option<u32>, AnyError> {
     }
 }
 
-/// `GET /files?page=&pageSize=`: the caller's files, newest first (`ListFiles`): `{files,
-/// total, page, pageSize}`, `pageSize` 20 by default and at most 100. The core pages by
-/// offset up to 10000 files deep: a page beyond answers `400`. `fileType` is accepted but not
-/// applied (the core lists every type; each file carries its `fileType`).
+/// `GET /files?fileType=&page=&pageSize=`: the caller's files, newest first (`ListFiles`):
+/// `{files, total, page, pageSize}`, `pageSize` 20 by default and at most 100. The core pages
+/// by offset up to 10000 files deep: a page beyond answers `400`. `fileType` (`image`, `video`,
+/// `audio` or `file`; absent or empty: every file) lists that kind only, counted in `total`;
+/// another value answers `400`.
 async fn list(State(any): State<AnyChat>, Me(me): Me, Query(q): Query<ListQuery>) -> Reply {
+    use parley_protocol::frames::FileKind;
+    let kind = match q.file_type.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("image") => Some(FileKind::Image),
+        Some("video") => Some(FileKind::Video),
+        Some("audio") => Some(FileKind::Audio),
+        Some("file") => Some(FileKind::Other),
+        Some(_) => {
+            return Err(AnyError::invalid(
+                "fileType must be image, video, audio or file",
+            ))
+        }
+    };
     let page = number("page", q.page.as_deref())?.unwrap_or(1);
     let size = number("pageSize", q.page_size.as_deref())?
         .unwrap_or(parley_protocol::frames::DEFAULT_FILE_PAGE)
@@ -539,6 +552,7 @@ async fn list(State(any): State<AnyChat>, Me(me): Me, Query(q): Query<ListQuery>
     let request = Request::ListFiles {
         limit: size,
         offset,
+        kind,
     };
     match any.call(&me, request).await? {
         Response::Files { files, total, .. } => {

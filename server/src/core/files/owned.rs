@@ -77,12 +77,19 @@ impl Core {
         Ok(())
     }
 
-    /// The caller's files, newest first (`limit` and `offset` checked by the protocol).
-    pub fn list_files(&self, me: &Identity, limit: u32, offset: u32) -> CoreResult<FileList> {
+    /// The caller's files (of `kind` only, if given), newest first (`limit` and `offset`
+    /// checked by the protocol).
+    pub fn list_files(
+        &self,
+        me: &Identity,
+        limit: u32,
+        offset: u32,
+        kind: Option<parley_protocol::frames::FileKind>,
+    ) -> CoreResult<FileList> {
         self.files_indexed()?;
         let page = self
             .store
-            .files_of(me.user, offset as usize, limit as usize)
+            .files_of(me.user, offset as usize, limit as usize, kind)
             .map_err(internal)?;
         let files = page
             .files

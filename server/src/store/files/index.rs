@@ -4,7 +4,7 @@
 //!
 //! | tree          | key                                           | value |
 //! |---------------|-----------------------------------------------|-------|
-//! | `file_owners` | owner id, created Unix ms (u64 BE), file id   | empty |
+//! | `file_owners` | owner id, created Unix ms (u64 BE), file id   | the file's kind (1 byte, `FileKind::code`; empty in entries written before kinds) |
 //! |               | `v1` (2 bytes, outside every owner's prefix)  | empty: the indexes hold every file |
 //! | `file_hashes` | SHA-256 in hex (64 bytes), file id            | empty |
 //!
@@ -18,7 +18,7 @@
 //! needed ([`Store::index_files`]): a scan of `files` that writes the missing entries, then the
 //! `v1` mark.
 
-use parley_protocol::frames::FileId;
+use parley_protocol::frames::{FileId, FileKind};
 use parley_protocol::ids::UserId;
 
 use super::FileRecord;
@@ -77,8 +77,9 @@ impl Store {
     pub(super) fn index_file(&self, id: FileId, record: &FileRecord) -> Result<()> {
         self.hashes_tree()?
             .insert(hash_key(&record.sha256, id), &[])?;
+        let kind = FileKind::of_mime(&record.mime).code();
         self.owners_tree()?
-            .insert(owner_key(record.owner, record.created_ms, id), &[])?;
+            .insert(owner_key(record.owner, record.created_ms, id), &[kind])?;
         Ok(())
     }
 
@@ -105,27 +106,55 @@ impl Store {
         Ok(())
     }
 
-    /// `owner`'s files, newest first: `offset` skipped, at most `limit`. Counting them walks
-    /// the user's index keys (no records are read but the page's).
-    pub fn files_of(&self, owner: UserId, offset: usize, limit: usize) -> Result<FilePage> {
+    /// `owner`'s files (of `kind` only, if given), newest first: `offset` skipped, at most
+    /// `limit`. Counting them walks the user's index entries, whose values carry each file's
+    /// kind (no records are read but the page's, and those of entries written before kinds
+    /// when a kind is asked for).
+    pub fn files_of(
+        &self,
+        owner: UserId,
+        offset: usize,
+        limit: usize,
+        kind: Option<FileKind>,
+    ) -> Result<FilePage> {
         let files = self.files_tree()?;
         let mut page = FilePage::default();
         let mut live = 0usize;
-        for key in self
+        for row in self
             .owners_tree()?
             .scan_prefix(keys::u64_key(owner.get()))
-            .keys()
             .rev()
         {
-            let key = key?;
+            let (key, value) = row?;
             let id = file_of(&key, "file_owners")?;
+            let mut record = None;
+            if let Some(kind) = kind {
+                let code = match *value {
+                    [code] => code,
+                    _ => {
+                        // An entry from before kinds: its record says.
+                        record = crate::store::get_json::<FileRecord>(&files, id.bytes(), "files")?;
+                        match &record {
+                            Some(r) => FileKind::of_mime(&r.mime).code(),
+                            None => 0,
+                        }
+                    }
+                };
+                if code != kind.code() {
+                    continue;
+                }
+            }
             if live < offset || page.files.len() == limit {
                 // Counted without reading the record: entries without one are rare leftovers
                 // of an interrupted delete, removed when they come up on a page.
                 live += 1;
                 continue;
             }
-            match crate::store::get_json::<FileRecord>(&files, id.bytes(), "files")? {
+            let record = match record {
+                Some(r) => Some(r),
+                None => crate::store::get_json::<FileRecord>(&files, id.bytes(), "files")?,
+            };
+            match record {
                 Some(record) if record.owner == owner.get() => {
                     page.files.push((id, record));
                     live += 1;
@@ -204,12 +233,56 @@ mod tests {
         store
             .put_file(FileId::from_bytes([9; 16]), &record(6, "ab", 3))
             .unwrap();
-        let page = store.files_of(me, 0, 2).unwrap();
+        let page = store.files_of(me, 0, 2, None).unwrap();
         let ids: Vec<_> = page.files.iter().map(|(id, _)| id.bytes()[0]).collect();
         assert_eq!((ids, page.has_more, page.total), (vec![5, 4], true, 5));
-        let page = store.files_of(me, 4, 2).unwrap();
+        let page = store.files_of(me, 4, 2, None).unwrap();
         let ids: Vec<_> = page.files.iter().map(|(id, _)| id.bytes()[0]).collect();
         assert_eq!((ids, page.has_more, page.total), (vec![1], false, 5));
+    }
+
+    #[test]
+    fn lists_one_kind_in_pages_and_counts_it() {
+        let (_dir, store) = temp_store();
+        let me = UserId::try_from(5).unwrap();
+        let mimes = [
+            "image/png",
+            "text/plain",
+            "image/jpeg",
+            "audio/ogg",
+            "image/gif",
+        ];
+        for (i, mime) in (1..=5u8).zip(mimes) {
+            let r = FileRecord {
+                mime: mime.into(),
+                ..record(5, "ab", u64::from(i))
+            };
+            store.put_file(FileId::from_bytes([i; 16]), &r).unwrap();
+        }
+        let ids = |page: &FilePage| -> Vec<u8> {
+            page.files.iter().map(|(id, _)| id.bytes()[0]).collect()
+        };
+        let images = store.files_of(me, 0, 2, Some(FileKind::Image)).unwrap();
+        assert_eq!(
+            (ids(&images), images.has_more, images.total),
+            (vec![5, 3], true, 3)
+        );
+        let images = store.files_of(me, 2, 2, Some(FileKind::Image)).unwrap();
+        assert_eq!(
+            (ids(&images), images.has_more, images.total),
+            (vec![1], false, 3)
+        );
+        let other = store.files_of(me, 0, 10, Some(FileKind::Other)).unwrap();
+        assert_eq!((ids(&other), other.total), (vec![2], 1));
+        let video = store.files_of(me, 0, 10, Some(FileKind::Video)).unwrap();
+        assert_eq!((ids(&video), video.total), (vec![], 0));
+        // An entry written before kinds (empty value) is filtered by its record's type.
+        let owners = store.owners_tree().unwrap();
+        let key = owner_key(5, 4, FileId::from_bytes([4; 16]));
+        owners.insert(key, &[]).unwrap();
+        let audio = store.files_of(me, 0, 10, Some(FileKind::Audio)).unwrap();
+        assert_eq!((ids(&audio), audio.total), (vec![4], 1));
+        assert_eq!(store.files_of(me, 0, 10, None).unwrap().total, 5);
     }
 
     #[test]
@@ -230,7 +303,7 @@ mod tests {
         assert!(store.file_grants(a).unwrap().is_empty());
         assert_eq!(
             store
-                .files_of(UserId::try_from(5).unwrap(), 0, 10)
+                .files_of(UserId::try_from(5).unwrap(), 0, 10, None)
                 .unwrap()
                 .total,
             0
@@ -249,9 +322,9 @@ mod tests {
             .insert(id.bytes(), crate::store::json(&record(7, "ef", 1)))
             .unwrap();
         let me = UserId::try_from(7).unwrap();
-        assert_eq!(store.files_of(me, 0, 10).unwrap().total, 0);
+        assert_eq!(store.files_of(me, 0, 10, None).unwrap().total, 0);
         store.index_files().unwrap();
-        assert_eq!(store.files_of(me, 0, 10).unwrap().total, 1);
+        assert_eq!(store.files_of(me, 0, 10, None).unwrap().total, 1);
         // A second copy of the bytes keeps the blob when the old file goes.
         let other = FileId::from_bytes([5; 16]);
         store.put_file(other, &record(8, "ef", 2)).unwrap();
