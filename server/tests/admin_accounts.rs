@@ -475,3 +475,43 @@ async fn the_admin_api_manages_admins_and_settings_too() {
         "config:limits.recall_window_ms"
     );
 }
+
+/// `limits.recall_window_ms` set through AnyChat's admin API applies to the next recall, with
+/// no restart: a window of 1 ms refuses the recall of a message sent before it
+/// (`RECALL_EXPIRED`); widened again, the same recall goes through.
+#[tokio::test]
+async fn the_recall_window_applies_at_once() {
+    use parley_client::Transport;
+    use parley_protocol::frames::{ContentType, PeerRef};
+    use parley_protocol::ErrorCode;
+
+    let s = server().await;
+    let c = Any::new(&s);
+    let (op, _) = login(&c, "admin", ADMIN_TOKEN).await.unwrap();
+    let (alice, _a) = s.register(Transport::Tls, "alice").await;
+    let (bob, _b) = s.register(Transport::Tls, "bob").await;
+    let d = alice
+        .open_direct(PeerRef::User(bob.user_id()))
+        .await
+        .unwrap()
+        .id;
+    let send = |text: &'static str| {
+        alice.send(
+            d,
+            ContentType::Text,
+            bytes::Bytes::from_static(text.as_bytes()),
+        )
+    };
+    let first = send("one").await.unwrap().seq;
+    let second = send("two").await.unwrap().seq;
+
+    assert_eq!(put(&c, &op, "limits.recall_window_ms", "1").await, 0);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(
+        common::code(alice.recall_message(d, first).await),
+        ErrorCode::RecallExpired
+    );
+    assert_eq!(put(&c, &op, "limits.recall_window_ms", "600000").await, 0);
+    alice.recall_message(d, first).await.unwrap();
+    alice.recall_message(d, second).await.unwrap();
+}
