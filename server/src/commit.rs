@@ -2,9 +2,9 @@
 //!
 //! The request service queues entries on a bounded channel. A dedicated thread takes everything queued (up to
 //! `commit_batch`), assigns seqs and ids, appends the batch to the message log with one write,
-//! makes it durable with one fdatasync, and only then answers every sender and hands the new
-//! messages to the fan-out. Being the only writer is what makes per-conversation seqs gapless
-//! without locks.
+//! makes it durable with one fdatasync, and only then hands the batch's answers and new
+//! messages to the fan-out task, which answers every sender first and then pushes the
+//! messages. Being the only writer is what makes per-conversation seqs gapless without locks.
 //!
 //! A failed write or sync fails the batch it was for; what happens next depends on the class of
 //! the failure ([`crate::store::StoreHealth`]): a full disk (or another failed write) refuses
@@ -94,11 +94,31 @@ impl AsRef<CommitItem> for CommitRequest {
     }
 }
 
-/// Newly durable entries, for the fan-out.
+/// Where a sender's outcome goes, and the outcome.
+pub type Answer = (
+    oneshot::Sender<Result<SendAck, CommitError>>,
+    Result<SendAck, CommitError>,
+);
+
+/// A durable batch's answers and new entries, for the fan-out task: it answers the senders
+/// first, then pushes the entries. The committer (a thread outside the runtime) thus wakes one
+/// task per batch, and the senders' sessions are woken from inside the runtime, where a wake
+/// is a local schedule rather than a cross-thread unpark (docs/BENCHMARKS.md, fifth session).
 #[derive(Debug)]
 pub struct CommittedBatch {
-    /// Entries with the session that sent each.
+    /// Each sender's answer (the ack or why not), in the batch's order.
+    pub replies: Vec<Answer>,
+    /// New entries with the session that sent each.
     pub messages: Vec<(Message, Option<SessionId>)>,
+}
+
+impl CommittedBatch {
+    /// Sends every answer (idempotent: they are taken out).
+    pub fn answer(&mut self) {
+        for (to, reply) in self.replies.drain(..) {
+            let _ = to.send(reply);
+        }
+    }
 }
 
 /// What the committer has done, for `/api/v1/stats`.
@@ -448,6 +468,7 @@ fn run(
                     }
                 }
                 let mut fresh = Vec::with_capacity(outcomes.len());
+                let mut replies = Vec::with_capacity(outcomes.len());
                 let mut events = 0u64;
                 for (req, outcome) in batch.drain(..).zip(outcomes) {
                     let reply = match outcome {
@@ -467,16 +488,19 @@ fn run(
                         }
                         Err(e) => Err(CommitError::from(e)),
                     };
-                    let _ = req.reply.send(reply);
+                    replies.push((req.reply, reply));
                 }
                 let messages = fresh.len() as u64 - events;
                 stats.messages.fetch_add(messages, Ordering::Relaxed);
                 stats.events.fetch_add(events, Ordering::Relaxed);
-                if !fresh.is_empty()
-                    && fanout
-                        .blocking_send(CommittedBatch { messages: fresh })
-                        .is_err()
-                {
+                let done = CommittedBatch {
+                    replies,
+                    messages: fresh,
+                };
+                if let Err(mpsc::error::SendError(mut done)) = fanout.blocking_send(done) {
+                    // No fan-out task (shutdown): answer here; the entries are durable, and
+                    // their receivers catch up by sync.
+                    done.answer();
                     tracing::debug!("fan-out stopped; pushes skipped (clients catch up by sync)");
                 }
                 // The periodic snapshot runs beside the committer: on no ack's path.

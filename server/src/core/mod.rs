@@ -293,7 +293,9 @@ impl Core {
                 .name("read-cursors".into())
                 .spawn(move || cursors.run(&store))
         };
-        while let Some(batch) = rx.recv().await {
+        while let Some(mut batch) = rx.recv().await {
+            // The senders first: their acks do not wait for the pushes.
+            batch.answer();
             self.stats
                 .messages
                 .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
