@@ -275,10 +275,30 @@ impl Core {
         Ok(out)
     }
 
-    /// Creates an admin account (a super admin's action; call it through
-    /// [`Core::admin_audited`]). `INVALID_ARGUMENT` for a bad name, password or role,
-    /// `CONFLICT` for a name in use, `FORBIDDEN` past [`MAX_ADMINS`].
+    /// Creates an admin account, a super admin's action, audited as `create_admin` (refused
+    /// attempts included). `role` is `super_admin` or `admin` (empty: `admin`).
+    /// `INVALID_ARGUMENT` for a bad name, password or role, `CONFLICT` for a name in use,
+    /// `FORBIDDEN` past [`MAX_ADMINS`].
     pub async fn create_admin(
+        &self,
+        actor: &Actor,
+        username: &str,
+        password: String,
+        role: &str,
+        source: Source,
+    ) -> CoreResult<AdminInfo> {
+        let role = if role.is_empty() { "admin" } else { role };
+        let work = async {
+            let role = AdminRole::parse(role)?;
+            self.insert_admin(actor, username, password, role, source)
+                .await
+        };
+        let (target, detail) = (format!("admin_name:{username}"), format!("role={role}"));
+        self.admin_audited(actor, "create_admin", target, detail, work)
+            .await
+    }
+
+    async fn insert_admin(
         &self,
         actor: &Actor,
         username: &str,
@@ -335,16 +355,26 @@ impl Core {
         Ok(info(id, &record))
     }
 
-    /// Enables or disables the admin `id` (a super admin's action; call it through
-    /// [`Core::admin_audited`]). Disabling revokes every token issued to it so far.
-    /// `FORBIDDEN` for the operator or a super admin disabling itself, `NOT_FOUND` for no such
-    /// admin.
+    /// Enables or disables the admin `id`, a super admin's action, audited as `enable_admin`
+    /// or `disable_admin`. Disabling revokes every token issued to it so far. `FORBIDDEN` for
+    /// the operator or a super admin disabling itself, `NOT_FOUND` for no such admin.
     pub async fn set_admin_enabled(
         &self,
         actor: &Actor,
         id: u64,
         enabled: bool,
     ) -> CoreResult<AdminInfo> {
+        let action = if enabled {
+            "enable_admin"
+        } else {
+            "disable_admin"
+        };
+        let work = self.switch_admin(actor, id, enabled);
+        self.admin_audited(actor, action, format!("admin:{id}"), String::new(), work)
+            .await
+    }
+
+    async fn switch_admin(&self, actor: &Actor, id: u64, enabled: bool) -> CoreResult<AdminInfo> {
         self.acting_super_admin(actor)?;
         if id == OPERATOR_ID {
             return Err(err(

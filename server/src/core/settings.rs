@@ -11,8 +11,7 @@
 //! Every other key of the configuration is read-only (`FORBIDDEN`: change the file and
 //! restart); a key the configuration does not have is `NOT_FOUND`; a value of the wrong type
 //! or range is `INVALID_ARGUMENT`. Every change is audited (`set_config`, target
-//! `config:<key>`, detail the new value) by the caller ([`Core::set_setting`] is called
-//! through [`Core::audited`]).
+//! `config:<key>`, detail the new value) by [`Core::set_setting`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -158,15 +157,29 @@ impl Core {
             .collect()
     }
 
-    /// Sets the runtime setting `key` to `value` for `actor` (an audit actor name): validated,
-    /// stored durably, then applied. `NOT_FOUND` for a key the configuration does not have,
-    /// `FORBIDDEN` for one that is read-only, `INVALID_ARGUMENT` for a bad value.
+    /// Sets the runtime setting `key` to `value` as `actor`: validated, stored durably, then
+    /// applied; audited as `set_config` (refused attempts included). `NOT_FOUND` for a key the
+    /// configuration does not have, `FORBIDDEN` for one that is read-only, `INVALID_ARGUMENT`
+    /// for a bad value.
     pub async fn set_setting(
         &self,
-        actor: &str,
+        actor: &super::Actor,
         key: &str,
         value: &str,
     ) -> CoreResult<SettingInfo> {
+        let name = actor.audit_name();
+        let work = self.store_setting(&name, key, value);
+        self.admin_audited(
+            actor,
+            "set_config",
+            format!("config:{key}"),
+            value.into(),
+            work,
+        )
+        .await
+    }
+
+    async fn store_setting(&self, actor: &str, key: &str, value: &str) -> CoreResult<SettingInfo> {
         let Some(&(key, kind, description)) = KEYS.iter().find(|(k, _, _)| *k == key) else {
             return Err(match config_has(&self.cfg, key) {
                 true => err(

@@ -42,6 +42,12 @@ pub enum Source {
 }
 
 impl Source {
+    /// The source of a connection from `peer`, if known ([`Source::from_ip`]); else
+    /// [`Source::Unknown`].
+    pub fn of_peer(peer: Option<std::net::SocketAddr>) -> Source {
+        peer.map_or(Source::Unknown, |p| Source::from_ip(p.ip()))
+    }
+
     /// The source of a connection from `ip`: IPv4-mapped IPv6 addresses become IPv4, and an
     /// IPv6 address counts as its /64.
     pub fn from_ip(ip: IpAddr) -> Source {

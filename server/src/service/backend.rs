@@ -329,9 +329,7 @@ impl Backend for HttpBackend {
     ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
         let core = self.service.core().clone();
         async move {
-            let source = peer.map_or(crate::core::Source::Unknown, |p| {
-                crate::core::Source::from_ip(p.ip())
-            });
+            let source = crate::core::Source::of_peer(peer);
             core.admin_login(&username, &password, source)
                 .await
                 .map(admin_account)
@@ -359,24 +357,16 @@ impl Backend for HttpBackend {
     ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
         let core = self.service.core().clone();
         async move {
-            let actor = core_actor(actor);
-            let source = peer.map_or(crate::core::Source::Unknown, |p| {
-                crate::core::Source::from_ip(p.ip())
-            });
-            let role = match account.role.as_str() {
-                "" => "admin",
-                other => other,
-            };
-            let target = format!("admin_name:{}", account.username);
-            let detail = format!("role={role}");
-            let work = async {
-                let role = crate::core::AdminRole::parse(role)?;
-                core.create_admin(&actor, &account.username, account.password, role, source)
-                    .await
-            };
-            core.admin_audited(&actor, "create_admin", target, detail, work)
-                .await
-                .map(admin_account)
+            let source = crate::core::Source::of_peer(peer);
+            core.create_admin(
+                &core_actor(actor),
+                &account.username,
+                account.password,
+                &account.role,
+                source,
+            )
+            .await
+            .map(admin_account)
         }
         .boxed()
     }
@@ -389,14 +379,7 @@ impl Backend for HttpBackend {
     ) -> BoxFuture<'static, Result<parley_admin_http::AdminAccount, ErrorInfo>> {
         let core = self.service.core().clone();
         async move {
-            let actor = core_actor(actor);
-            let action = if enabled {
-                "enable_admin"
-            } else {
-                "disable_admin"
-            };
-            let work = core.set_admin_enabled(&actor, id, enabled);
-            core.admin_audited(&actor, action, format!("admin:{id}"), String::new(), work)
+            core.set_admin_enabled(&core_actor(actor), id, enabled)
                 .await
                 .map(admin_account)
         }
@@ -420,18 +403,9 @@ impl Backend for HttpBackend {
     ) -> BoxFuture<'static, Result<parley_admin_http::RuntimeSetting, ErrorInfo>> {
         let core = self.service.core().clone();
         async move {
-            let actor = core_actor(actor);
-            let name = actor.audit_name();
-            let work = core.set_setting(&name, &key, &value);
-            core.admin_audited(
-                &actor,
-                "set_config",
-                format!("config:{key}"),
-                value.clone(),
-                work,
-            )
-            .await
-            .map(runtime_setting)
+            core.set_setting(&core_actor(actor), &key, &value)
+                .await
+                .map(runtime_setting)
         }
         .boxed()
     }
