@@ -57,6 +57,25 @@ impl Tokens {
             refresh_first: false,
         }
     }
+
+    /// Takes the tokens of a later login. A token `Login` answers with an empty refresh token
+    /// (docs/protocol.md, section 4): the one held stays, instead of being lost.
+    pub(crate) fn update(&mut self, login: &LoginResult) {
+        let held = self.refresh.take();
+        *self = Tokens::from_login(login);
+        if self.refresh.is_none() {
+            self.refresh = held;
+        }
+    }
+
+    /// [`Tokens::update`] with tokens taken from a login made outside the reconnect logic.
+    pub(crate) fn merge(&mut self, newer: Tokens) {
+        let held = self.refresh.take();
+        *self = newer;
+        if self.refresh.is_none() {
+            self.refresh = held;
+        }
+    }
 }
 
 /// Why a reconnect login failed.
@@ -99,7 +118,7 @@ pub(crate) async fn relogin(
         };
         match link.login(request, timeout).await {
             Ok(login) => {
-                *tokens = Tokens::from_login(&login);
+                tokens.update(&login);
                 return Ok(login);
             }
             Err(ClientError::Server(e)) if is_auth_error(e.code) && tokens.refresh.is_some() => {
@@ -125,7 +144,7 @@ pub(crate) async fn relogin(
     };
     match link.login(request, timeout).await {
         Ok(login) => {
-            *tokens = Tokens::from_login(&login);
+            tokens.update(&login);
             Ok(login)
         }
         Err(e) => Err(classify(e)),

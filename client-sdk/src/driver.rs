@@ -64,7 +64,7 @@ impl Driver {
                         break ClientError::Disconnected;
                     }
                     if let Some(tokens) = self.state.new_tokens.take() {
-                        self.tokens = tokens;
+                        self.tokens.merge(tokens);
                     }
                     match self.reconnect().await {
                         Ok((l, lr)) => {

@@ -384,6 +384,56 @@ async fn expired_access_token_is_refreshed() {
     client.close().await;
 }
 
+/// A token `Login` answers with an empty refresh token (docs/protocol.md, section 4): the
+/// client keeps the one it has, and refreshes with it when the access token expires later.
+#[tokio::test]
+async fn a_token_login_keeps_the_refresh_token_held() {
+    let (server, addr) = MockServer::start().await;
+    let (client, mut events, conn) = connected(&server, addr).await;
+    drop(conn);
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Disconnected { .. }
+    ));
+    // Reconnect with the access token: the server answers as it does, without a refresh token.
+    let mut conn = server.accept().await;
+    let (id, req) = conn.request().await;
+    assert!(matches!(
+        &req,
+        Request::Login { credential: Credential::AccessToken(t), .. } if t == "access-1"
+    ));
+    let mut token_login = login_result(1);
+    token_login.refresh_token = String::new();
+    conn.respond(id, Response::Login(token_login)).await;
+    assert!(matches!(next(&mut events).await, Event::Connected(_)));
+    conn.expect_empty_sync().await;
+    drop(conn);
+    assert!(matches!(
+        next(&mut events).await,
+        Event::Disconnected { .. }
+    ));
+    // Later the access token has expired: the refresh token from the first login is used.
+    let mut conn = server.accept().await;
+    let (id, _) = conn.request().await;
+    conn.respond(
+        id,
+        Response::Error(ErrorInfo::new(ErrorCode::TokenExpired, "token expired")),
+    )
+    .await;
+    let (id, req) = conn.request().await;
+    assert!(
+        matches!(
+            &req,
+            Request::Refresh { refresh_token, .. } if refresh_token == "refresh-1"
+        ),
+        "refreshed with the held token: {req:?}"
+    );
+    conn.respond(id, Response::Login(login_result(2))).await;
+    assert!(matches!(next(&mut events).await, Event::Connected(l) if l.access_token == "access-2"));
+    conn.expect_empty_sync().await;
+    client.close().await;
+}
+
 #[tokio::test]
 async fn refused_refresh_stops_the_client() {
     let (server, addr) = MockServer::start().await;

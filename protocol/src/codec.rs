@@ -39,8 +39,9 @@ impl FrameCodec {
 
     /// Takes one complete frame body off the front of `buf`.
     ///
-    /// Returns `Ok(None)` when more bytes are needed; in that case it reserves room for the rest
-    /// of the announced frame, which has already passed the size check.
+    /// Returns `Ok(None)` when more bytes are needed. It reserves nothing for the rest of the
+    /// announced frame: the buffer grows as bytes arrive, so a peer that announces a large
+    /// frame and sends part of it makes the server hold only what it sent (issue 15).
     pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         if buf.len() < LEN_PREFIX {
             return Ok(None);
@@ -53,7 +54,6 @@ impl FrameCodec {
             });
         }
         if buf.len() < LEN_PREFIX + len {
-            buf.reserve(LEN_PREFIX + len - buf.len());
             return Ok(None);
         }
         buf.advance(LEN_PREFIX);
@@ -129,6 +129,20 @@ mod tests {
             Err(DecodeError::TooLarge { len, max: 16 }) if len == u32::MAX as usize
         ));
         assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn an_announced_frame_reserves_nothing_before_its_bytes_arrive() {
+        let codec = FrameCodec::new(1 << 20);
+        let mut buf = BytesMut::from(&((1u32 << 20).to_be_bytes())[..]);
+        buf.extend_from_slice(b"abc");
+        let cap = buf.capacity();
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert_eq!(
+            buf.capacity(),
+            cap,
+            "no room reserved for the announced 1 MiB"
+        );
     }
 
     #[test]

@@ -178,6 +178,43 @@ string_id!(
     }
 );
 
+impl Account {
+    /// What makes two account names the same account, or too alike to tell apart: the name in
+    /// ASCII lower case (the case fold; account names are ASCII, on which Unicode NFKC changes
+    /// nothing and which holds no other confusable scripts), without its separators `.`, `_`
+    /// and `-`, with `0` read as `o` and `1` as `l`. "Alice", "alice", "a.lice" and "a1ice"
+    /// share the skeleton "alice"; the server keeps one account per skeleton
+    /// (docs/protocol.md, section 4).
+    pub fn skeleton(&self) -> String {
+        self.0
+            .bytes()
+            .filter(|b| !matches!(b, b'.' | b'_' | b'-'))
+            .map(|b| match b.to_ascii_lowercase() {
+                b'0' => 'o',
+                b'1' => 'l',
+                other => other as char,
+            })
+            .collect()
+    }
+
+    /// The rule for a name a new account takes, beyond those of every account name: it starts
+    /// and ends with a letter or digit and has no two separators in a row ("alice." and
+    /// "a..lice" are refused; accounts made before this rule keep their names).
+    pub fn check_new(&self) -> Result<(), InvalidInput> {
+        let sep = |b: &u8| matches!(b, b'.' | b'_' | b'-');
+        let bytes = self.0.as_bytes();
+        let edges = bytes.first().is_some_and(sep) || bytes.last().is_some_and(sep);
+        let doubled = bytes.windows(2).any(|w| sep(&w[0]) && sep(&w[1]));
+        if edges || doubled {
+            return Err(InvalidInput::new(
+                "a new account name starts and ends with a letter or digit, with at most one \
+                 of . _ - in a row",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which server node a session lives on (0 on a single node). Session ids carry it, so a
 /// router spanning several nodes knows where to deliver.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -246,6 +283,27 @@ mod tests {
         assert!(Account::try_from("al").is_err());
         assert!(Account::try_from("alice smith").is_err());
         assert!(Account::try_from("alice_01").is_ok());
+        assert!(Account::try_from("alice_01").unwrap().check_new().is_ok());
+        for bad in ["alice.", "_alice", "a..lice", "a.-lice"] {
+            assert!(
+                Account::try_from(bad).unwrap().check_new().is_err(),
+                "{bad}"
+            );
+        }
+        let skeleton = |s: &str| Account::try_from(s).unwrap().skeleton();
+        for same in [
+            "alice",
+            "Alice",
+            "ALICE",
+            "a.lice",
+            "a1ice",
+            "a_l-i.c_e",
+            "alice.",
+        ] {
+            assert_eq!(skeleton(same), "alice", "{same}");
+        }
+        assert_eq!(skeleton("b0b"), "bob");
+        assert_ne!(skeleton("alicia"), "alice");
         assert!(DeviceId::try_from("").is_err());
         assert!(DeviceId::try_from("a".repeat(65)).is_err());
         assert!(DeviceId::try_from("phone\n").is_err());

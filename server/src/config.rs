@@ -72,8 +72,10 @@ impl Default for AdminConfig {
     }
 }
 
-/// TLS on the HTTP listeners, with the server's certificate (`[tls]`, or the development one).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// The HTTP listeners: TLS with the server's certificate (`[tls]`, or the development one),
+/// and the limits of every HTTP connection (docs/security.md, "HTTP connections and
+/// descriptors").
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Serve HTTPS on `listen.http` (the public surface, and the private one when
@@ -81,6 +83,48 @@ pub struct HttpConfig {
     pub tls: bool,
     /// Serve HTTPS on `listen.http_private`.
     pub private_tls: bool,
+    /// Time a request head (request line and headers) has from its first byte to its last;
+    /// then the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A connection with no request in progress and no byte moving this long is closed
+    /// (keep-alive between requests, a client that sends nothing, a response left unread).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A request body that sends nothing this long ends with `408` and a close. Per stall, not
+    /// per body: an upload goes on as long as its bytes flow.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Connections one HTTP listener serves at once; more are refused at accept (`503` on
+    /// plain HTTP, a close on HTTPS). All HTTP listeners together also stay within their share
+    /// of the descriptor budget (`limits.fd_reserve`).
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let limits = parley_admin_http::ops::HttpLimits::default();
+        Self {
+            tls: false,
+            private_tls: false,
+            header_timeout: limits.header_timeout,
+            idle_timeout: limits.idle_timeout,
+            body_timeout: limits.body_timeout,
+            max_connections: limits.max_connections,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The limits every HTTP listener applies to its connections.
+    pub fn limits(&self) -> parley_admin_http::ops::HttpLimits {
+        parley_admin_http::ops::HttpLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// Files: contents in content-addressed blobs on disk, metadata in the store (docs/files.md).
@@ -244,6 +288,12 @@ pub struct LimitsConfig {
     pub requests_per_second: u32,
     /// Pushes queued per session before it is marked lagging.
     pub outbound_queue: usize,
+    /// Bytes of pushes queued per session before it is marked lagging (whichever of this and
+    /// `outbound_queue` comes first; docs/security.md, "Smaller limits").
+    pub outbound_queue_bytes: u32,
+    /// At most one typing notice per sender and conversation is relayed in this many ms; the
+    /// others are answered `Ok` and dropped (docs/security.md, "Smaller limits").
+    pub typing_interval_ms: u64,
     /// Concurrent connections over all transports.
     pub max_connections: usize,
     /// Members of one group.
@@ -267,6 +317,11 @@ pub struct LimitsConfig {
     /// Members one account may add at once before the rate applies (one larger request still
     /// passes, and the account then waits it off).
     pub group_adds_burst: u32,
+    /// File descriptors kept out of the connection budget for the store, the message log,
+    /// files being streamed and the search index: the budget is the process's descriptor limit
+    /// (`RLIMIT_NOFILE`) less those open at start and this reserve (docs/security.md, "HTTP
+    /// connections and descriptors").
+    pub fd_reserve: usize,
 }
 
 /// Heartbeat and handshake timing.
@@ -446,6 +501,8 @@ impl Default for LimitsConfig {
             max_sync_bytes: 1024 * 1024,
             requests_per_second: 2000,
             outbound_queue: 1024,
+            outbound_queue_bytes: 2 * 1024 * 1024,
+            typing_interval_ms: 1000,
             max_connections: 100_000,
             max_group_members: 10_000,
             recall_window_ms: 120_000,
@@ -456,6 +513,7 @@ impl Default for LimitsConfig {
             groups_burst: 2000,
             group_adds_per_minute: 300,
             group_adds_burst: 1000,
+            fd_reserve: 256,
         }
     }
 }
@@ -595,6 +653,7 @@ impl Config {
         }
         if l.max_inflight_sends == 0
             || l.outbound_queue == 0
+            || l.outbound_queue_bytes == 0
             || l.max_connections == 0
             || l.commit_queue == 0
             || l.commit_batch == 0
@@ -657,6 +716,17 @@ impl Config {
         }
         if self.http.private_tls && l.http_private.is_empty() {
             return bad("http.private_tls needs listen.http_private");
+        }
+        let h = &self.http;
+        if h.header_timeout.is_zero()
+            || h.idle_timeout.is_zero()
+            || h.body_timeout.is_zero()
+            || h.max_connections == 0
+        {
+            return bad(
+                "http.header_timeout, http.idle_timeout, http.body_timeout and \
+                 http.max_connections must be positive",
+            );
         }
         Ok(())
     }
@@ -805,6 +875,27 @@ mod tests {
         .unwrap();
         assert!(cfg.http.tls && !cfg.http.private_tls);
         assert_eq!(cfg.admin.token.as_deref(), Some("0123456789abcdef"));
+    }
+
+    #[test]
+    fn http_limits_are_checked() {
+        let cfg = Config::from_toml(
+            "[http]\nheader_timeout = \"2s\"\nidle_timeout = \"5s\"\nbody_timeout = \"3s\"\n\
+             max_connections = 8\n[limits]\nfd_reserve = 32\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        let limits = cfg.http.limits();
+        assert_eq!(limits.header_timeout, Duration::from_secs(2));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(limits.body_timeout, Duration::from_secs(3));
+        assert_eq!((limits.max_connections, cfg.limits.fd_reserve), (8, 32));
+        let mut cfg = Config::default();
+        cfg.http.body_timeout = Duration::ZERO;
+        assert!(cfg.validate().is_err());
+        let mut cfg = Config::default();
+        cfg.http.max_connections = 0;
+        assert!(cfg.validate().is_err());
     }
 
     #[test]

@@ -164,6 +164,9 @@ fn printed(text: &str) -> ExitCode {
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
     let server = Server::bind(cfg).await?;
+    // Handled from before the ready line: a SIGTERM right after it drains like any other
+    // (registered later, in the task below, it could find the default action: death).
+    let signalled = shutdown_signal();
     let a = server.addrs();
     tracing::info!(
         data_dir = %data_dir.display(),
@@ -192,7 +195,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signalled.await;
         trigger.cancel();
     });
     server.run(shutdown).await?;
@@ -207,24 +210,34 @@ fn list(addrs: &[SocketAddr]) -> String {
         .join(",")
 }
 
-async fn wait_for_signal() {
+/// Resolves at SIGTERM or SIGINT; both are registered when this is called, not when the
+/// future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let registered = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        async move {
+            match registered {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

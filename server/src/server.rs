@@ -48,6 +48,18 @@ pub enum StartError {
     /// message names the failure (docs/durability.md, "Full disk and failed fsync").
     #[error("{0}")]
     StoreFailed(String),
+    /// A directory the server writes to cannot be written (a read-only mount, permissions).
+    #[error(
+        "{} is not writable ({source}): the server keeps its store, message log and files \
+         there; make it writable (a read-only mount? permissions?) and start again",
+        dir.display()
+    )]
+    NotWritable {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The addresses actually bound (port 0 resolved).
@@ -139,7 +151,7 @@ impl Server {
     /// Validates `cfg`, opens the store, loads or creates certificates and binds every socket.
     pub async fn bind(cfg: Config) -> Result<Server, StartError> {
         cfg.validate()?;
-        std::fs::create_dir_all(&cfg.data_dir)?;
+        check_writable(&cfg)?;
         let material = tls::load_or_create(&cfg)?;
         let rustls = tls::server_config(&material, cfg.tls.early_data_tickets)?;
         // The session's heartbeat owns liveness (and says GoAway); QUIC's own idle timeout is
@@ -254,11 +266,17 @@ impl Server {
         let tracker = TaskTracker::new();
         let lot = ParkingLot::start(tracker.clone(), tokio::runtime::Handle::current())?;
         let service = Service::new(core.clone());
+        // One descriptor budget for every surface (transport/budget.rs): the binary transports
+        // and WebSocket sessions draw from `permits`, all HTTP listeners from `http_pool`.
+        let http_count =
+            http_listeners.len() + http_private_listeners.len() + dialect_root_listeners.len();
+        let budget = crate::transport::budget::at_start(core.config(), http_count);
+        let http_pool = Arc::new(Semaphore::new(budget.http));
         let shared = Shared {
             service: service.clone(),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
-            permits: Arc::new(Semaphore::new(core.config().limits.max_connections)),
+            permits: Arc::new(Semaphore::new(budget.im)),
             lot: lot.clone(),
         };
         let fanout = tokio::spawn(core.clone().run_fanout(fanout_rx));
@@ -333,17 +351,18 @@ impl Server {
             let socket = l.into_std()?;
             let rustls = rustls.clone();
             let token = shutdown.clone();
+            let (limits, pool) = (cfg.http.limits(), http_pool.clone());
             listeners.spawn(supervise(name, stop, sup, move || {
                 let l = socket.try_clone().and_then(TcpListener::from_std);
                 let (app, rustls, token) = (app.clone(), rustls.clone(), token.clone());
+                let pool = pool.clone();
                 async move {
                     let l = l.map_err(|e| format!("cannot reopen the socket: {e}"))?;
                     let stop = async move { token.cancelled().await };
-                    let served = match https {
-                        true => parley_admin_http::ops::serve_tls(l, app, &rustls, stop).await,
-                        false => parley_admin_http::serve(l, app, stop).await,
-                    };
-                    served.map_err(|e| format!("HTTP side-service failed: {e}"))
+                    let tls = https.then_some(&*rustls);
+                    parley_admin_http::ops::serve_http(l, app, tls, limits, pool, stop)
+                        .await
+                        .map_err(|e| format!("HTTP side-service failed: {e}"))
                 }
             }));
         }
@@ -415,6 +434,31 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Refuses, by name, a data directory (or a directory in it that the server writes to) that
+/// cannot be written, rather than meet it as an anonymous error halfway through opening the
+/// store: an empty file is created, synced and removed in each that exists.
+fn check_writable(cfg: &Config) -> Result<(), StartError> {
+    let data = &cfg.data_dir;
+    let not_writable = |dir: &std::path::Path| {
+        let dir = dir.to_owned();
+        move |source| StartError::NotWritable { dir, source }
+    };
+    std::fs::create_dir_all(data).map_err(not_writable(data))?;
+    let dirs = [
+        data.clone(),
+        data.join("store"),
+        data.join("messages"),
+        cfg.files.dir(data),
+    ];
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        let probe = dir.join(".parley-write-probe");
+        let written = std::fs::File::create(&probe).and_then(|f| f.sync_all());
+        let _ = std::fs::remove_file(&probe);
+        written.map_err(not_writable(dir))?;
+    }
+    Ok(())
 }
 
 /// A listener's address, for naming it in logs.

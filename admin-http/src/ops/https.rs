@@ -1,44 +1,80 @@
-//! HTTPS for the HTTP listeners: tokio-rustls accepts, hyper serves HTTP/1.1 (with upgrades,
-//! so the WebSocket works over it too), with the server's certificate.
+//! Every HTTP listener (public, private, the dialects' roots), plain or with TLS: an accept loop
+//! with a connection cap, and hyper serving HTTP/1.1 (with upgrades, so the WebSocket works over
+//! it) on each connection under the time limits of [`super::limits`].
 //!
-//! The TLS handshake runs in the connection's own task under [`HANDSHAKE_TIMEOUT`], never in
-//! the accept loop, so a slow or silent client holds up nobody else. Shutdown stops accepting,
-//! asks every connection to finish its request in flight and close, and waits for them.
+//! - **Cap**: a connection is served only with a permit of its listener
+//!   ([`HttpLimits::max_connections`]) and one of the pool all HTTP listeners share (the HTTP
+//!   surfaces' part of the server's descriptor budget). Without both it is refused at accept:
+//!   a plain one gets `503 Service Unavailable` with `Retry-After` and a close, a TLS one a
+//!   close. Nothing waits in a queue of ours; the kernel's backlog is all there is.
+//! - **TLS**: the handshake runs in the connection's own task under [`HANDSHAKE_TIMEOUT`],
+//!   never in the accept loop, so a slow or silent client holds up nobody else.
+//! - **Shutdown** stops accepting, asks every connection to finish its request in flight and
+//!   close, and waits for them.
+//!
+//! A connection upgraded to a WebSocket leaves this loop (hyper hands the socket over) and with
+//! it its permits: its session counts under the server's `limits.max_connections` instead.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+use super::limits::{Activity, Expired, HttpLimits, StallBody, Tracked, Watchdog};
+
 /// Time a client has to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The ALPN protocol the HTTPS listeners offer: HTTP/1.1 (what `axum::serve` speaks too).
+/// The ALPN protocol the HTTPS listeners offer: HTTP/1.1.
 const ALPN_HTTP1: &[u8] = b"http/1.1";
 
-/// Serves `router` over TLS on `listener` until `shutdown` completes. `tls` is the server's
-/// rustls configuration; its ALPN list is replaced with `http/1.1` here (the binary
-/// listeners offer the protocol's own).
-pub async fn serve_tls(
+/// How often a listener that keeps refusing connections says so again.
+const REFUSAL_REPORT: Duration = Duration::from_secs(10);
+
+/// What a plain-HTTP connection over the cap is told before the close. Written with one
+/// non-blocking write into the fresh socket's empty send buffer, so refusing never waits.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 29\r\nconnection: close\r\n\r\n\
+too many connections; retry\r\n";
+
+/// Serves `router` on `listener` until `shutdown` completes: with TLS when `tls` is given (its
+/// ALPN list is replaced with `http/1.1`; the binary listeners offer the protocol's own), each
+/// connection under `limits` and holding a permit of `pool` (shared by all HTTP listeners).
+pub async fn serve_http(
     listener: TcpListener,
     router: Router,
-    tls: &ServerConfig,
+    tls: Option<&ServerConfig>,
+    limits: HttpLimits,
+    pool: Arc<Semaphore>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut config = tls.clone();
-    config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = tls.map(|tls| {
+        let mut config = tls.clone();
+        config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    });
     let addr = listener.local_addr().ok();
-    tracing::debug!(?addr, "HTTPS side-service listening");
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::debug!(?addr, scheme, ?limits, "HTTP listener serving");
+    let mine = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut refused: u64 = 0;
+    let mut reported: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         // Finished connections are reaped as we go, so the set holds only live ones.
@@ -48,32 +84,37 @@ pub async fn serve_tls(
                 Ok(a) => a,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.
-                    tracing::warn!(error = %e, "HTTPS accept failed");
+                    tracing::warn!(error = %e, scheme, "HTTP accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let stop = stop_rx.clone();
+        let Some(permits) = permits(&mine, &pool) else {
+            if acceptor.is_none() {
+                let _ = tcp.try_write(REFUSAL);
+            }
+            drop(tcp);
+            refused += 1;
+            let now = tokio::time::Instant::now();
+            if reported.is_none_or(|t| now.duration_since(t) >= REFUSAL_REPORT) {
+                reported = Some(now);
+                tracing::warn!(
+                    ?addr,
+                    scheme,
+                    refused,
+                    max_connections = limits.max_connections,
+                    pool_free = pool.available_permits(),
+                    "HTTP connection refused: at the connection cap"
+                );
+            }
+            continue;
+        };
+        let (acceptor, router, stop) = (acceptor.clone(), router.clone(), stop_rx.clone());
         connections.spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "HTTPS handshake timed out");
-                    return;
-                }
-            };
-            // As `axum::serve` does for plain HTTP: the peer's address for the handlers.
-            let router = router.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-            serve_connection(stream, router, stop).await;
+            let _permits = permits;
+            serve_accepted(tcp, peer, acceptor, router, limits, stop).await;
         });
     }
     drop(listener);
@@ -82,18 +123,93 @@ pub async fn serve_tls(
     Ok(())
 }
 
-async fn serve_connection<S>(stream: S, router: Router, mut stop: watch::Receiver<bool>)
-where
+/// A permit of the listener and one of the shared pool, or `None` if either is exhausted.
+fn permits(
+    mine: &Arc<Semaphore>,
+    pool: &Arc<Semaphore>,
+) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+    let own = mine.clone().try_acquire_owned().ok()?;
+    let shared = pool.clone().try_acquire_owned().ok()?;
+    Some((own, shared))
+}
+
+async fn serve_accepted(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: Option<TlsAcceptor>,
+    router: Router,
+    limits: HttpLimits,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let activity = Activity::new();
+    let tcp = Tracked {
+        inner: tcp,
+        activity: activity.clone(),
+    };
+    let Some(acceptor) = acceptor else {
+        return serve_connection(tcp, peer, activity, router, limits, stop).await;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => {
+            activity.waiting();
+            serve_connection(stream, peer, activity, router, limits, stop).await
+        }
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+    router: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let service = TowerToHyperService::new(router);
+    let inner = TowerToHyperService::new(router);
+    let requests = activity.clone();
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let in_flight = requests.begin();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let flag = stalled.clone();
+        let mut request = request.map(|b| StallBody::new(b, limits.body_timeout, flag));
+        // As `axum::serve` does: the peer's address for the handlers (password attempts are
+        // throttled by it; the WebSocket fallback logs it).
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let answer = hyper::service::Service::call(&inner, request);
+        async move {
+            let response = answer.await;
+            drop(in_flight);
+            if stalled.load(Ordering::Relaxed) {
+                tracing::debug!(%peer, "HTTP request body stalled; answered 408");
+                return Ok::<_, Infallible>(body_timed_out(limits.body_timeout));
+            }
+            response
+        }
+    });
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
+        // The watchdog below owns the header and idle limits (see `limits`).
+        .header_read_timeout(None::<Duration>)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
+    let watchdog = Watchdog { activity, limits };
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        why = watchdog.expired() => {
+            // Dropping the connection closes the socket; a request in progress is never cut
+            // here (the watchdog only fires with none).
+            let why = match why {
+                Expired::Idle => "idle timeout",
+                Expired::Header => "request head timeout",
+            };
+            tracing::debug!(%peer, why, "HTTP connection closed");
+            return;
+        }
         () = stopped(&mut stop) => {
             // Finish the request in flight (if any), then close.
             conn.as_mut().graceful_shutdown();
@@ -101,8 +217,21 @@ where
         }
     };
     if let Err(e) = result {
-        tracing::debug!(error = %e, "HTTPS connection ended with an error");
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
     }
+}
+
+/// The answer to a request whose body stalled: `408` and a close.
+fn body_timed_out(limit: Duration) -> Response {
+    let mut response = (
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the request body sent nothing for {}s", limit.as_secs_f64()),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {

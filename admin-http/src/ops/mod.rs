@@ -9,9 +9,11 @@
 
 pub mod admin;
 mod https;
+mod limits;
 pub mod metrics;
 
-pub use https::serve_tls;
+pub use https::serve_http;
+pub use limits::HttpLimits;
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

@@ -949,19 +949,30 @@ impl Message {
     }
 }
 
-/// The first four fields of an encoded `Message` when they lead it, all set, as varints.
+/// The first four fields of an encoded `Message` when they lead it, all set, as varints, and
+/// none of them appears again later (a full decode takes a field's last value: a record that
+/// repeats one after another field goes to [`WireHead::decode`], which reads it the same way).
+/// The rest is only skipped over, never parsed: lengths are followed, nothing is allocated.
 fn head_fields(mut buf: &[u8]) -> Option<WireHead> {
-    use prost::encoding::{decode_key, decode_varint, WireType};
+    use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
     let mut f = [0u64; 4];
     while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf).ok()?;
         if !(1..=4).contains(&tag) {
+            skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
             break;
         }
         if wire_type != WireType::Varint {
             return None;
         }
         f[tag as usize - 1] = decode_varint(&mut buf).ok()?;
+    }
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf).ok()?;
+        if (1..=4).contains(&tag) {
+            return None;
+        }
+        skip_field(wire_type, tag, &mut buf, DecodeContext::default()).ok()?;
     }
     f.iter().all(|&v| v != 0).then_some(WireHead {
         message_id: f[0],

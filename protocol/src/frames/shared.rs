@@ -24,18 +24,30 @@ pub struct SharedPush(Arc<Inner>);
 struct Inner {
     frame: w::Frame,
     binary: OnceLock<Bytes>,
+    /// Length of the binary encoding, prefix included.
+    size: u32,
 }
 
 impl SharedPush {
     /// Wraps a push; nothing is encoded yet.
     pub fn new(push: Push) -> SharedPush {
+        let frame = w::Frame {
+            request_id: 0,
+            body: Some(push.into()),
+        };
+        // Measured now (cheap, no encoding): routers bound their queues by it.
+        let size = u32::try_from(crate::codec::LEN_PREFIX + prost::Message::encoded_len(&frame))
+            .unwrap_or(u32::MAX);
         SharedPush(Arc::new(Inner {
-            frame: w::Frame {
-                request_id: 0,
-                body: Some(push.into()),
-            },
+            frame,
             binary: OnceLock::new(),
+            size,
         }))
+    }
+
+    /// Length of [`SharedPush::binary`] in bytes, known without encoding.
+    pub fn size(&self) -> u32 {
+        self.0.size
     }
 
     /// The push as a domain value (a copy: for in-process readers and tests; the encodings
@@ -97,6 +109,11 @@ mod tests {
             "one encoding, seen by every handle"
         );
         assert_eq!(bytes.as_ptr(), shared.binary().as_ptr());
+        assert_eq!(
+            shared.size() as usize,
+            bytes.len(),
+            "size known before encoding"
+        );
         let decoded = ServerFrame::decode(bytes.slice(crate::LEN_PREFIX..)).unwrap();
         assert_eq!(decoded, ServerFrame::Push(push.clone()));
         assert_eq!(shared.push().unwrap(), push);

@@ -149,14 +149,17 @@ impl Core {
         if !self.settings.registration_open() {
             return Err(err(ErrorCode::Forbidden, "registration is closed"));
         }
-        self.check_throttle(source, account.as_str())?;
-        if self
-            .store
-            .user_by_account(account.as_str())
-            .map_err(internal)?
-            .is_some()
-        {
-            return Err(err(ErrorCode::Conflict, "account already exists"));
+        account
+            .check_new()
+            .map_err(|e| err(ErrorCode::InvalidArgument, e.to_string()))?;
+        // Throttled by skeleton: "Alice" and "alice" are one account to an attacker too.
+        self.check_throttle(source, &account.skeleton())?;
+        if self.store.account_name_taken(&account).map_err(internal)? {
+            return Err(err(
+                ErrorCode::Conflict,
+                "account already exists (names differing only in case, separators, 0/o or \
+                 1/l are the same account)",
+            ));
         }
         let hash = self
             .hash_blocking(source, move || {
@@ -195,7 +198,8 @@ impl Core {
     ) -> CoreResult<LoginOutcome> {
         match credential {
             Credential::Password { account, password } => {
-                self.check_throttle(source, account.as_str())?;
+                let skeleton = account.skeleton();
+                self.check_throttle(source, &skeleton)?;
                 let found = self
                     .store
                     .user_by_account(account.as_str())
@@ -214,15 +218,17 @@ impl Core {
                     })
                     .await?;
                 if !ok || found.is_none() {
-                    return Err(self.password_failed(source, account.as_str(), auth_failed()));
+                    return Err(self.password_failed(source, &skeleton, auth_failed()));
                 }
                 // The right password: this source's failures on this account are forgotten.
-                self.throttle().succeeded(source, account.as_str());
+                self.throttle().succeeded(source, &skeleton);
                 match found {
                     Some((_, record)) if record.banned => {
                         Err(err(ErrorCode::Banned, "this account is banned"))
                     }
-                    Some((user, _)) => {
+                    Some((user, record)) => {
+                        // The name the account was made with ("ALICE" logs in as "alice").
+                        let account = Account::try_from(record.account).unwrap_or(account);
                         let outcome = self.issue(user, account, device)?;
                         self.durable().await?;
                         Ok(outcome)
@@ -402,7 +408,7 @@ impl Core {
         }
         // A stolen session guessing the password is throttled like a login, under its user.
         let source = Source::User(me.user);
-        self.check_throttle(source, me.account.as_str())?;
+        self.check_throttle(source, &me.account.skeleton())?;
         let stored = record.password_hash;
         let hash = self
             .hash_blocking(source, move || {
@@ -421,10 +427,10 @@ impl Core {
             .await?
             .ok_or_else(|| {
                 let wrong = err(ErrorCode::AuthFailed, "wrong password");
-                self.password_failed(source, me.account.as_str(), wrong)
+                self.password_failed(source, &me.account.skeleton(), wrong)
             })?
             .map_err(|_| err(ErrorCode::Internal, "internal error"))?;
-        self.throttle().succeeded(source, me.account.as_str());
+        self.throttle().succeeded(source, &me.account.skeleton());
         self.store
             .set_password_hash(me.user, hash)
             .map_err(internal)?;

@@ -290,6 +290,14 @@ impl Core {
         remove: &[UserId],
         key: Option<ClientMsgId>,
     ) -> CoreResult<Option<Pending>> {
+        if add.is_empty() && remove.is_empty() {
+            // Refused before anything is read or written (issue 15: it used to be an event
+            // pushed to every member, with a disk sync).
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "a membership change must add or remove someone",
+            ));
+        }
         let leaving_only = add.is_empty() && remove.iter().all(|u| *u == me.user);
         let (members, my) = self.gate_manage(
             conv,

@@ -236,6 +236,10 @@ impl Core {
         key: Option<ClientMsgId>,
     ) -> CoreResult<Join> {
         let members = self.members_of(conv)?;
+        // A 1:1 conversation or the notices are no group to join, even for their members.
+        if !members.record.group {
+            return Err(err(ErrorCode::NotFound, "no such conversation"));
+        }
         if members.get(me.user).is_some() {
             return Ok(Join::Already { pending: false });
         }

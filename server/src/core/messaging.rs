@@ -304,9 +304,13 @@ impl Core {
         Ok(())
     }
 
-    /// Relays "typing" to the other members' devices. Never stored.
+    /// Relays "typing" to the other members' devices, at most once per sender and
+    /// conversation per `limits.typing_interval_ms` (`typing.rs`). Never stored.
     pub fn typing(&self, me: &Identity, conv: ConversationId) -> CoreResult<()> {
         let (members, _) = self.membership(conv, me.user)?;
+        if !self.typing_admitted(me.user, conv) {
+            return Ok(());
+        }
         let push = SharedPush::new(Push::Typing {
             conversation: conv,
             user: me.user,

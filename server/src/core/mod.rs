@@ -25,6 +25,7 @@ mod settings;
 mod social;
 mod sync;
 mod throttle;
+mod typing;
 mod world;
 
 use std::collections::HashMap;
@@ -74,6 +75,8 @@ pub struct Core {
     throttle: std::sync::Mutex<throttle::Throttle>,
     /// Groups created and members added per account (`group_rate.rs`).
     group_rate: std::sync::Mutex<group_rate::GroupRate>,
+    /// Typing notices relayed per sender and conversation (`typing.rs`).
+    typing_gate: std::sync::Mutex<typing::TypingGate>,
     node: NodeId,
     next_session: AtomicU64,
     /// The sessions' liveness settings, shared by all of them.
@@ -133,7 +136,10 @@ impl Core {
             cfg.limits.commit_batch,
             fanout_tx,
         );
-        let router = Arc::new(Hub::default());
+        let router = Arc::new(Hub::new(crate::router::QueueLimits {
+            frames: cfg.limits.outbound_queue,
+            bytes: cfg.limits.outbound_queue_bytes,
+        }));
         let core = Arc::new(Core::new(store, Arc::new(cfg), committer, router));
         (core, commit_loop, fanout_rx)
     }
@@ -204,6 +210,9 @@ impl Core {
             meeting_failures: meetings::Failures::default(),
             heartbeat,
             group_rate: std::sync::Mutex::new(group_rate),
+            typing_gate: std::sync::Mutex::new(typing::TypingGate::new(
+                std::time::Duration::from_millis(l.typing_interval_ms),
+            )),
             node: NodeId(cfg.node_id),
             store,
             cfg,

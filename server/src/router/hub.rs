@@ -1,9 +1,15 @@
 //! The in-process router: which sessions of this node are online for which user, and delivery
 //! to them. Delivery never waits: a session whose queue is full is marked lagging and told to
 //! sync once it has drained, so a slow consumer can never stall the fan-out.
+//!
+//! A queue is full at [`QueueLimits::frames`] pushes or [`QueueLimits::bytes`] of their binary
+//! encoding, whichever comes first (`limits.outbound_queue` and `limits.outbound_queue_bytes`):
+//! a receiver that does not read holds at most that much, however large the pushes. Nothing is
+//! lost: the messages are in the log, and the lagging session syncs (docs/security.md,
+//! "Smaller limits").
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
 
@@ -28,7 +34,9 @@ pub struct Link {
     queue: Mutex<VecDeque<SharedPush>>,
     waker: AtomicWaker,
     // Packed after the rest: a link is part of every idle connection's memory (128 bytes).
-    capacity: u32,
+    /// Encoded bytes of the queued pushes (changed only under the queue's lock). The limits
+    /// live in the [`Hub`], the same for every link, so a link keeps only this count.
+    bytes: AtomicU32,
     lagging: AtomicBool,
     replaced: AtomicBool,
     signed_out: AtomicBool,
@@ -49,18 +57,13 @@ pub enum LinkEvent {
 }
 
 impl Link {
-    /// A link whose push queue holds at most `capacity` frames.
-    pub fn new(
-        session_id: SessionId,
-        user: UserId,
-        device: DeviceId,
-        capacity: usize,
-    ) -> Arc<Link> {
+    /// A link with an empty push queue (bounded by the limits of the hub it joins).
+    pub fn new(session_id: SessionId, user: UserId, device: DeviceId) -> Arc<Link> {
         Arc::new(Link {
             session_id,
             user,
             device,
-            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
+            bytes: AtomicU32::new(0),
             queue: Mutex::new(VecDeque::new()),
             waker: AtomicWaker::new(),
             lagging: AtomicBool::new(false),
@@ -73,18 +76,22 @@ impl Link {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame without waiting; on a full queue marks the session lagging.
-    fn push(&self, frame: &SharedPush) -> bool {
+    /// Queues a frame without waiting; on a full queue (by frames or bytes) marks the session
+    /// lagging. One push is always taken into an empty queue, however large.
+    fn push(&self, frame: &SharedPush, limits: QueueLimits) -> bool {
         if self.lagging.load(Ordering::Acquire) {
             return false;
         }
         {
             let mut queue = self.queue();
-            if queue.len() >= self.capacity as usize {
+            let bytes = self.bytes.load(Ordering::Relaxed);
+            let after = bytes.saturating_add(frame.size());
+            if queue.len() >= limits.frames || (!queue.is_empty() && after > limits.bytes) {
                 self.lagging.store(true, Ordering::Release);
                 return false;
             }
             queue.push_back(frame.clone());
+            self.bytes.store(after, Ordering::Relaxed);
         }
         self.waker.wake();
         true
@@ -118,18 +125,41 @@ impl Link {
     }
 
     /// Waits until the session is replaced or frames are queued; then appends the binary
-    /// encoding of at most `max` queued pushes to `out`. Cancel-safe: pushes leave the queue
-    /// only in the poll that returns them.
-    pub async fn next_event(&self, out: &mut Vec<u8>, max: usize) -> LinkEvent {
-        self.next_pushes(max, |push| out.extend_from_slice(push.binary()))
-            .await
+    /// encoding of at most `max` queued pushes, and no more once `out` holds `max_bytes`, to
+    /// `out` (at least one push). Cancel-safe: pushes leave the queue only in the poll that
+    /// returns them.
+    ///
+    /// A plain future, not an `async fn` around one: it is part of every awake session's task.
+    pub fn next_event<'a>(
+        &'a self,
+        out: &'a mut Vec<u8>,
+        max: usize,
+        max_bytes: usize,
+    ) -> impl std::future::Future<Output = LinkEvent> + 'a {
+        self.next_pushes_while(max, move |push| {
+            out.extend_from_slice(push.binary());
+            out.len() < max_bytes
+        })
     }
 
     /// Waits until the session is replaced or pushes are queued; then hands at most `max`
     /// queued pushes to `each`, oldest first (adapters that render pushes their own way).
     /// Cancel-safe like [`Link::next_event`].
     pub async fn next_pushes(&self, max: usize, mut each: impl FnMut(SharedPush)) -> LinkEvent {
-        std::future::poll_fn(|cx| {
+        self.next_pushes_while(max, |push| {
+            each(push);
+            true
+        })
+        .await
+    }
+
+    /// [`Link::next_pushes`], stopping early once `each` returns false.
+    fn next_pushes_while<'a>(
+        &'a self,
+        max: usize,
+        mut each: impl FnMut(SharedPush) -> bool + 'a,
+    ) -> impl std::future::Future<Output = LinkEvent> + 'a {
+        std::future::poll_fn(move |cx| {
             self.waker.register(cx.waker());
             if self.is_replaced() {
                 return Poll::Ready(LinkEvent::Replaced);
@@ -141,10 +171,18 @@ impl Link {
             if queue.is_empty() {
                 return Poll::Pending;
             }
-            let n = queue.len().min(max);
-            for push in queue.drain(..n) {
-                each(push);
+            let mut taken: u32 = 0;
+            for _ in 0..max {
+                let Some(push) = queue.pop_front() else {
+                    break;
+                };
+                taken = taken.saturating_add(push.size());
+                if !each(push) {
+                    break;
+                }
             }
+            let left = self.bytes.load(Ordering::Relaxed).saturating_sub(taken);
+            self.bytes.store(left, Ordering::Relaxed);
             let drained = queue.is_empty();
             if drained && queue.capacity() > 0 {
                 // Drained: give the memory back instead of keeping it for an idle session.
@@ -152,7 +190,6 @@ impl Link {
             }
             Poll::Ready(LinkEvent::Frames { drained })
         })
-        .await
     }
 
     /// Clears the lagging mark if the queue is empty; true if it was set (the session must then
@@ -166,6 +203,24 @@ impl Link {
     /// Call only once the queue has been drained, so the sync covers everything dropped.
     pub fn take_lagging(&self) -> bool {
         self.lagging.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// How much a session's push queue holds before the session is marked lagging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Pushes (`limits.outbound_queue`).
+    pub frames: usize,
+    /// Bytes of their binary encoding (`limits.outbound_queue_bytes`).
+    pub bytes: u32,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            frames: 1024,
+            bytes: 2 * 1024 * 1024,
+        }
     }
 }
 
@@ -234,6 +289,7 @@ impl Links {
 #[derive(Debug, Default)]
 pub struct Hub {
     users: RwLock<HashMap<UserId, Links>>,
+    limits: QueueLimits,
     /// Counters.
     pub stats: HubStats,
 }
@@ -304,6 +360,14 @@ impl Router for Hub {
 }
 
 impl Hub {
+    /// A hub whose sessions' push queues are bounded by `limits`.
+    pub fn new(limits: QueueLimits) -> Hub {
+        Hub {
+            limits,
+            ..Hub::default()
+        }
+    }
+
     /// Queues `push` to those sessions of `user` that `wanted` picks.
     fn deliver_where(
         &self,
@@ -316,7 +380,7 @@ impl Hub {
             return false;
         };
         for link in links.as_slice().iter().filter(|l| wanted(l)) {
-            self.count(link.push(push));
+            self.count(link.push(push, self.limits));
         }
         true
     }
@@ -359,7 +423,8 @@ mod tests {
 
     fn drain(link: &Link) -> Vec<u8> {
         let mut out = Vec::new();
-        let event = futures::FutureExt::now_or_never(link.next_event(&mut out, usize::MAX));
+        let event =
+            futures::FutureExt::now_or_never(link.next_event(&mut out, usize::MAX, usize::MAX));
         assert!(matches!(
             event,
             None | Some(LinkEvent::Frames { drained: true })
@@ -369,8 +434,11 @@ mod tests {
 
     #[test]
     fn full_queue_marks_lagging_and_never_blocks() {
-        let hub = Hub::default();
-        let link = Link::new(sid(1), user(1), DeviceId::try_from("a").unwrap(), 2);
+        let hub = Hub::new(QueueLimits {
+            frames: 2,
+            bytes: u32::MAX,
+        });
+        let link = Link::new(sid(1), user(1), DeviceId::try_from("a").unwrap());
         hub.register(link.clone());
         let x = frame(b"x");
         for _ in 0..5 {
@@ -392,18 +460,56 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_is_full_at_its_byte_limit_too() {
+        let big = frame(&[b'x'; 1000]);
+        let size = big.size();
+        let hub = Hub::new(QueueLimits {
+            frames: 1000,
+            bytes: 3 * size,
+        });
+        let link = Link::new(sid(1), user(1), DeviceId::try_from("a").unwrap());
+        hub.register(link.clone());
+        for _ in 0..10 {
+            hub.deliver(user(1), &big, None);
+        }
+        assert_eq!(hub.stats.delivered.load(Ordering::Relaxed), 3);
+        assert_eq!(hub.stats.dropped.load(Ordering::Relaxed), 7);
+        assert_eq!(link.bytes.load(Ordering::Relaxed), 3 * size);
+        // Drained in turns of at most `max_bytes` (at least one push each): the count follows.
+        let mut out = Vec::new();
+        let event = futures::FutureExt::now_or_never(link.next_event(&mut out, 64, 1));
+        assert_eq!(event, Some(LinkEvent::Frames { drained: false }));
+        assert_eq!(out.len(), size as usize);
+        assert_eq!(link.bytes.load(Ordering::Relaxed), 2 * size);
+        assert_eq!(drain(&link).len(), 2 * size as usize);
+        assert_eq!(link.bytes.load(Ordering::Relaxed), 0);
+        assert!(link.take_lagging());
+        // One push larger than the whole limit still goes into an empty queue.
+        let hub = Hub::new(QueueLimits {
+            frames: 1000,
+            bytes: 10,
+        });
+        let link = Link::new(sid(2), user(2), DeviceId::try_from("a").unwrap());
+        hub.register(link.clone());
+        hub.deliver(user(2), &big, None);
+        hub.deliver(user(2), &big, None);
+        assert_eq!(hub.stats.delivered.load(Ordering::Relaxed), 1);
+        assert!(link.take_lagging());
+    }
+
+    #[test]
     fn same_device_replaces_and_except_skips_origin() {
         let hub = Hub::default();
         let dev = DeviceId::try_from("a").unwrap();
-        let l1 = Link::new(sid(1), user(1), dev.clone(), 4);
-        let l2 = Link::new(sid(2), user(1), dev, 4);
-        let l3 = Link::new(sid(3), user(1), DeviceId::try_from("b").unwrap(), 4);
+        let l1 = Link::new(sid(1), user(1), dev.clone());
+        let l2 = Link::new(sid(2), user(1), dev);
+        let l3 = Link::new(sid(3), user(1), DeviceId::try_from("b").unwrap());
         assert!(hub.register(l1.clone()).is_none());
         assert_eq!(hub.register(l2.clone()).unwrap().session_id, sid(1));
         assert!(l1.is_replaced());
         let mut out = Vec::new();
         assert_eq!(
-            futures::FutureExt::now_or_never(l1.next_event(&mut out, 8)),
+            futures::FutureExt::now_or_never(l1.next_event(&mut out, 8, usize::MAX)),
             Some(LinkEvent::Replaced)
         );
         hub.register(l3.clone());

@@ -8,7 +8,7 @@
 
 mod hub;
 
-pub use hub::{Hub, HubStats, Link, LinkEvent};
+pub use hub::{Hub, HubStats, Link, LinkEvent, QueueLimits};
 
 use std::sync::Arc;
 

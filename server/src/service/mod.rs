@@ -125,12 +125,7 @@ impl Service {
     /// adapters that manage the registration themselves, like the binary driver, whose memory
     /// per connection is counted in bytes). Pair with [`Service::close_link`].
     pub fn open_link(&self, id: SessionId, identity: &Identity) -> Arc<Link> {
-        let link = Link::new(
-            id,
-            identity.user,
-            identity.device.clone(),
-            self.core.config().limits.outbound_queue,
-        );
+        let link = Link::new(id, identity.user, identity.device.clone());
         let router = self.core.router();
         let first = router.sessions_of(identity.user) == 0;
         let replaced = router.register(link.clone());

@@ -27,7 +27,7 @@ impl<S: SessionStream> Driver<S> {
             Reply::Now(response) => self.respond(id, response),
             Reply::Later(pending) => {
                 let acks = self.acks.get_or_insert_with(Box::default);
-                acks.push(Box::pin(async move { (id, pending.await) }));
+                acks.push(id, pending);
             }
             Reply::LoggedIn(outcome) => {
                 let response = self.logged_in(outcome);

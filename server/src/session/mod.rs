@@ -6,12 +6,18 @@
 //!
 //! Backpressure: at most `max_inflight_sends` sends may await their durable ack; beyond that the
 //! driver stops reading, so a client can only slow itself down. Pushes arrive on the bounded
-//! queue of the session's [`Link`]; when the fan-out found it full, the session is told to sync
-//! once the queue has drained.
+//! queue of the session's [`Link`] (bounded by pushes and by bytes); when the fan-out found it
+//! full, the session is told to sync once the queue has drained. At most `PUSH_BURST` pushes
+//! and `PUSH_BURST_BYTES` of them move to the write buffer per turn.
+//!
+//! A request whose id is still outstanding (a send awaiting its durable ack) is refused with
+//! `BAD_REQUEST_ID` and not run (`acks.rs`). The login deadline counts from the connection's
+//! accept ([`run_accepted`]), across the TLS or QUIC handshake.
 //!
 //! A logged-in session with nothing to do for `heartbeat.park_after` goes to sleep: the driver
 //! leaves its task and waits in the [`ParkingLot`] until there is work again ([`park`]).
 
+mod acks;
 mod handler;
 pub mod park;
 mod reader;
@@ -19,15 +25,11 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use parley_protocol::frames::{ClientFrame, ErrorInfo, GoAwayReason, Push, Response, ServerFrame};
 use parley_protocol::ids::{RequestId, SessionId};
 use parley_protocol::session::ServerSession;
@@ -40,8 +42,11 @@ use tracing::Instrument;
 
 use crate::router::{Link, LinkEvent};
 use crate::service::Service;
+use acks::Acks;
 pub use park::ParkingLot;
-use reader::FrameReader;
+/// The frame reader, for the fuzz targets (server/fuzz); not an API.
+#[doc(hidden)]
+pub use reader::FrameReader;
 pub use stream::SessionStream;
 
 /// Which transport a connection came in on.
@@ -90,12 +95,13 @@ pub struct Env {
     pub permit: OwnedSemaphorePermit,
 }
 
-type AckFuture = Pin<Box<dyn Future<Output = (RequestId, Response)> + Send>>;
-
 /// How long a final flush (GoAway, close_notify) may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Pushes written per wake-up before other work gets a turn.
 const PUSH_BURST: usize = 64;
+/// Bytes of pushes taken from the queue per wake-up (at least one push): what a receiver that
+/// does not read holds in the write buffer, besides its queue.
+const PUSH_BURST_BYTES: usize = 64 * 1024;
 
 /// Runs one connection to its end. Errors stay here and are logged in the connection's span.
 ///
@@ -107,12 +113,25 @@ pub fn run<S: SessionStream>(
     info: ConnInfo,
     env: Env,
 ) -> impl std::future::Future<Output = ()> + Send {
+    run_accepted(service, stream, info, env, Instant::now())
+}
+
+/// [`run`] for a connection accepted at `accepted` (before its TLS or QUIC handshake): the
+/// login deadline (`heartbeat.login_timeout`) counts from then, so a slow handshake does not
+/// extend it.
+pub fn run_accepted<S: SessionStream>(
+    service: Service,
+    stream: S,
+    info: ConnInfo,
+    env: Env,
+    accepted: Instant,
+) -> impl std::future::Future<Output = ()> + Send {
     let session_id = service.next_session_id();
     service.core().stats.transports[info.transport as usize]
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let now = Instant::now();
     let driver = Box::new(Driver {
-        sm: ServerSession::new(now.into_std(), service.core().heartbeat().clone()),
+        sm: ServerSession::new(accepted.into_std(), service.core().heartbeat().clone()),
         framed: FrameReader::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME)),
         out: Vec::new(),
         session_id,
@@ -138,7 +157,7 @@ struct Driver<S> {
     session_id: SessionId,
     link: Option<Arc<Link>>,
     /// Sends awaiting their durable ack (allocated with the first, dropped when asleep).
-    acks: Option<Box<FuturesUnordered<AckFuture>>>,
+    acks: Option<Box<Acks>>,
     closing: Option<(GoAwayReason, &'static str)>,
     info: ConnInfo,
     env: Env,
@@ -149,17 +168,15 @@ struct Driver<S> {
 /// Pushes for this session (appended to `out`), or news that it was replaced.
 async fn link_event(link: &Option<Arc<Link>>, out: &mut Vec<u8>) -> LinkEvent {
     match link {
-        Some(l) => l.next_event(out, PUSH_BURST).await,
+        Some(l) => l.next_event(out, PUSH_BURST, PUSH_BURST_BYTES).await,
         None => std::future::pending().await,
     }
 }
 
 /// The next durable ack, if any send is waiting for one.
-async fn next_ack(
-    acks: &mut Option<Box<FuturesUnordered<AckFuture>>>,
-) -> Option<(RequestId, Response)> {
+async fn next_ack(acks: &mut Option<Box<Acks>>) -> Option<(RequestId, Response)> {
     match acks {
-        Some(a) if !a.is_empty() => a.next().await,
+        Some(a) if !a.is_empty() => std::future::poll_fn(|cx| a.poll_next(cx)).await,
         _ => std::future::pending().await,
     }
 }
@@ -229,7 +246,7 @@ impl<S: SessionStream> Driver<S> {
             let mut busy = true;
             let mut sleep = false;
             // Every arm is cancel-safe: `FrameReader::next`, `Link::next_event`,
-            // `FuturesUnordered::next` and the timers lose nothing when another arm wins.
+            // `Acks::next` and the timers lose nothing when another arm wins.
             tokio::select! {
                 _ = &mut shutdown_wait, if open => {
                     self.begin_close(GoAwayReason::Shutdown, "server shutting down");
@@ -237,9 +254,7 @@ impl<S: SessionStream> Driver<S> {
                 Some((id, response)) = next_ack(&mut self.acks), if self.inflight() > 0 => {
                     self.respond(id, response);
                     // A commit batch completes many acks at once: write them all in one flush.
-                    while let Some(Some((id, response))) =
-                        self.acks.as_mut().and_then(|a| a.next().now_or_never())
-                    {
+                    while let Some((id, response)) = self.acks.as_mut().and_then(|a| a.ready()) {
                         self.respond(id, response);
                     }
                 }
@@ -445,6 +460,26 @@ impl<S: SessionStream> Driver<S> {
                     .and_then(|()| self.sm.admit(&frame.request));
                 if let Err(rejection) = admitted {
                     self.respond(frame.request_id, Response::Error(rejection.0));
+                    return;
+                }
+                if self
+                    .acks
+                    .as_ref()
+                    .is_some_and(|a| a.holds(frame.request_id))
+                {
+                    // Answered under id 0 (docs/protocol.md, section 3): the outstanding request
+                    // keeps its id and gets its own answer; this one is not run.
+                    tracing::debug!(id = frame.request_id.get(), "request id reused");
+                    self.error(
+                        0,
+                        ErrorInfo::new(
+                            parley_protocol::ErrorCode::BadRequestId,
+                            format!(
+                                "request id {} is still outstanding; the request was not run",
+                                frame.request_id.get()
+                            ),
+                        ),
+                    );
                     return;
                 }
                 self.handle(frame.request_id, frame.request).await;

@@ -302,7 +302,6 @@ mod tests {
             parley_protocol::ids::SessionId::new(parley_protocol::ids::NodeId(0), 1),
             UserId::try_from(1).unwrap(),
             DeviceId::try_from("d").unwrap(),
-            8,
         )
     }
 

@@ -141,6 +141,25 @@ mod tests {
         );
     }
 
+    /// A peer announcing a large frame and sending a little of it makes the reader hold what
+    /// arrived, not the announced length (issue 15: half a frame held ~152 KiB for 90 s).
+    #[tokio::test]
+    async fn a_partial_frame_holds_only_what_arrived() {
+        let (mut tx, rx) = tokio::io::duplex(64 * 1024);
+        let mut reader = FrameReader::new(rx, FrameCodec::new(1 << 20));
+        let mut start = (1u32 << 20).to_be_bytes().to_vec();
+        start.extend_from_slice(&[1u8; 100]);
+        tx.write_all(&start).await.unwrap();
+        let next = futures::FutureExt::now_or_never(reader.next());
+        assert!(next.is_none(), "the frame is incomplete");
+        assert_eq!(reader.partial.len(), 104);
+        assert!(
+            reader.partial.capacity() < 4 * 1024,
+            "holds {} bytes for 104 received",
+            reader.partial.capacity()
+        );
+    }
+
     #[tokio::test]
     async fn oversized_frame_and_truncated_stream_are_errors() {
         let (mut tx, rx) = tokio::io::duplex(64);

@@ -81,8 +81,21 @@ fn device_key(user: UserId, device: &DeviceId) -> Vec<u8> {
     k
 }
 
+/// The key under which `accounts` maps an account's skeleton ([`Account::skeleton`]) to its
+/// user: a 0 byte first, which no account name holds, then the skeleton.
+fn skeleton_key(skeleton: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + skeleton.len());
+    k.push(0);
+    k.extend_from_slice(skeleton.as_bytes());
+    k
+}
+
+/// Marks (in `meta`) a store whose accounts all have their skeleton entries.
+const SKELETONS_INDEXED: &str = "account_skeletons";
+
 impl Store {
-    /// Creates a user; `None` if the account name is taken.
+    /// Creates a user; `None` if the account name is taken, or another account has its
+    /// skeleton ("Alice" when "alice" exists).
     pub fn create_user(&self, account: &Account, record: &UserRecord) -> Result<Option<UserId>> {
         let id = self.generate_id()?;
         let user = UserId::try_from(id).map_err(|e| super::StoreError::Corrupt {
@@ -92,25 +105,100 @@ impl Store {
         // Write the record first: a crash between the two writes leaves an unreachable record,
         // never a name pointing at nothing.
         self.users.insert(u64_key(id), json(record))?;
+        // The skeleton is claimed first: of two names with one skeleton registering at once,
+        // one wins it and the other gives up before claiming its name.
+        let skeleton = skeleton_key(&account.skeleton());
+        let value = keys::id_value(id);
+        let claimed =
+            self.accounts
+                .compare_and_swap(&skeleton, None as Option<&[u8]>, Some(&value[..]))?;
+        if claimed.is_err() {
+            self.users.remove(u64_key(id))?;
+            return Ok(None);
+        }
         let claimed = self.accounts.compare_and_swap(
             account.as_str(),
             None as Option<&[u8]>,
-            Some(&keys::id_value(id)[..]),
+            Some(&value[..]),
         )?;
         if claimed.is_err() {
+            self.accounts.remove(&skeleton)?;
             self.users.remove(u64_key(id))?;
             return Ok(None);
         }
         Ok(Some(user))
     }
 
-    /// Looks a user up by account name.
+    /// True if a new account could not take `account`: the name, or its skeleton, is taken.
+    pub fn account_name_taken(&self, account: &Account) -> Result<bool> {
+        Ok(self.accounts.contains_key(account.as_str())?
+            || self
+                .accounts
+                .contains_key(skeleton_key(&account.skeleton()))?)
+    }
+
+    /// Looks a user up by account name: the exact name first (every account, also one made
+    /// before names were compared by skeleton, is found by the name it was made with), then
+    /// the account holding the name's skeleton, if its name differs from this one only in case
+    /// ("ALICE" finds "alice"; "a.lice" does not).
     pub fn user_by_account(&self, account: &str) -> Result<Option<(UserId, UserRecord)>> {
-        let Some(id) = self.accounts.get(account)? else {
+        if let Some(id) = self.accounts.get(account)? {
+            let user = keys::user_value(&id, "accounts")?;
+            return Ok(self.user(user)?.map(|r| (user, r)));
+        }
+        let Ok(name) = Account::try_from(account) else {
+            return Ok(None);
+        };
+        let Some(id) = self.accounts.get(skeleton_key(&name.skeleton()))? else {
             return Ok(None);
         };
         let user = keys::user_value(&id, "accounts")?;
-        Ok(self.user(user)?.map(|r| (user, r)))
+        Ok(self
+            .user(user)?
+            .filter(|r| r.account.eq_ignore_ascii_case(account))
+            .map(|r| (user, r)))
+    }
+
+    /// Gives every account made before skeletons were kept its skeleton entry, once per data
+    /// directory (at open). Where old accounts share a skeleton ("alice" and "Alice" both
+    /// registered before), the oldest account gets it; the others keep their names and log in
+    /// with them exactly, and no new account can take a name with that skeleton.
+    pub(super) fn index_account_skeletons(&self, meta: &sled::Tree) -> Result<()> {
+        if meta.get(SKELETONS_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        let mut accounts = Vec::new();
+        for kv in self.accounts.iter() {
+            let (k, v) = kv?;
+            if k.first() == Some(&0) {
+                continue;
+            }
+            let Some(name) = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| Account::try_from(s).ok())
+            else {
+                continue;
+            };
+            accounts.push((keys::user_value(&v, "accounts")?, name));
+        }
+        accounts.sort_by_key(|(user, _)| *user);
+        for (user, name) in &accounts {
+            let value = keys::id_value(user.get());
+            // Taken already (by an older account): left as it is.
+            let _ = self.accounts.compare_and_swap(
+                skeleton_key(&name.skeleton()),
+                None as Option<&[u8]>,
+                Some(&value[..]),
+            )?;
+        }
+        meta.insert(SKELETONS_INDEXED, &[1u8][..])?;
+        if !accounts.is_empty() {
+            tracing::info!(
+                accounts = accounts.len(),
+                "account names indexed by skeleton (case and look-alike duplicates are refused)"
+            );
+        }
+        Ok(())
     }
 
     /// Looks a user up by id.
@@ -251,6 +339,60 @@ mod tests {
         assert!(store.create_user(&alice, &rec("alice")).unwrap().is_none());
         assert_eq!(store.user_by_account("alice").unwrap().unwrap().0, id);
         assert!(store.user_by_account("bob").unwrap().is_none());
+    }
+
+    #[test]
+    fn names_with_one_skeleton_are_one_account() {
+        let (_d, store) = temp_store();
+        let name = |s: &str| Account::try_from(s).unwrap();
+        let id = store
+            .create_user(&name("alice"), &rec("alice"))
+            .unwrap()
+            .unwrap();
+        for same in ["Alice", "a.lice", "a1ice"] {
+            assert!(store.account_name_taken(&name(same)).unwrap(), "{same}");
+            assert!(
+                store
+                    .create_user(&name(same), &rec(same))
+                    .unwrap()
+                    .is_none(),
+                "{same}"
+            );
+        }
+        // Found in any case, not by a look-alike with other characters.
+        assert_eq!(store.user_by_account("ALICE").unwrap().unwrap().0, id);
+        assert!(store.user_by_account("a.lice").unwrap().is_none());
+        assert!(!store.account_name_taken(&name("alicia")).unwrap());
+    }
+
+    /// A store from before skeletons: "alice" (older) and "Alice" both exist. Both keep logging
+    /// in by their exact names; the older one gets the skeleton; no third can join them.
+    #[test]
+    fn old_accounts_are_indexed_once_and_keep_their_names() {
+        let (_d, store) = temp_store();
+        let meta = store.db.open_tree("meta").unwrap();
+        meta.remove(SKELETONS_INDEXED).unwrap();
+        let mut ids = Vec::new();
+        for (n, account) in [(5u64, "alice"), (9, "Alice"), (7, "bob")] {
+            store.users.insert(u64_key(n), json(&rec(account))).unwrap();
+            store
+                .accounts
+                .insert(account, &keys::id_value(n)[..])
+                .unwrap();
+            ids.push(UserId::try_from(n).unwrap());
+        }
+        assert!(
+            store.user_by_account("BOB").unwrap().is_none(),
+            "not indexed yet"
+        );
+        store.index_account_skeletons(&meta).unwrap();
+        assert!(meta.get(SKELETONS_INDEXED).unwrap().is_some());
+        assert_eq!(store.user_by_account("alice").unwrap().unwrap().0, ids[0]);
+        assert_eq!(store.user_by_account("Alice").unwrap().unwrap().0, ids[1]);
+        assert_eq!(store.user_by_account("ALICE").unwrap().unwrap().0, ids[0]);
+        assert_eq!(store.user_by_account("BOB").unwrap().unwrap().0, ids[2]);
+        let taken = Account::try_from("aLice").unwrap();
+        assert!(store.create_user(&taken, &rec("aLice")).unwrap().is_none());
     }
 
     #[test]

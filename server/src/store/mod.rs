@@ -8,7 +8,9 @@
 //! | `meta`      | `epoch`                               | epoch, the data directory's identity (u64 BE) |
 //! |             | `bound`                               | present once `messages/IDENTITY` holds the epoch |
 //! |             | `world`                               | world room's id (u64 BE)       |
+//! |             | `account_skeletons`                   | present once every account has its skeleton entry |
 //! | `accounts`  | account name (utf-8)                  | user id (u64 BE)               |
+//! |             | 0, the name's skeleton (utf-8)        | user id holding it (accounts.rs) |
 //! | `users`     | user id                               | [`UserRecord`] (JSON)          |
 //! | `tokens`    | SHA-256 of the token                  | [`TokenRecord`] (JSON)         |
 //! | `devices`   | user id, device id (utf-8)            | [`DeviceTokens`] (JSON)        |
@@ -86,6 +88,8 @@ mod conversations;
 mod cursors;
 mod events;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod invites;
 mod keys;
@@ -291,6 +295,7 @@ impl Store {
             path,
             db,
         };
+        store.index_account_skeletons(&meta)?;
         // Events after the last snapshot may not have reached sled before a crash: apply them
         // again, in log order (applying is idempotent, and a later state in sled converges).
         for event in &replayed_events {

@@ -2,7 +2,10 @@
 //! task (under a timeout, never in the accept loop), and hands a byte stream to the session
 //! driver. No feature logic lives here. Transports depend on `session`, never the reverse.
 
+pub mod budget;
 mod early;
+#[doc(hidden)]
+pub mod fuzzing;
 mod quic;
 mod stream;
 mod supervise;

@@ -29,6 +29,8 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
             incoming.refuse();
             continue;
         };
+        // The login deadline counts from here, over the handshake too.
+        let accepted = tokio::time::Instant::now();
         let peer = incoming.remote_address();
         let service = shared.service.clone();
         let env = shared.env(permit);
@@ -58,7 +60,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
         });
         shared.tracker.spawn(async move {
             let timeout = service.core().config().heartbeat.login_timeout;
-            let opened = tokio::time::timeout(timeout, handshake).await;
+            let opened = tokio::time::timeout_at(accepted + timeout, handshake).await;
             let (conn, send, recv, confirmed) = match opened {
                 Ok(Ok(x)) => x,
                 Ok(Err(e)) => {
@@ -75,7 +77,7 @@ pub async fn serve_quic(endpoint: quinn::Endpoint, shared: Shared) {
                 peer,
             };
             let stream = Gated::new(Duplex { recv, send }, confirmed);
-            session::run(service, stream, info, env).await;
+            session::run_accepted(service, stream, info, env, accepted).await;
             // The driver finished the stream; give the peer a moment to read the last frames
             // (a QUIC close discards undelivered data), then close.
             let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;

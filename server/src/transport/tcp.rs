@@ -63,6 +63,8 @@ pub async fn serve_tcp(
             tracing::info!(failures, transport = transport.name(), "accepting again");
             failures = 0;
         }
+        // The login deadline counts from here, over the handshake too.
+        let accepted = tokio::time::Instant::now();
         let _ = stream.set_nodelay(true);
         let info = ConnInfo { transport, peer };
         let service = shared.service.clone();
@@ -81,8 +83,10 @@ pub async fn serve_tcp(
                 let accept = Box::pin(TlsSocket::accept(stream, config.clone()));
                 shared.tracker.spawn(async move {
                     let timeout = service.core().config().heartbeat.login_timeout;
-                    match tokio::time::timeout(timeout, accept).await {
-                        Ok(Ok(tls)) => session::run(service, tls, info, env).await,
+                    match tokio::time::timeout_at(accepted + timeout, accept).await {
+                        Ok(Ok(tls)) => {
+                            session::run_accepted(service, tls, info, env, accepted).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }

@@ -365,6 +365,56 @@ impl AsyncWrite for TlsSocket {
     }
 }
 
+/// Runs received bytes through a connection's record handling ([`TlsSocket::advance`] and the
+/// early-data gate of [`TlsSocket::readable`]) with no socket: each of `reads` is one read from
+/// the peer; what the connection sends is dropped as if written; once application data may flow,
+/// `reply` is encrypted after each read, and the connection is closed at the end. Returns the
+/// plaintext a session would have read. For the fuzz targets (`transport::fuzzing`).
+pub(super) fn fuzz_reads<'a>(
+    config: Arc<rustls::ServerConfig>,
+    reads: impl IntoIterator<Item = &'a [u8]>,
+    reply: &[u8],
+) -> io::Result<Vec<u8>> {
+    let mut tls = TlsSocket {
+        socket: Socket::Gone,
+        conn: UnbufferedServerConnection::new(config).map_err(tls_error)?,
+        incoming: Vec::new(),
+        plain: Vec::new(),
+        plain_at: 0,
+        released: 0,
+        outgoing: Vec::new(),
+        out_at: 0,
+        peer_closed: false,
+        eof: false,
+        closing: false,
+    };
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for bytes in reads {
+        tls.incoming.extend_from_slice(bytes);
+        let next = tls.advance(Emit::Nothing)?;
+        tls.outgoing = Vec::new();
+        tls.out_at = 0;
+        while !tls.readable().is_empty() {
+            let mut buf = ReadBuf::new(&mut chunk);
+            tls.take_plain(&mut buf);
+            read.extend_from_slice(buf.filled());
+        }
+        match next {
+            Next::Traffic if !reply.is_empty() => {
+                tls.advance(Emit::Data(reply))?;
+            }
+            Next::Closed => break,
+            _ => {}
+        }
+        if tls.peer_closed {
+            break;
+        }
+    }
+    let _ = tls.advance(Emit::CloseNotify);
+    Ok(read)
+}
+
 /// TLS sleeps with rustls' state and keys; the socket leaves the reactor.
 impl SessionStream for TlsSocket {
     fn detach(&mut self) -> Option<io::Result<RawFd>> {
