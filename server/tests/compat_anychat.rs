@@ -947,15 +947,26 @@ async fn private_chat_over_the_websocket_sessions_and_sync() {
     let f = a_ws.until(|v| v["type"] == "message.error").await;
     assert_eq!(f["payload"]["code"], 400);
 
-    // Sessions: both see the conversation; Bob has unread messages.
-    let a = any
-        .expect(0, Method::GET, "/sessions", &[], "", &bob.token, None)
-        .await;
-    let sessions = a.data()["sessions"].as_array().unwrap();
-    let mine = sessions
-        .iter()
-        .find(|x| x["sessionId"] == conv.as_str())
-        .expect("listed");
+    // Sessions: both see the conversation; Bob has unread messages. Bob's own message moves his
+    // read cursor, stored by the cursor writer up to a round (10 ms) after the message
+    // (core::CURSOR_ROUND): on a busy machine the first listing may come before that round.
+    let mut tries = 0;
+    let mine = loop {
+        let a = any
+            .expect(0, Method::GET, "/sessions", &[], "", &bob.token, None)
+            .await;
+        let sessions = a.data()["sessions"].as_array().unwrap();
+        let mine = sessions
+            .iter()
+            .find(|x| x["sessionId"] == conv.as_str())
+            .expect("listed")
+            .clone();
+        tries += 1;
+        if mine["unreadCount"] == 2 || tries == 200 {
+            break mine;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     assert_eq!(mine["sessionType"], "single");
     assert_eq!(mine["targetId"], alice.id.as_str());
     assert_eq!(mine["name"], "Alice");
