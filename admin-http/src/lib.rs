@@ -18,7 +18,6 @@ pub use ops::admin::{AdminAccount, AdminActor, NewAdmin, RuntimeSetting};
 pub use ops::admin::{AdminUser, UserPage, UserQuery};
 pub use ops::admin::{AuditEntry, AuditPage, AuditQuery};
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -186,22 +185,6 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .merge(compat::router(backend.clone()))
         .merge(rest::router(backend))
         .merge(web::router())
-}
-
-/// Serves `router` on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::debug!(?addr, "HTTP side-service listening");
-    // The peer's address reaches handlers as `ConnectInfo` (password attempts are throttled by
-    // it; the WebSocket fallback logs it).
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 #[cfg(test)]

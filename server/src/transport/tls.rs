@@ -117,9 +117,9 @@ fn append<E>(
 }
 
 impl TlsSocket {
-    /// Completes the server side of a handshake on `socket`.
-    pub async fn accept(socket: Socket, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        let mut tls = TlsSocket {
+    /// A connection on `socket` before its handshake.
+    fn new(socket: Socket, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        Ok(TlsSocket {
             socket,
             conn: UnbufferedServerConnection::new(config).map_err(tls_error)?,
             incoming: Vec::new(),
@@ -131,7 +131,12 @@ impl TlsSocket {
             peer_closed: false,
             eof: false,
             closing: false,
-        };
+        })
+    }
+
+    /// Completes the server side of a handshake on `socket`.
+    pub async fn accept(socket: Socket, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
+        let mut tls = TlsSocket::new(socket, config)?;
         loop {
             let next = tls.advance(Emit::Nothing)?;
             std::future::poll_fn(|cx| tls.poll_write_out(cx)).await?;
@@ -375,19 +380,7 @@ pub(super) fn fuzz_reads<'a>(
     reads: impl IntoIterator<Item = &'a [u8]>,
     reply: &[u8],
 ) -> io::Result<Vec<u8>> {
-    let mut tls = TlsSocket {
-        socket: Socket::Gone,
-        conn: UnbufferedServerConnection::new(config).map_err(tls_error)?,
-        incoming: Vec::new(),
-        plain: Vec::new(),
-        plain_at: 0,
-        released: 0,
-        outgoing: Vec::new(),
-        out_at: 0,
-        peer_closed: false,
-        eof: false,
-        closing: false,
-    };
+    let mut tls = TlsSocket::new(Socket::Gone, config)?;
     let mut read = Vec::new();
     let mut chunk = [0u8; 4096];
     for bytes in reads {
