@@ -481,8 +481,12 @@ impl<'a> Window<'a> {
             self.filled -= drop;
             self.base = keep;
             let need = usize::try_from(end - self.base).unwrap_or(usize::MAX);
-            if self.buf.len() < need.max(WINDOW) {
-                self.buf.resize(need.max(WINDOW), 0);
+            // Never more than what is left of the segment (`need` is at most that): a small
+            // segment is not worth zeroing a whole window for.
+            let left = usize::try_from(self.len - self.base).unwrap_or(usize::MAX);
+            let size = need.max(WINDOW.min(left));
+            if self.buf.len() < size {
+                self.buf.resize(size, 0);
             }
             let room = usize::try_from(self.len - self.base)
                 .unwrap_or(usize::MAX)
