@@ -352,15 +352,16 @@ impl Server {
             let rustls = rustls.clone();
             let token = shutdown.clone();
             let (limits, pool) = (cfg.http.limits(), http_pool.clone());
+            let refused = ops.metrics.http_refused(kind);
             listeners.spawn(supervise(name, stop, sup, move || {
                 let l = socket.try_clone().and_then(TcpListener::from_std);
                 let (app, rustls, token) = (app.clone(), rustls.clone(), token.clone());
-                let pool = pool.clone();
+                let (pool, refused) = (pool.clone(), refused.clone());
                 async move {
                     let l = l.map_err(|e| format!("cannot reopen the socket: {e}"))?;
                     let stop = async move { token.cancelled().await };
                     let tls = https.then_some(&*rustls);
-                    parley_admin_http::ops::serve_http(l, app, tls, limits, pool, stop)
+                    parley_admin_http::ops::serve_http(l, app, tls, limits, pool, refused, stop)
                         .await
                         .map_err(|e| format!("HTTP side-service failed: {e}"))
                 }

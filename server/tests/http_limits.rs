@@ -184,35 +184,35 @@ async fn over_the_cap_http_is_refused_and_tls_logins_still_work() {
     // The binary protocol over TLS is not affected.
     let (alice, _events) = server.register(Transport::Tls, "alice").await;
     alice.close().await;
-    // A connection given back makes room again.
+    // A connection given back makes room again; through it, the refusals are counted for
+    // the operator.
     drop(held.pop());
     let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let text = loop {
         let mut s = TcpStream::connect(server.http).await.unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n")
-            .await
-            .unwrap();
-        let got = until_closed_or_answered(&mut s).await;
+        // A refused connection may be closed before the request is written.
+        let _ = s
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+            .await;
+        let got = String::from_utf8(until_closed(&mut s).await).unwrap();
         if got.starts_with("HTTP/1.1 200") {
-            break;
+            break got;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "no room again: {got}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    let refused: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("parley_http_connections_refused_total{scheme=\"http\"} "))
+        .unwrap_or_else(|| panic!("no refusal counter in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(refused >= 1, "refused {refused}");
     server.stop().await;
-}
-
-/// The first bytes of an answer, or `""` if the connection closed without one.
-async fn until_closed_or_answered(s: &mut TcpStream) -> String {
-    let mut buf = [0u8; 512];
-    match tokio::time::timeout(WAIT, s.read(&mut buf)).await {
-        Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-        Ok(Err(_)) => String::new(),
-        Err(_) => panic!("neither answered nor closed"),
-    }
 }
 
 /// The real binary under a small descriptor limit (`ulimit -n`, applied before `exec`), with

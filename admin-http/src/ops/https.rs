@@ -54,12 +54,15 @@ too many connections; retry\r\n";
 /// Serves `router` on `listener` until `shutdown` completes: with TLS when `tls` is given (its
 /// ALPN list is replaced with `http/1.1`; the binary listeners offer the protocol's own), each
 /// connection under `limits` and holding a permit of `pool` (shared by all HTTP listeners).
+/// Each connection refused for want of a permit counts in `refused`
+/// ([`super::metrics::HTTP_REFUSED`], from [`super::Metrics::http_refused`]).
 pub async fn serve_http(
     listener: TcpListener,
     router: Router,
     tls: Option<&ServerConfig>,
     limits: HttpLimits,
     pool: Arc<Semaphore>,
+    refused_total: metrics::Counter,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(|tls| {
@@ -97,6 +100,7 @@ pub async fn serve_http(
             }
             drop(tcp);
             refused += 1;
+            refused_total.increment(1);
             let now = tokio::time::Instant::now();
             if reported.is_none_or(|t| now.duration_since(t) >= REFUSAL_REPORT) {
                 reported = Some(now);

@@ -43,6 +43,9 @@ pub const HTTP_REQUESTS: &str = "parley_http_requests_total";
 /// Time to answer an HTTP request (until the response head; a streamed body goes on after),
 /// by `route` and `method`, in seconds (histogram).
 pub const HTTP_SECONDS: &str = "parley_http_request_duration_seconds";
+/// HTTP connections refused at accept (a listener's cap or the shared descriptor pool was full),
+/// by `scheme` (`http`, `https`) (counter).
+pub const HTTP_REFUSED: &str = "parley_http_connections_refused_total";
 
 /// The `route` label of a request that matched no route (never the raw path: a scanner would
 /// otherwise create a series per path it tries).
@@ -343,6 +346,14 @@ impl Metrics {
             None,
             SharedString::const_str("HTTP requests answered, by route, method and status."),
         );
+        recorder.describe_counter(
+            KeyName::from_const_str(HTTP_REFUSED),
+            None,
+            SharedString::const_str(
+                "HTTP connections refused at accept (a listener's connection cap or the HTTP \
+                 surfaces' share of the descriptor budget was full), by scheme.",
+            ),
+        );
         let keys = FROM_STATS
             .iter()
             .map(|s| Key::from_static_parts(s.name, s.labels))
@@ -377,6 +388,14 @@ impl Metrics {
             }
         }
         self.handle.render()
+    }
+
+    /// The counter of HTTP connections refused at accept for `scheme` (`"http"`/`"https"`),
+    /// handed to each listener's serving loop.
+    pub fn http_refused(&self, scheme: &'static str) -> metrics::Counter {
+        let labels = vec![Label::new("scheme", SharedString::const_str(scheme))];
+        self.recorder
+            .register_counter(&Key::from_parts(HTTP_REFUSED, labels), &META)
     }
 
     /// Wraps `router` (apply it last, over every route) so each request is counted by route
