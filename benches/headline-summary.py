@@ -37,8 +37,7 @@ FIGURES = {
     "G": ("fan-out, 1,000 members, 10 senders: deliveries/s, µs CPU/delivery",
           lambda j: (get(j, "throughput", "deliveries_per_s"), get(j, "cpu", "server_cpu_us_per_unit"))),
     "I": ("idle TCP, 2,000: KiB per connection cold / warm",
-          lambda j: (get(j, "memory", "kib_per_connection") or get(j, "kib_per_connection"),
-                     get(j, "memory", "kib_per_connection_warm") or get(j, "kib_per_connection_warm"))),
+          lambda j: (find(j, "kib_per_connection"), find(j, "kib_per_connection_warm"))),
 }
 
 
@@ -85,10 +84,7 @@ for f, (label, pick) in FIGURES.items():
             if j is None:
                 runs.append(None)
                 continue
-            if f == "I":
-                runs.append((find(j, "kib_per_connection"), find(j, "kib_per_connection_warm")))
-            else:
-                runs.append(pick(j))
+            runs.append(pick(j))
             if not j.get("ok", False):
                 print(f"!! {os.path.basename(path)}: ok is false", file=sys.stderr)
         good = [r for r in runs if r and all(v is not None for v in r)]

@@ -488,9 +488,7 @@ impl<'a> Window<'a> {
             if self.buf.len() < size {
                 self.buf.resize(size, 0);
             }
-            let room = usize::try_from(self.len - self.base)
-                .unwrap_or(usize::MAX)
-                .min(self.buf.len());
+            let room = left.min(self.buf.len());
             let got = read_at_most(
                 self.file,
                 &mut self.buf[self.filled..room],
