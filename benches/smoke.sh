@@ -56,6 +56,7 @@ if ! grep -q '"search_enabled":false' "$out/search-off-tcp.json"; then
   exit 1
 fi
 run fsync-probe fsync-probe --dir "$out"
+run floor floor --dir "$out"
 
 # The HTTP scripts (benches/http/) against a server started here: tiny sizes, a 1 s wrk run.
 # They fail on any non-2xx answer or a corrupted download.

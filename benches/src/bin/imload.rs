@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use parley_benches::scenario::{
-    catchup, chat, convlist, download, fanout, grow, idle, probe, search, storm, Common,
+    catchup, chat, convlist, download, fanout, floor, grow, idle, probe, search, storm, Common,
 };
 use parley_benches::stats::print_human;
 
@@ -48,6 +48,12 @@ enum Scenario {
     Search(search::SearchArgs),
     /// Latency of append + fdatasync on a directory's disk (the floor under every commit).
     FsyncProbe(probe::ProbeArgs),
+    /// The floor of a durable relay on this machine: `chat`'s shape at a fixed rate against a
+    /// minimal one-thread server that acks and forwards only after one `fdatasync` per batch.
+    Floor(floor::FloorArgs),
+    /// The floor server itself (started by `floor`).
+    #[command(hide = true)]
+    FloorServer(floor::FloorServerArgs),
     /// One file fetched over plain HTTP by a client that is not the bottleneck: MB/s.
     Download(download::DownloadArgs),
 }
@@ -64,7 +70,10 @@ impl Scenario {
             Scenario::Grow(a) => Some(&a.common),
             Scenario::Convlist(a) => Some(&a.common),
             Scenario::Search(a) => Some(&a.common),
-            Scenario::FsyncProbe(_) | Scenario::Download(_) => None,
+            Scenario::FsyncProbe(_)
+            | Scenario::Download(_)
+            | Scenario::Floor(_)
+            | Scenario::FloorServer(_) => None,
         }
     }
 }
@@ -123,6 +132,14 @@ async fn run(cli: Cli) -> anyhow::Result<Option<(serde_json::Value, bool)>> {
         Scenario::FsyncProbe(a) => {
             let json = a.json;
             Some((probe::run(a).await?, json))
+        }
+        Scenario::Floor(a) => {
+            let json = a.json;
+            Some((floor::run(a).await?, json))
+        }
+        Scenario::FloorServer(a) => {
+            tokio::task::spawn_blocking(move || floor::serve(a)).await??;
+            None
         }
         Scenario::Download(a) => {
             let json = a.json;

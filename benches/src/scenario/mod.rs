@@ -6,6 +6,7 @@ pub mod chat;
 pub mod convlist;
 pub mod download;
 pub mod fanout;
+pub mod floor;
 pub mod grow;
 pub mod idle;
 pub mod probe;
