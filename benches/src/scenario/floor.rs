@@ -192,13 +192,18 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
         }));
     }
     tokio::time::sleep_until(measure_from).await;
-    let (cpu0, at0, got0) = (
+    let (cpu0, gen0, at0, got0) = (
         procfs::cpu_us(&pid.to_string(), false)?,
+        procfs::self_cpu_us(),
         Instant::now(),
         delivered.load(Ordering::Relaxed),
     );
     tokio::time::sleep_until(end).await;
-    let (cpu1, at1) = (procfs::cpu_us(&pid.to_string(), false)?, Instant::now());
+    let (cpu1, gen1, at1) = (
+        procfs::cpu_us(&pid.to_string(), false)?,
+        procfs::self_cpu_us(),
+        Instant::now(),
+    );
     // The last sends' acks and pushes: they follow within milliseconds.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got1 = delivered.load(Ordering::Relaxed);
@@ -229,6 +234,7 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
         "throughput": { "delivered_per_s": round3(messages as f64 / secs) },
         "latency": { "send_to_deliver": deliver.summary(), "send_to_durable_ack": ack.summary() },
         "cpu": { "server_cores": round3(cpu / 1e6 / secs),
+                 "generator_cores": round3(gen1.saturating_sub(gen0) as f64 / 1e6 / secs),
                  "server_cpu_us_per_unit": round3(cpu / messages.max(1) as f64) },
         "integrity": { "sent": sent, "acked": acked, "lost": lost, "duplicates": dups },
         "server_counters": counters,
