@@ -12,16 +12,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use parley_client::{Client, Transport};
-use parley_protocol::frames::{
-    ContentType, Message, PeerRef, Request, Response, SendAck, SendRequest, SyncRequest,
-};
+use parley_client::Transport;
+use parley_protocol::frames::{ContentType, Message, PeerRef, SendAck, SendRequest};
 use parley_protocol::ids::{ClientMsgId, ConversationId, DeviceId, Seq, UserId};
 use parley_protocol::ErrorCode;
 use parley_server::store::{is_out_of_space, CommitItem, Store, StoreError};
 
 use common::binary::ServerProcess;
-use common::{code, http_get, WAIT};
+use common::{code, http_get, sync_conversation, WAIT};
 
 /// A tmpfs mounted on a fresh temp directory, unmounted when dropped.
 struct Mount {
@@ -117,29 +115,6 @@ fn text(conv: ConversationId, cmid: &str, body: &str) -> SendRequest {
     }
 }
 
-/// Every message of `conv` from the start, by sync pages.
-async fn read_all(client: &Client, epoch: u64, conv: ConversationId) -> Vec<Message> {
-    let mut out: Vec<Message> = Vec::new();
-    loop {
-        let at = out.last().map_or(Seq::ZERO, |m| m.seq);
-        let request = SyncRequest {
-            epoch,
-            positions: vec![(conv, at)],
-            limit: 100,
-            from_conversation: None,
-        };
-        let page = match client.request(Request::Sync(request)).await {
-            Ok(Response::Sync(page)) => page,
-            other => panic!("sync: {other:?}"),
-        };
-        let before = out.len();
-        out.extend(page.messages.into_iter().filter(|m| m.conversation == conv));
-        if !page.has_more && out.len() == before {
-            return out;
-        }
-    }
-}
-
 fn metric(body: &str, class: &str) -> Option<String> {
     let key = format!("parley_store_degraded{{class=\"{class}\"}} ");
     body.lines()
@@ -208,7 +183,10 @@ async fn a_full_disk_refuses_writes_retryably_then_the_server_recovers_without_a
     // Liveness is not readiness.
     assert!(http_get(server.http, "/health").await.contains("ok"));
     // Reads still work.
-    assert_eq!(read_all(&bob, epoch, conv).await.len(), acked.len());
+    assert_eq!(
+        sync_conversation(&bob, epoch, conv).await.len(),
+        acked.len()
+    );
     // One line for the state change, not one per refused request.
     let refused_again = alice.send_request(text(conv, "during-1", "during-1")).await;
     assert_eq!(code(refused_again), ErrorCode::RateLimited);
@@ -256,7 +234,7 @@ async fn a_full_disk_refuses_writes_retryably_then_the_server_recovers_without_a
     assert_eq!((again.seq, again.message_id), (first.seq, first.message_id));
 
     // Every acknowledged message is there exactly once, in gapless seqs, read back by sync.
-    let stored = read_all(&bob, epoch, conv).await;
+    let stored = sync_conversation(&bob, epoch, conv).await;
     let seqs: Vec<u64> = stored.iter().map(|m| m.seq.get()).collect();
     let want: Vec<u64> = (1..=acked.len() as u64).collect();
     assert_eq!(seqs, want, "gapless seqs, nothing lost or doubled");

@@ -19,7 +19,7 @@ use std::process::Output;
 
 use bytes::Bytes;
 use parley_client::{Client, Transport};
-use parley_protocol::frames::{ContentType, PeerRef, Request, Response, SendRequest, SyncRequest};
+use parley_protocol::frames::{ContentType, PeerRef, SendRequest};
 use parley_protocol::ids::{ClientMsgId, ConversationId, Seq};
 
 use common::binary::{run_to_exit, ServerProcess};
@@ -124,30 +124,11 @@ fn text(conv: ConversationId, cmid: &str) -> SendRequest {
 /// Every message of `conv`'s contents, by sync pages.
 async fn contents(client: &Client, conv: ConversationId) -> Vec<String> {
     let epoch = client.login_result().epoch;
-    let mut out: Vec<(Seq, String)> = Vec::new();
-    loop {
-        let at = out.last().map_or(Seq::ZERO, |m| m.0);
-        let request = SyncRequest {
-            epoch,
-            positions: vec![(conv, at)],
-            limit: 100,
-            from_conversation: None,
-        };
-        let page = match client.request(Request::Sync(request)).await {
-            Ok(Response::Sync(page)) => page,
-            other => panic!("sync: {other:?}"),
-        };
-        let before = out.len();
-        out.extend(
-            page.messages
-                .into_iter()
-                .filter(|m| m.conversation == conv)
-                .map(|m| (m.seq, String::from_utf8_lossy(&m.content).into_owned())),
-        );
-        if !page.has_more && out.len() == before {
-            return out.into_iter().map(|m| m.1).collect();
-        }
-    }
+    common::sync_conversation(client, epoch, conv)
+        .await
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m.content).into_owned())
+        .collect()
 }
 
 const MESSAGES: usize = 5;

@@ -15,11 +15,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use parley_client::{Client, ClientConfig, Credentials, Transport, Trust};
 use parley_protocol::ids::{Account, DeviceId};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use common::binary::{parse_ready, Ready, BIN, EXIT_WAIT};
+use common::binary::{ready_line, Ready, BIN, EXIT_WAIT};
 use common::{TestServer, WAIT};
 
 /// A short limit, for the timeouts under test.
@@ -241,19 +241,9 @@ async fn start_limited(
         .kill_on_drop(true)
         .spawn()
         .expect("start parley");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(ready) = parse_ready(&line) {
-                return Some(ready);
-            }
-        }
-        None
-    })
-    .await
-    .expect("ready in time")
-    .expect("parley exited before it was ready");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let ready = ready_line(child.stdout.take().unwrap())
+        .await
+        .expect("parley exited before it was ready");
     (child, ready)
 }
 

@@ -17,11 +17,11 @@ use parley_protocol::frames::{ClientFrame, Device, Platform, Request, Response, 
 use parley_protocol::ids::{Account, DeviceId, RequestId};
 use parley_protocol::values::NewPassword;
 use parley_protocol::FrameCodec;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-use common::binary::{parse_ready, Ready, BIN, EXIT_WAIT};
+use common::binary::{ready_line, Ready, BIN, EXIT_WAIT};
 use common::{http_get, WAIT};
 
 /// The binary with every listener on 127.0.0.1:0 and stderr on /dev/full; `nofile` caps its
@@ -47,24 +47,10 @@ async fn start(dir: &std::path::Path, nofile: Option<u32>) -> (Child, Ready) {
         .kill_on_drop(true)
         .spawn()
         .expect("start parley");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(ready) = parse_ready(&line) {
-                return Some(ready);
-            }
-        }
-        None
-    })
-    .await
-    .expect("ready in time");
-    let Some(ready) = ready else {
+    let Some(ready) = ready_line(child.stdout.take().expect("piped stdout")).await else {
         let status = child.wait().await;
         panic!("parley exited before it was ready: {status:?}");
     };
-    // Keep draining stdout so the server never blocks on it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, ready)
 }
 

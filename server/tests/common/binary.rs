@@ -90,6 +90,25 @@ pub fn parse_ready(line: &str) -> Option<Ready> {
     })
 }
 
+/// Reads a spawned server's stdout until its ready line (bounded by [`WAIT`]: a silent server
+/// fails the test), then keeps draining it so the server never blocks on a full pipe. `None`
+/// if the server closed its stdout (exited) before it was ready.
+pub async fn ready_line(stdout: tokio::process::ChildStdout) -> Option<Ready> {
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(ready) = parse_ready(&line) {
+                return Some(ready);
+            }
+        }
+        None
+    })
+    .await
+    .expect("ready in time");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ready
+}
+
 /// A running `parley` process.
 pub struct ServerProcess {
     child: Child,

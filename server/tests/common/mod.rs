@@ -272,3 +272,32 @@ pub fn code<T: std::fmt::Debug>(
         Ok(v) => panic!("expected a refusal, got {v:?}"),
     }
 }
+
+/// Every message of `conv` from its start, read by sync pages of 100 (as a new device would).
+pub async fn sync_conversation(
+    client: &Client,
+    epoch: u64,
+    conv: parley_protocol::ids::ConversationId,
+) -> Vec<Message> {
+    use parley_protocol::frames::{Request, Response, SyncRequest};
+    use parley_protocol::ids::Seq;
+    let mut out: Vec<Message> = Vec::new();
+    loop {
+        let at = out.last().map_or(Seq::ZERO, |m| m.seq);
+        let request = SyncRequest {
+            epoch,
+            positions: vec![(conv, at)],
+            limit: 100,
+            from_conversation: None,
+        };
+        let page = match client.request(Request::Sync(request)).await {
+            Ok(Response::Sync(page)) => page,
+            other => panic!("sync: {other:?}"),
+        };
+        let before = out.len();
+        out.extend(page.messages.into_iter().filter(|m| m.conversation == conv));
+        if !page.has_more && out.len() == before {
+            return out;
+        }
+    }
+}
