@@ -8,7 +8,10 @@
 //!   blocked by `bob`, and has blocked `cat` herself; she has a notices conversation (fred's
 //!   friend request);
 //! - the group `g` is owned by `olga`, with `mia` as manager, `max` and `xav` as plain members,
-//!   a guest account as a member, and `rob`, who joined and left again;
+//!   a guest account as a member, `rob`, who joined and left again, `kim`, who joined and was
+//!   removed by `mia`, and `moe`, a plain member muted (for an hour) by `olga`;
+//! - the group `d`, owned by `olga` with `dan` as a plain member, was disbanded by `olga` after
+//!   she wrote, called and shared a file in it (`dan` stays a member of it);
 //! - `zed` logged in and was then banned through the admin API (his session must be closed).
 //!
 //! Columns (the caller acting on its target):
@@ -23,12 +26,20 @@
 //! | member, removed, manager, owner | max, rob, mia, olga | — | `g` | xav's message in `g` |
 //! | guest | the guest | sam | `g` (it is a member) | xav's message in `g` |
 //! | banned | zed, on a fresh connection (his login is refused) | sam | `g` | xav's message in `g` |
+//! | muted | moe | — | `g` | xav's message in `g` (recall: his own, sent before the mute) |
+//! | disbanded | dan | — | `d` (forward: into his 1:1 with olga) | olga's message in `d` |
+//! | kicked | kim | — | `g` | xav's message in `g` |
 //!
-//! Group roles relate a user to a group, not to another user: for operations on users, on the
-//! caller's own state, on meetings and on sessions, those columns are `n/a` (a co-member is a
-//! stranger to user operations, which the stranger column covers). Operations that end the
-//! caller's session (`Logout`, `ChangePassword`, signing out the current device) run their
-//! `self` and `guest` cells on a fresh session of a throwaway user or guest.
+//! Group roles and states (member, removed, manager, owner, muted, disbanded, kicked) relate a
+//! user to a group, not to another user: for operations on users, on the caller's own state, on
+//! meetings and on sessions, those columns are `n/a` (a co-member is a stranger to user
+//! operations, which the stranger column covers). A muted member reads like any member but
+//! gets `MUTED` on the writes of the write gate (docs/protocol.md section 16); a disbanded
+//! group stays readable to its members and answers every write and management request
+//! `DISBANDED` (section 17, "Disbanding"); a member removed by a manager is in the state of one
+//! who left (`NOT_FOUND`). Operations that end the caller's session (`Logout`,
+//! `ChangePassword`, signing out the current device) run their `self` and `guest` cells on a
+//! fresh session of a throwaway user or guest.
 //!
 //! The table must list exactly the client requests of `Frame`'s `oneof body` in
 //! proto/parley/v1/parley.proto, and every row's request is classified by an exhaustive `match`
@@ -77,9 +88,12 @@ enum Rel {
     Owner,
     Guest,
     Banned,
+    Muted,
+    Disbanded,
+    Kicked,
 }
 
-const RELS: [Rel; 11] = [
+const RELS: [Rel; 14] = [
     Rel::Myself,
     Rel::Friend,
     Rel::Stranger,
@@ -91,6 +105,9 @@ const RELS: [Rel; 11] = [
     Rel::Owner,
     Rel::Guest,
     Rel::Banned,
+    Rel::Muted,
+    Rel::Disbanded,
+    Rel::Kicked,
 ];
 
 /// The answer a cell expects.
@@ -115,6 +132,8 @@ const AF: Want = Want::Err(ErrorCode::AuthFailed);
 const ALI: Want = Want::Err(ErrorCode::AlreadyLoggedIn);
 const CONFLICT: Want = Want::Err(ErrorCode::Conflict);
 const BANNED: Want = Want::Err(ErrorCode::Banned);
+const MU: Want = Want::Err(ErrorCode::Muted);
+const DB: Want = Want::Err(ErrorCode::Disbanded);
 
 /// One operation: its proto field name, the expected answer per relation (in [`RELS`] order),
 /// the request per relation, an optional request that undoes a success (sent by the same
@@ -122,7 +141,7 @@ const BANNED: Want = Want::Err(ErrorCode::Banned);
 /// session because the operation ends the session it runs on.
 struct Row {
     op: &'static str,
-    want: [Want; 11],
+    want: [Want; 14],
     build: fn(&World, Rel) -> Request,
     undo: Option<Undo>,
     fresh: &'static [Rel],
@@ -131,7 +150,7 @@ struct Row {
 /// Undoes a cell's success (`None`: nothing to undo for that relation).
 type Undo = fn(&World, Rel, &Response) -> Option<Request>;
 
-const fn row(op: &'static str, want: [Want; 11], build: fn(&World, Rel) -> Request) -> Row {
+const fn row(op: &'static str, want: [Want; 14], build: fn(&World, Rel) -> Request) -> Row {
     Row {
         op,
         want,
@@ -143,20 +162,24 @@ const fn row(op: &'static str, want: [Want; 11], build: fn(&World, Rel) -> Reque
 
 /// Only the caller itself (its own state, no target), a guest doing the same, and a banned
 /// account (whose login is refused, so it never gets past `UNAUTHENTICATED`).
-const CALLER_ONLY: [Want; 11] = [OK, NA, NA, NA, NA, NA, NA, NA, NA, OK, UN];
+const CALLER_ONLY: [Want; 14] = [OK, NA, NA, NA, NA, NA, NA, NA, NA, OK, UN, NA, NA, NA];
 /// As [`CALLER_ONLY`], refused to guests.
-const CALLER_ONLY_NO_GUESTS: [Want; 11] = [OK, NA, NA, NA, NA, NA, NA, NA, NA, FB, UN];
-/// Reading a conversation: members only (notices and a blocked 1:1 included).
-const READ_CONV: [Want; 11] = [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN];
+const CALLER_ONLY_NO_GUESTS: [Want; 14] = [OK, NA, NA, NA, NA, NA, NA, NA, NA, FB, UN, NA, NA, NA];
+/// Reading a conversation: members only (notices, a blocked 1:1, a muted member and a
+/// disbanded group included).
+const READ_CONV: [Want; 14] = [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN, OK, OK, NF];
 
-// `[self, friend, stranger, blocked, blocking, member, removed, manager, owner, guest, banned]`
+// `[self, friend, stranger, blocked, blocking, member, removed, manager, owner, guest, banned,
+//   muted, disbanded, kicked]`
 const TABLE: &[Row] = &[
     // ---- sessions and accounts (section 4, 21) ----
     // Login-type requests on a logged-in session; a banned account on a fresh connection.
     // Group columns: n/a (a session is the caller's own, whatever groups it is in).
     row(
         "register",
-        [ALI, NA, NA, NA, NA, NA, NA, NA, NA, ALI, CONFLICT],
+        [
+            ALI, NA, NA, NA, NA, NA, NA, NA, NA, ALI, CONFLICT, NA, NA, NA,
+        ],
         |w, r| Request::Register {
             account: account(w.account_of(r)),
             password: NewPassword::try_from(PASSWORD).expect("password"),
@@ -165,7 +188,7 @@ const TABLE: &[Row] = &[
     ),
     row(
         "login",
-        [ALI, NA, NA, NA, NA, NA, NA, NA, NA, ALI, BANNED],
+        [ALI, NA, NA, NA, NA, NA, NA, NA, NA, ALI, BANNED, NA, NA, NA],
         |w, r| Request::Login {
             credential: Credential::Password {
                 account: account(w.account_of(r)),
@@ -179,7 +202,7 @@ const TABLE: &[Row] = &[
     // token: checked after the table).
     row(
         "refresh",
-        [OK, AF, AF, AF, AF, NA, NA, NA, NA, OK, AF],
+        [OK, AF, AF, AF, AF, NA, NA, NA, NA, OK, AF, NA, NA, NA],
         |w, r| Request::Refresh {
             refresh_token: w.refresh[&r].clone(),
             device: device(w.device_of(r)),
@@ -189,14 +212,14 @@ const TABLE: &[Row] = &[
         fresh: &[Rel::Myself, Rel::Guest],
         ..row(
             "logout",
-            [OK, NA, NA, NA, NA, NA, NA, NA, NA, OK, UN],
+            [OK, NA, NA, NA, NA, NA, NA, NA, NA, OK, UN, NA, NA, NA],
             |_, _| Request::Logout,
         )
     },
     // A banned person may still become a new guest: the ban is on the account.
     row(
         "guest_login",
-        [ALI, NA, NA, NA, NA, NA, NA, NA, NA, ALI, OK],
+        [ALI, NA, NA, NA, NA, NA, NA, NA, NA, ALI, OK, NA, NA, NA],
         |_, _| Request::GuestLogin {
             device: device("again"),
             nickname: String::new(),
@@ -218,7 +241,7 @@ const TABLE: &[Row] = &[
         fresh: &[Rel::Myself, Rel::Guest],
         ..row(
             "sign_out_device",
-            [OK, NF, NF, NF, NF, NA, NA, NA, NA, OK, UN],
+            [OK, NF, NF, NF, NF, NA, NA, NA, NA, OK, UN, NA, NA, NA],
             |_, r| {
                 Request::SignOutDevice(
                     DeviceId::try_from(match r {
@@ -236,20 +259,21 @@ const TABLE: &[Row] = &[
     // Allowed before login: a banned account's fresh connection gets its pong.
     row(
         "ping",
-        [OK, NA, NA, NA, NA, NA, NA, NA, NA, OK, OK],
+        [OK, NA, NA, NA, NA, NA, NA, NA, NA, OK, OK, NA, NA, NA],
         |_, _| Request::Ping { client_time_ms: 1 },
     ),
     // ---- messages, cursors, sync (sections 7-10, 16, 18) ----
-    // Notices take no writes; a blocked 1:1 takes none either.
+    // Notices take no writes; a blocked 1:1 takes none either, nor a muted member (`MUTED`)
+    // or a disbanded group (`DISBANDED`).
     row(
         "send",
-        [FB, OK, NF, BL, BL, OK, NF, OK, OK, OK, UN],
+        [FB, OK, NF, BL, BL, OK, NF, OK, OK, OK, UN, MU, DB, NF],
         |w, r| Request::Send(send(w.conv(r), b"hello")),
     ),
-    // Only the sender edits; the write gate (BLOCKED) comes first.
+    // Only the sender edits; the write gate (BLOCKED, MUTED, DISBANDED) comes first.
     row(
         "edit_message",
-        [OK, FB, NF, BL, BL, FB, NF, FB, FB, FB, UN],
+        [OK, FB, NF, BL, BL, FB, NF, FB, FB, FB, UN, MU, DB, NF],
         |w, r| {
             let (conversation, seq) = w.msg(r);
             Request::EditMessage {
@@ -262,14 +286,17 @@ const TABLE: &[Row] = &[
     ),
     // The sender (within the window) or a group's owner and managers; blocks do not apply.
     // Self, manager and owner recall messages of their own (one each: a recall is final).
+    // Muted: moe recalls his own message within the window (mutes do not apply, section 17);
+    // disbanded: the disband check comes before the recall rules.
     row(
         "recall_message",
-        [OK, FB, NF, FB, FB, FB, NF, OK, OK, FB, UN],
+        [OK, FB, NF, FB, FB, FB, NF, OK, OK, FB, UN, OK, DB, NF],
         |w, r| {
             let (conversation, seq) = match r {
                 Rel::Myself => (w.dm_af, w.a_recall),
                 Rel::Manager => (w.g, w.x_recall_mgr),
                 Rel::Owner => (w.g, w.x_recall_owner),
+                Rel::Muted => (w.g, w.mo_recall),
                 _ => w.msg(r),
             };
             Request::RecallMessage {
@@ -281,7 +308,7 @@ const TABLE: &[Row] = &[
     ),
     row(
         "react",
-        [OK, OK, NF, BL, BL, OK, NF, OK, OK, OK, UN],
+        [OK, OK, NF, BL, BL, OK, NF, OK, OK, OK, UN, MU, DB, NF],
         |w, r| {
             let (conversation, seq) = w.msg(r);
             Request::React {
@@ -312,10 +339,11 @@ const TABLE: &[Row] = &[
         conversation: w.conv(r),
     }),
     // Forward a message the caller can read into a conversation it may write to (its 1:1
-    // with fred; `g` for the group columns).
+    // with fred; `g` for the group columns, where a muted member meets the target's write
+    // gate; dan forwards out of the disbanded `d`, still readable, into his 1:1 with olga).
     row(
         "forward_message",
-        [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN],
+        [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN, MU, OK, NF],
         |w, r| {
             let (from, seq) = w.msg(r);
             Request::ForwardMessage {
@@ -329,7 +357,7 @@ const TABLE: &[Row] = &[
     // On second messages, so later rows still see the first ones.
     row(
         "delete_for_me",
-        [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN],
+        [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN, OK, OK, NF],
         |w, r| {
             let (conversation, seq) = w.msg2(r);
             Request::DeleteForMe {
@@ -356,14 +384,14 @@ const TABLE: &[Row] = &[
     // 1:1 conversation (notes to self).
     row(
         "open_direct",
-        [OK, OK, OK, BL, BL, NA, NA, NA, NA, FB, UN],
+        [OK, OK, OK, BL, BL, NA, NA, NA, NA, FB, UN, NA, NA, NA],
         |w, r| Request::OpenDirect(PeerRef::User(w.user(r))),
     ),
     // A group naming the target user: a friend is added, a stranger invited, a blocker
     // refused.
     row(
         "create_group",
-        [OK, OK, OK, BL, OK, NA, NA, NA, NA, FB, UN],
+        [OK, OK, OK, BL, OK, NA, NA, NA, NA, FB, UN, NA, NA, NA],
         |w, r| Request::CreateGroup {
             name: GroupName::try_from("made").expect("name"),
             members: vec![w.user(r)],
@@ -372,7 +400,7 @@ const TABLE: &[Row] = &[
     // Adding sam (invited: he is nobody's friend here): managers and owners only.
     row(
         "change_members",
-        [IA, IA, NF, IA, IA, FB, NF, OK, OK, FB, UN],
+        [IA, IA, NF, IA, IA, FB, NF, OK, OK, FB, UN, FB, DB, NF],
         |w, r| Request::ChangeMembers {
             conversation: w.group_conv(r),
             add: vec![w.sam],
@@ -397,7 +425,7 @@ const TABLE: &[Row] = &[
     }),
     row(
         "update_group",
-        [IA, IA, NF, IA, IA, FB, NF, OK, OK, FB, UN],
+        [IA, IA, NF, IA, IA, FB, NF, OK, OK, FB, UN, FB, DB, NF],
         |w, r| Request::UpdateGroup {
             conversation: w.group_conv(r),
             change: GroupProfileChange {
@@ -419,7 +447,7 @@ const TABLE: &[Row] = &[
         }),
         ..row(
             "set_member_role",
-            [IA, IA, NF, IA, IA, FB, NF, FB, OK, FB, UN],
+            [IA, IA, NF, IA, IA, FB, NF, FB, OK, FB, UN, FB, DB, NF],
             |w, r| Request::SetMemberRole {
                 conversation: w.group_conv(r),
                 user: w.xav,
@@ -440,7 +468,7 @@ const TABLE: &[Row] = &[
         }),
         ..row(
             "mute_member",
-            [IA, IA, NF, IA, IA, FB, NF, OK, OK, FB, UN],
+            [IA, IA, NF, IA, IA, FB, NF, OK, OK, FB, UN, FB, DB, NF],
             |w, r| Request::MuteMember {
                 conversation: w.group_conv(r),
                 user: Some(w.xav),
@@ -452,7 +480,7 @@ const TABLE: &[Row] = &[
     // The owner disbands a group of its own made for this row (`g` must live on).
     row(
         "disband_group",
-        [IA, IA, NF, IA, IA, FB, NF, FB, OK, FB, UN],
+        [IA, IA, NF, IA, IA, FB, NF, FB, OK, FB, UN, FB, DB, NF],
         |w, r| Request::DisbandGroup {
             conversation: match r {
                 Rel::Owner => w.g_disposable,
@@ -463,7 +491,7 @@ const TABLE: &[Row] = &[
     ),
     row(
         "set_group_nickname",
-        [IA, IA, NF, IA, IA, OK, NF, OK, OK, OK, UN],
+        [IA, IA, NF, IA, IA, OK, NF, OK, OK, OK, UN, OK, DB, NF],
         |w, r| Request::SetGroupNickname {
             conversation: w.group_conv(r),
             nickname: "nick".into(),
@@ -477,9 +505,10 @@ const TABLE: &[Row] = &[
         limit: 0,
     }),
     // `g` is private: to non-members it does not exist; members get `pending: false` at once.
+    // A disbanded group answers `JoinGroup` with `DISBANDED` (section 17, "Disbanding").
     row(
         "join_group",
-        [NF, NF, NF, NF, NF, OK, NF, OK, OK, OK, UN],
+        [NF, NF, NF, NF, NF, OK, NF, OK, OK, OK, UN, OK, DB, NF],
         |w, r| Request::JoinGroup {
             conversation: w.group_conv(r),
             message: String::new(),
@@ -490,7 +519,7 @@ const TABLE: &[Row] = &[
     // stopped before (a plain member or a guest may not answer at all).
     row(
         "answer_join_request",
-        [IA, IA, NF, IA, IA, FB, NF, NF, NF, FB, UN],
+        [IA, IA, NF, IA, IA, FB, NF, NF, NF, FB, UN, FB, DB, NF],
         |w, r| Request::AnswerJoinRequest {
             conversation: w.group_conv(r),
             user: w.fred,
@@ -500,7 +529,7 @@ const TABLE: &[Row] = &[
     ),
     row(
         "get_group",
-        [NF, NF, NF, NF, NF, OK, NF, OK, OK, OK, UN],
+        [NF, NF, NF, NF, NF, OK, NF, OK, OK, OK, UN, OK, OK, NF],
         |w, r| Request::GetGroup {
             conversation: w.group_conv(r),
         },
@@ -508,7 +537,7 @@ const TABLE: &[Row] = &[
     // ---- users, friends, blocks (section 19); group columns n/a (module docs) ----
     row(
         "get_profiles",
-        [OK, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN],
+        [OK, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN, NA, NA, NA],
         |w, r| Request::GetProfiles(vec![w.user(r)]),
     ),
     row("update_profile", CALLER_ONLY, |_, _| {
@@ -534,7 +563,7 @@ const TABLE: &[Row] = &[
     // Friend: already friends (answered at once); stranger: a request waits.
     row(
         "add_friend",
-        [IA, OK, OK, BL, BL, NA, NA, NA, NA, FB, UN],
+        [IA, OK, OK, BL, BL, NA, NA, NA, NA, FB, UN, NA, NA, NA],
         |w, r| Request::AddFriend {
             user: w.user(r),
             message: String::new(),
@@ -544,7 +573,7 @@ const TABLE: &[Row] = &[
     // Nobody asked alice (fred's request was answered in the setup).
     row(
         "answer_friend_request",
-        [NF, NF, NF, NF, NF, NA, NA, NA, NA, FB, UN],
+        [NF, NF, NF, NF, NF, NA, NA, NA, NA, FB, UN, NA, NA, NA],
         |w, r| Request::AnswerFriendRequest {
             user: w.user(r),
             accept: true,
@@ -562,13 +591,13 @@ const TABLE: &[Row] = &[
         }),
         ..row(
             "remove_friend",
-            [NF, OK, NF, NF, NF, NA, NA, NA, NA, NF, UN],
+            [NF, OK, NF, NF, NF, NA, NA, NA, NA, NF, UN, NA, NA, NA],
             |w, r| Request::RemoveFriend(w.user(r)),
         )
     },
     row(
         "set_friend_remark",
-        [NF, OK, NF, NF, NF, NA, NA, NA, NA, NF, UN],
+        [NF, OK, NF, NF, NF, NA, NA, NA, NA, NF, UN, NA, NA, NA],
         |w, r| Request::SetFriendRemark {
             user: w.user(r),
             remark: "pal".into(),
@@ -589,7 +618,7 @@ const TABLE: &[Row] = &[
         }),
         ..row(
             "set_blocked",
-            [IA, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN],
+            [IA, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN, NA, NA, NA],
             |w, r| Request::SetBlocked {
                 user: w.user(r),
                 blocked: true,
@@ -605,7 +634,7 @@ const TABLE: &[Row] = &[
     // Anyone may ask about anyone (a blocker shows as offline).
     row(
         "get_presence",
-        [OK, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN],
+        [OK, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN, NA, NA, NA],
         |w, r| Request::GetPresence(vec![w.user(r)]),
     ),
     // An INVITE passes the write gate; a call that starts is cancelled again.
@@ -624,7 +653,7 @@ const TABLE: &[Row] = &[
         }),
         ..row(
             "call_signal",
-            [FB, OK, NF, BL, BL, OK, NF, OK, OK, OK, UN],
+            [FB, OK, NF, BL, BL, OK, NF, OK, OK, OK, UN, MU, DB, NF],
             |w, r| {
                 Request::CallSignal(CallSignal {
                     call: 0,
@@ -642,10 +671,10 @@ const TABLE: &[Row] = &[
     }),
     // Self: alice's call to fred; friend: fred's call to her; stranger: sam's call to fred;
     // blocked: bob's call to her (before the block); group columns: xav's call in `g`, made
-    // after rob left.
+    // after rob left and kim was removed; disbanded: olga's call in `d`, before the disband.
     row(
         "get_call",
-        [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN],
+        [OK, OK, NF, OK, OK, OK, NF, OK, OK, OK, UN, OK, OK, NF],
         |w, r| Request::GetCall { call: w.call(r) },
     ),
     row("set_push_token", CALLER_ONLY, |_, _| {
@@ -660,7 +689,7 @@ const TABLE: &[Row] = &[
     // tests cover the uploader's path.
     row(
         "register_file",
-        [NF, NA, NA, NA, NA, NA, NA, NA, NA, NF, UN],
+        [NF, NA, NA, NA, NA, NA, NA, NA, NA, NF, UN, NA, NA, NA],
         |_, _| Request::RegisterFile {
             upload: UploadToken::try_from("0123456789abcdef0123456789abcdef".to_owned())
                 .expect("token"),
@@ -669,10 +698,11 @@ const TABLE: &[Row] = &[
         },
     ),
     // Private files: the uploader's, or sent in a conversation the caller is a member of
-    // (xav's file sent in `g`; rob left `g` before).
+    // (xav's file sent in `g`; rob left `g` and kim was removed before; olga's file in `d`,
+    // whose members stay members after the disband).
     row(
         "get_file",
-        [OK, NF, NF, NF, NF, OK, NF, OK, OK, OK, UN],
+        [OK, NF, NF, NF, NF, OK, NF, OK, OK, OK, UN, OK, OK, NF],
         |w, r| Request::GetFile(w.file(r)),
     ),
     row("list_files", CALLER_ONLY, |_, _| Request::ListFiles {
@@ -683,7 +713,7 @@ const TABLE: &[Row] = &[
     // The uploader only (alice deletes a file kept for this row).
     row(
         "delete_file",
-        [OK, NF, NF, NF, NF, NF, NF, NF, NF, NF, UN],
+        [OK, NF, NF, NF, NF, NF, NF, NF, NF, NF, UN, NF, NF, NF],
         |w, r| {
             Request::DeleteFile(match r {
                 Rel::Myself => w.file_a_delete,
@@ -704,7 +734,7 @@ const TABLE: &[Row] = &[
     // password she does not give; guest: fred's.
     row(
         "join_meeting",
-        [OK, OK, FB, OK, OK, NA, NA, NA, NA, OK, UN],
+        [OK, OK, FB, OK, OK, NA, NA, NA, NA, OK, UN, NA, NA, NA],
         |w, r| Request::JoinMeeting {
             meeting: w.meeting(r),
             password: String::new(),
@@ -713,7 +743,7 @@ const TABLE: &[Row] = &[
     // The creator only (alice ends a meeting kept for this row).
     row(
         "end_meeting",
-        [OK, FB, FB, FB, FB, NA, NA, NA, NA, FB, UN],
+        [OK, FB, FB, FB, FB, NA, NA, NA, NA, FB, UN, NA, NA, NA],
         |w, r| Request::EndMeeting {
             meeting: match r {
                 Rel::Myself => w.meeting_a_end,
@@ -723,7 +753,7 @@ const TABLE: &[Row] = &[
     ),
     row(
         "get_meeting",
-        [OK, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN],
+        [OK, OK, OK, OK, OK, NA, NA, NA, NA, OK, UN, NA, NA, NA],
         |w, r| Request::GetMeeting {
             meeting: w.meeting(r),
         },
@@ -849,6 +879,8 @@ struct World {
     dm_ac: ConversationId,
     g: ConversationId,
     g_disposable: ConversationId,
+    d: ConversationId,
+    dm_do: ConversationId,
     a_msg: Seq,
     a_msg2: Seq,
     a_recall: Seq,
@@ -864,12 +896,16 @@ struct World {
     x_msg2: Seq,
     x_recall_mgr: Seq,
     x_recall_owner: Seq,
+    mo_recall: Seq,
+    d_msg: Seq,
+    d_msg2: Seq,
     call_a: u64,
     call_f: u64,
     call_sf: u64,
     call_b: u64,
     call_c: u64,
     call_g: u64,
+    call_d: u64,
     file_a: FileId,
     file_a_delete: FileId,
     file_f: FileId,
@@ -877,6 +913,7 @@ struct World {
     file_b: FileId,
     file_c: FileId,
     file_g: FileId,
+    file_d: FileId,
     meeting_a: u64,
     meeting_a_end: u64,
     meeting_f: u64,
@@ -907,6 +944,7 @@ impl World {
             Rel::Stranger => self.dm_sf,
             Rel::Blocked => self.dm_ab,
             Rel::Blocking => self.dm_ac,
+            Rel::Disbanded => self.d,
             _ => self.g,
         }
     }
@@ -923,6 +961,7 @@ impl World {
     fn writable(&self, r: Rel) -> ConversationId {
         match r {
             Rel::Myself | Rel::Friend | Rel::Stranger | Rel::Blocked | Rel::Blocking => self.dm_af,
+            Rel::Disbanded => self.dm_do,
             _ => self.g,
         }
     }
@@ -935,6 +974,7 @@ impl World {
             Rel::Stranger => (self.dm_sf, self.s_msg),
             Rel::Blocked => (self.dm_ab, self.b_msg),
             Rel::Blocking => (self.dm_ac, self.c_msg),
+            Rel::Disbanded => (self.d, self.d_msg),
             _ => (self.g, self.x_msg),
         }
     }
@@ -947,6 +987,7 @@ impl World {
             Rel::Stranger => (self.dm_sf, self.s_msg2),
             Rel::Blocked => (self.dm_ab, self.b_msg2),
             Rel::Blocking => (self.dm_ac, self.c_msg2),
+            Rel::Disbanded => (self.d, self.d_msg2),
             _ => (self.g, self.x_msg2),
         }
     }
@@ -958,6 +999,7 @@ impl World {
             Rel::Stranger => self.call_sf,
             Rel::Blocked => self.call_b,
             Rel::Blocking => self.call_c,
+            Rel::Disbanded => self.call_d,
             _ => self.call_g,
         }
     }
@@ -969,6 +1011,7 @@ impl World {
             Rel::Stranger => self.file_s,
             Rel::Blocked => self.file_b,
             Rel::Blocking => self.file_c,
+            Rel::Disbanded => self.file_d,
             _ => self.file_g,
         }
     }
@@ -1231,6 +1274,9 @@ struct Callers {
     mia: Conn,
     olga: Conn,
     guest: Conn,
+    moe: Conn,
+    dan: Conn,
+    kim: Conn,
 }
 
 impl Callers {
@@ -1244,6 +1290,9 @@ impl Callers {
             Rel::Manager => &mut self.mia,
             Rel::Owner => &mut self.olga,
             Rel::Guest => &mut self.guest,
+            Rel::Muted => &mut self.moe,
+            Rel::Disbanded => &mut self.dan,
+            Rel::Kicked => &mut self.kim,
             Rel::Banned => unreachable!("the banned column runs on fresh connections"),
         }
     }
@@ -1262,12 +1311,15 @@ async fn setup(s: &TestServer) -> (World, Callers) {
     let (mut sam, sid, s_token, s_refresh) = Conn::register(s, "sam").await;
     let (mut bob, b, b_token, b_refresh) = Conn::register(s, "bob").await;
     let (mut cat, c, c_token, c_refresh) = Conn::register(s, "cat").await;
-    let (mut olga, _, _, _) = Conn::register(s, "olga").await;
+    let (mut olga, o, o_token, _) = Conn::register(s, "olga").await;
     let (mut mia, mg, _, _) = Conn::register(s, "mia").await;
     let (mut max, m, _, _) = Conn::register(s, "max").await;
     let (mut rob, rb, _, _) = Conn::register(s, "rob").await;
     let (mut xav, x, x_token, _) = Conn::register(s, "xav").await;
     let (mut zed, z, _, z_refresh) = Conn::register(s, "zed").await;
+    let (mut moe, mo, _, _) = Conn::register(s, "moe").await;
+    let (mut dan, dn, _, _) = Conn::register(s, "dan").await;
+    let (mut kim, ki, _, _) = Conn::register(s, "kim").await;
     // The throwaway user of the rows that end their session.
     Conn::register(s, "tim").await;
     let (mut guest, gu, _, gu_refresh) = Conn::guest(s, "guest-dev").await;
@@ -1337,8 +1389,12 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         .await;
 
     // The group: everyone named is invited (nobody is olga's friend) and accepts.
-    let g = olga.create_group("matrix", vec![mg, m, rb, x, gu]).await;
-    for c in [&mut mia, &mut max, &mut rob, &mut xav, &mut guest] {
+    let g = olga
+        .create_group("matrix", vec![mg, m, rb, x, gu, mo, ki])
+        .await;
+    for c in [
+        &mut mia, &mut max, &mut rob, &mut xav, &mut guest, &mut moe, &mut kim,
+    ] {
         c.join(g).await;
     }
     olga.ok(Request::SetMemberRole {
@@ -1352,6 +1408,14 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         conversation: g,
         add: vec![],
         remove: vec![rb],
+        request_key: None,
+    })
+    .await;
+    // Kim is removed by the manager, like rob before anything below was written.
+    mia.ok(Request::ChangeMembers {
+        conversation: g,
+        add: vec![],
+        remove: vec![ki],
         request_key: None,
     })
     .await;
@@ -1375,6 +1439,27 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         ContentType::File,
         format!(r#"{{"file_id":"{file_g}","name":"x.bin"}}"#).into_bytes(),
     )
+    .await;
+
+    // Dan's group `d`: olga writes, calls and shares a file in it, then disbands it (dan stays
+    // a member). Dan has a 1:1 with olga to forward into.
+    let d = olga.create_group("gone", vec![dn]).await;
+    dan.join(d).await;
+    let d_msg = olga.say(d).await;
+    let d_msg2 = olga.say(d).await;
+    let call_d = olga.ended_call(d).await;
+    let file_d = upload(&http, s, &o_token, "d.bin").await;
+    olga.send_content(
+        d,
+        ContentType::File,
+        format!(r#"{{"file_id":"{file_d}","name":"d.bin"}}"#).into_bytes(),
+    )
+    .await;
+    let dm_do = dan.open_direct(o).await;
+    olga.ok(Request::DisbandGroup {
+        conversation: d,
+        request_key: None,
+    })
     .await;
 
     let meeting_a = alice.meeting("").await;
@@ -1401,6 +1486,16 @@ async fn setup(s: &TestServer) -> (World, Callers) {
     }
     assert!(told, "the banned session got no GoAway before its close");
 
+    // Moe writes one message (his to recall) and is then muted in `g` for an hour.
+    let mo_recall = moe.say(g).await;
+    olga.ok(Request::MuteMember {
+        conversation: g,
+        user: Some(mo),
+        duration_ms: 3_600_000,
+        request_key: None,
+    })
+    .await;
+
     let refresh = HashMap::from([
         (Rel::Myself, a_refresh),
         (Rel::Friend, f_refresh),
@@ -1424,6 +1519,8 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         dm_ac,
         g,
         g_disposable,
+        d,
+        dm_do,
         a_msg,
         a_msg2,
         a_recall,
@@ -1439,12 +1536,16 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         x_msg2,
         x_recall_mgr,
         x_recall_owner,
+        mo_recall,
+        d_msg,
+        d_msg2,
         call_a,
         call_f,
         call_sf,
         call_b,
         call_c,
         call_g,
+        call_d,
         file_a,
         file_a_delete,
         file_f,
@@ -1452,6 +1553,7 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         file_b,
         file_c,
         file_g,
+        file_d,
         meeting_a,
         meeting_a_end,
         meeting_f,
@@ -1467,6 +1569,9 @@ async fn setup(s: &TestServer) -> (World, Callers) {
         mia,
         olga,
         guest,
+        moe,
+        dan,
+        kim,
     };
     (world, callers)
 }
@@ -1529,6 +1634,8 @@ fn placeholder_world() -> World {
         dm_ac: c,
         g: c,
         g_disposable: c,
+        d: c,
+        dm_do: c,
         a_msg: Seq(1),
         a_msg2: Seq(1),
         a_recall: Seq(1),
@@ -1544,12 +1651,16 @@ fn placeholder_world() -> World {
         x_msg2: Seq(1),
         x_recall_mgr: Seq(1),
         x_recall_owner: Seq(1),
+        mo_recall: Seq(1),
+        d_msg: Seq(1),
+        d_msg2: Seq(1),
         call_a: 1,
         call_f: 1,
         call_sf: 1,
         call_b: 1,
         call_c: 1,
         call_g: 1,
+        call_d: 1,
         file_a: f,
         file_a_delete: f,
         file_f: f,
@@ -1557,6 +1668,7 @@ fn placeholder_world() -> World {
         file_b: f,
         file_c: f,
         file_g: f,
+        file_d: f,
         meeting_a: 1,
         meeting_a_end: 1,
         meeting_f: 1,

@@ -240,10 +240,14 @@ impl Core {
         if !members.record.group {
             return Err(err(ErrorCode::NotFound, "no such conversation"));
         }
+        let settings = &members.record.settings;
         if members.get(me.user).is_some() {
+            // A member learns the group is gone rather than that it is in (protocol.md, 17).
+            if settings.disbanded {
+                return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
+            }
             return Ok(Join::Already { pending: false });
         }
-        let settings = &members.record.settings;
         // An invitation admits whatever the group's privacy and policy (`invites.rs`).
         if members.record.group && self.is_invited(conv, me.user)? {
             if settings.disbanded {
