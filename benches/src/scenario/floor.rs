@@ -139,57 +139,48 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
         let (mut deliver, mut ack, delivered) =
             (deliver.recorder(), ack.recorder(), delivered.clone());
         let first = start + period.mul_f64(p as f64 / pairs as f64);
-        tasks.push(tokio::spawn(async move {
-            let (mut acks_in, mut out) = sender.into_split();
-            let sending = async move {
-                let mut ticker = tokio::time::interval_at(first, period);
-                let mut frame = [0u8; FRAME];
-                let mut seq = 0u64;
-                loop {
-                    let t = ticker.tick().await;
-                    if t >= end {
-                        return anyhow::Ok(seq);
-                    }
-                    frame[..8].copy_from_slice(&seq.to_le_bytes());
-                    let ns = base.elapsed().as_nanos() as u64;
-                    frame[8..16].copy_from_slice(&ns.to_le_bytes());
-                    out.write_all(&frame).await?;
-                    seq += 1;
+        let (mut acks_in, mut out) = sender.into_split();
+        let sending = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval_at(first, period);
+            let mut frame = [0u8; FRAME];
+            let mut seq = 0u64;
+            loop {
+                let t = ticker.tick().await;
+                if t >= end {
+                    return anyhow::Ok(seq);
                 }
-            };
-            let acking = async move {
-                let mut buf = [0u8; ACK];
-                let mut acked = 0u64;
-                while acks_in.read_exact(&mut buf).await.is_ok() {
-                    let sent = u64::from_le_bytes(buf[8..16].try_into().unwrap_or_default());
-                    let now = base.elapsed().as_nanos() as u64;
-                    if base + Duration::from_nanos(sent) >= measure_from {
-                        ack.record(now.saturating_sub(sent));
-                    }
-                    acked += 1;
+                frame[..8].copy_from_slice(&seq.to_le_bytes());
+                frame[8..16].copy_from_slice(&ns_since(base).to_le_bytes());
+                out.write_all(&frame).await?;
+                seq += 1;
+            }
+        });
+        let acking = tokio::spawn(async move {
+            let mut buf = [0u8; ACK];
+            let mut acked = 0u64;
+            while acks_in.read_exact(&mut buf).await.is_ok() {
+                let (_, sent) = seq_and_time(&buf);
+                if base + Duration::from_nanos(sent) >= measure_from {
+                    ack.record(ns_since(base).saturating_sub(sent));
                 }
-                acked
-            };
-            let receiving = async move {
-                let mut buf = [0u8; FRAME];
-                let mut seen = SeqSet::default();
-                while receiver.read_exact(&mut buf).await.is_ok() {
-                    let seq = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
-                    let sent = u64::from_le_bytes(buf[8..16].try_into().unwrap_or_default());
-                    let now = base.elapsed().as_nanos() as u64;
-                    if base + Duration::from_nanos(sent) >= measure_from {
-                        deliver.record(now.saturating_sub(sent));
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    seen.insert(seq);
+                acked += 1;
+            }
+            acked
+        });
+        let receiving = tokio::spawn(async move {
+            let mut buf = [0u8; FRAME];
+            let mut seen = SeqSet::default();
+            while receiver.read_exact(&mut buf).await.is_ok() {
+                let (seq, sent) = seq_and_time(&buf);
+                if base + Duration::from_nanos(sent) >= measure_from {
+                    deliver.record(ns_since(base).saturating_sub(sent));
+                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
-                seen
-            };
-            let acker = tokio::spawn(acking);
-            let receiver = tokio::spawn(receiving);
-            let sent = sending.await;
-            (sent, acker, receiver)
-        }));
+                seen.insert(seq);
+            }
+            seen
+        });
+        tasks.push((sending, acking, receiving));
     }
     tokio::time::sleep_until(measure_from).await;
     let (cpu0, gen0, at0, got0) = (
@@ -213,12 +204,11 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
     tokio::io::AsyncReadExt::read_to_string(&mut lines, &mut report).await?;
     let _ = child.wait().await;
     let (mut sent, mut acked, mut lost, mut dups) = (0u64, 0u64, 0u64, 0u64);
-    for t in tasks {
-        let (s, acker, receiver) = t.await?;
-        let s = s?;
+    for (sending, acking, receiving) in tasks {
+        let s = sending.await??;
         sent += s;
-        acked += acker.await?;
-        let seen = receiver.await?;
+        acked += acking.await?;
+        let seen = receiving.await?;
         lost += s.saturating_sub(seen.len());
         dups += seen.duplicates();
     }
@@ -240,6 +230,21 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
         "server_counters": counters,
         "machine": machine(),
     }))
+}
+
+/// Nanoseconds since the generator's start (the send time stamped into each frame).
+fn ns_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A frame's or an ack's seq and send time.
+fn seq_and_time(buf: &[u8]) -> (u64, u64) {
+    let word = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&buf[at..at + 8]);
+        u64::from_le_bytes(b)
+    };
+    (word(0), word(8))
 }
 
 /// One connection of the floor server.

@@ -241,38 +241,26 @@ impl Core {
             return Err(err(ErrorCode::NotFound, "no such conversation"));
         }
         let settings = &members.record.settings;
-        if members.get(me.user).is_some() {
-            // A member learns the group is gone rather than that it is in (protocol.md, 17).
-            if settings.disbanded {
-                return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
-            }
-            return Ok(Join::Already { pending: false });
-        }
+        let member = members.get(me.user).is_some();
         // An invitation admits whatever the group's privacy and policy (`invites.rs`).
-        if members.record.group && self.is_invited(conv, me.user)? {
-            if settings.disbanded {
-                return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
-            }
-            if members.list.len() >= self.member_limit(&members) {
-                return Err(err(ErrorCode::InvalidArgument, "the group is full"));
-            }
-            let event = ConversationEvent::Membership {
-                added: vec![me.user],
-                removed: Vec::new(),
-            };
-            let answer = Answer::Joined { pending: false };
-            let pending = self
-                .commit_event(me, origin, conv, event, key, answer)
-                .await?;
-            return Ok(Join::Committing(pending));
-        }
-        if !members.record.group || !settings.public {
+        let invited = !member && self.is_invited(conv, me.user)?;
+        // A private group stays hidden from everyone else, disbanded or not.
+        if !(member || invited || settings.public) {
             return Err(err(ErrorCode::NotFound, "no such conversation"));
         }
+        // Whoever may see it learns that it is gone, members included (protocol.md, 17).
         if settings.disbanded {
             return Err(err(ErrorCode::Disbanded, "the group was disbanded"));
         }
-        let event = match JoinPolicy::from_wire(settings.join_policy) {
+        if member {
+            return Ok(Join::Already { pending: false });
+        }
+        let policy = if invited {
+            JoinPolicy::Free
+        } else {
+            JoinPolicy::from_wire(settings.join_policy)
+        };
+        let event = match policy {
             JoinPolicy::Free => {
                 if members.list.len() >= self.member_limit(&members) {
                     return Err(err(ErrorCode::InvalidArgument, "the group is full"));
