@@ -122,6 +122,8 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
     let deliver = Latency::default();
     let ack = Latency::default();
     let delivered = Arc::new(AtomicU64::new(0));
+    // Every ack and every delivery, warm-up included: the run ends once they match the sends.
+    let (acks_all, arrived_all) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let period = Duration::from_secs_f64(pairs as f64 / args.rate);
     let start = Instant::now() + Duration::from_millis(200);
     let measure_from = start + Duration::from_secs_f64(warmup);
@@ -138,6 +140,7 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
         sender.write_all(&(2 * p as u32).to_le_bytes()).await?;
         let (mut deliver, mut ack, delivered) =
             (deliver.recorder(), ack.recorder(), delivered.clone());
+        let (acks_all, arrived_all) = (acks_all.clone(), arrived_all.clone());
         let first = start + period.mul_f64(p as f64 / pairs as f64);
         let (mut acks_in, mut out) = sender.into_split();
         let sending = tokio::spawn(async move {
@@ -164,6 +167,7 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
                     ack.record(ns_since(base).saturating_sub(sent));
                 }
                 acked += 1;
+                acks_all.fetch_add(1, Ordering::Relaxed);
             }
             acked
         });
@@ -177,6 +181,7 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
                     delivered.fetch_add(1, Ordering::Relaxed);
                 }
                 seen.insert(seq);
+                arrived_all.fetch_add(1, Ordering::Relaxed);
             }
             seen
         });
@@ -195,18 +200,28 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<Value> {
         procfs::self_cpu_us(),
         Instant::now(),
     );
-    // The last sends' acks and pushes: they follow within milliseconds.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The senders have stopped; wait (at most 30 s) for every ack and delivery of their sends.
+    let mut sent = 0u64;
+    let mut receivers = Vec::with_capacity(tasks.len());
+    for (sending, acking, receiving) in tasks {
+        let s = sending.await??;
+        sent += s;
+        receivers.push((s, acking, receiving));
+    }
+    let settle = Instant::now() + Duration::from_secs(30);
+    while (acks_all.load(Ordering::Relaxed) < sent || arrived_all.load(Ordering::Relaxed) < sent)
+        && Instant::now() < settle
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let got1 = delivered.load(Ordering::Relaxed);
     // Closing stdin asks the server for its counters and ends it; its connections close with it.
     drop(child.stdin.take());
     let mut report = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut lines, &mut report).await?;
     let _ = child.wait().await;
-    let (mut sent, mut acked, mut lost, mut dups) = (0u64, 0u64, 0u64, 0u64);
-    for (sending, acking, receiving) in tasks {
-        let s = sending.await??;
-        sent += s;
+    let (mut acked, mut lost, mut dups) = (0u64, 0u64, 0u64);
+    for (s, acking, receiving) in receivers {
         acked += acking.await?;
         let seen = receiving.await?;
         lost += s.saturating_sub(seen.len());
